@@ -1,15 +1,15 @@
 //! Pascal VOC datasets for the arfpn detector (no tensor dependency).
 //!
-//! - [`annotation`]: VOC XML reading ([`parse_annotation`], `roxmltree`) and writing
+//! - [`annotation`] — VOC XML reading ([`parse_annotation`], `roxmltree`) and writing
 //!   ([`VocAnnotation::to_xml`]); the 1-based → continuous box conversion lives in
 //!   [`coords`] and nowhere else.
-//! - [`labels`]: label sets — the paper's 14 RBC classes ([`LabelSet::rbc14`]), BCCD's
+//! - [`labels`] — label sets — the paper's 14 RBC classes ([`LabelSet::rbc14`]), BCCD's
 //!   three, any user list, or discovered from the annotations.
-//! - [`splits`]: `ImageSets/Main/<split>.txt`.
-//! - [`dataset`]: [`VocDataset`] — validation in [`Mode::Strict`] or [`Mode::Lenient`]
+//! - [`splits`] — `ImageSets/Main/<split>.txt`.
+//! - [`dataset`] — [`VocDataset`] — validation in [`Mode::Strict`] or [`Mode::Lenient`]
 //!   (every problem reported as a [`Problem`], nothing dropped silently), seeded order,
 //!   parallel decoding.
-//! - [`image_io`]: JPEG/PNG/BMP decoding to RGB.
+//! - [`image_io`] — JPEG/PNG/BMP decoding to RGB.
 //!
 //! Boxes are [`arfpn_boxes::BBox`] (continuous corners), classes [`arfpn_boxes::ClassId`]
 //! (foreground only, `0..K`).
