@@ -22,6 +22,7 @@ pub mod image_io;
 pub mod labels;
 pub mod rng;
 pub mod splits;
+pub mod stats;
 
 pub use annotation::{
     parse_annotation, read_annotation, Object, ObjectError, ParsedAnnotation, Sample,
