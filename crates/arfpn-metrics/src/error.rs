@@ -9,6 +9,9 @@ pub enum MetricsError {
     /// A detection is malformed (index into [`crate::Dataset::dets`]).
     #[error("detection #{index}: {reason}")]
     BadDetection { index: usize, reason: String },
+    /// A COCO JSON record is malformed (`record` names it, e.g. `annotations[17]`).
+    #[error("{record}: {reason}")]
+    Json { record: String, reason: String },
     /// An option is out of its domain.
     #[error("invalid option `{option}`: {reason}")]
     BadOption {

@@ -22,6 +22,7 @@
 //! ```
 
 mod coco;
+mod coco_json;
 mod dataset;
 mod error;
 mod iou;
@@ -32,6 +33,7 @@ pub use coco::{
     coco_iou_thresholds, coco_recall_thresholds, evaluate_coco, CocoClassResult, CocoOptions,
     CocoResult, CocoStats,
 };
+pub use coco_json::CocoGt;
 pub use dataset::{Dataset, Detection, GtBox};
 pub use error::MetricsError;
 pub use iou::{coco_iou, voc_iou, BoxConvention, IouComparison};
