@@ -52,11 +52,12 @@ impl Default for CocoOptions {
 }
 
 impl CocoOptions {
-    /// Defaults with the last `maxDets` set to `max_dets` (`[1, 10, max_dets]`), as
-    /// detectron2's `max_dets_per_image`.
+    /// Defaults with the last `maxDets` set to `max_dets`: `[1, 10, max_dets]` (as
+    /// detectron2's `max_dets_per_image`), the smaller caps clamped to `max_dets`.
     pub fn with_max_dets(max_dets: usize) -> Self {
+        let m = max_dets.max(1);
         Self {
-            max_dets: [1, 10, max_dets],
+            max_dets: [1, 10.min(m), m],
             ..Self::default()
         }
     }
