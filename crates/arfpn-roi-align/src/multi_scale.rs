@@ -31,7 +31,7 @@ use candle_core::{DType, Result, Tensor};
 ///     .iter()
 ///     .map(|s| Tensor::zeros((1, 8, 256 / s, 256 / s), DType::F32, &dev))
 ///     .collect::<candle_core::Result<_>>()?;
-/// let boxes = Tensor::new(&[[0f32, 10., 10., 50., 60.], [0., 0., 0., 250., 200.]], &dev)?;
+/// let boxes = Tensor::new(&[[0f32, 10., 10., 50., 60.], [0., 0., 0., 250., 250.]], &dev)?;
 /// assert_eq!(pooler.forward(&feats, &boxes)?.dims(), &[2, 8, 7, 7]);
 /// assert_eq!(pooler.assign_levels(&boxes)?, vec![0, 2]); // strides 4 and 16
 /// # Ok(()) }
