@@ -126,8 +126,11 @@ pub struct AnchorGenerator {
     /// Zero-centred anchors of one location, per level.
     cell_anchors: Vec<Vec<BBox>>,
     offset: f32,
-    cache: Mutex<HashMap<(usize, usize, usize), Arc<Vec<BBox>>>>,
+    cache: Mutex<GridCache>,
 }
+
+/// Anchor grids by `(level, height, width)`.
+type GridCache = HashMap<(usize, usize, usize), Arc<Vec<BBox>>>;
 
 /// Cached grids beyond this count are dropped (multi-scale training makes many sizes).
 const CACHE_LIMIT: usize = 64;
@@ -160,7 +163,9 @@ impl AnchorGenerator {
             ));
         }
         let sizes = config.sizes.resolve("anchors.sizes", names)?;
-        let ratios = config.aspect_ratios.resolve("anchors.aspect_ratios", names)?;
+        let ratios = config
+            .aspect_ratios
+            .resolve("anchors.aspect_ratios", names)?;
         let mut cell_anchors = Vec::with_capacity(names.len());
         for (l, (sizes, ratios)) in sizes.iter().zip(&ratios).enumerate() {
             let bad = |v: &f32| !(v.is_finite() && *v > 0.0);
@@ -173,7 +178,10 @@ impl AnchorGenerator {
             if ratios.is_empty() || ratios.iter().any(bad) {
                 return Err(RpnError::config(
                     "anchors.aspect_ratios",
-                    format!("level `{}`: need finite ratios > 0, got {ratios:?}", names[l]),
+                    format!(
+                        "level `{}`: need finite ratios > 0, got {ratios:?}",
+                        names[l]
+                    ),
                 ));
             }
             let mut cell = Vec::with_capacity(sizes.len() * ratios.len());
@@ -217,7 +225,12 @@ impl AnchorGenerator {
     }
 
     /// All anchors of `level` on a `height × width` grid, in `(y, x, a)` order (cached).
-    pub fn grid_anchors(&self, level: usize, height: usize, width: usize) -> Result<Arc<Vec<BBox>>> {
+    pub fn grid_anchors(
+        &self,
+        level: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Arc<Vec<BBox>>> {
         if level >= self.num_levels() {
             return Err(RpnError::input(
                 "level",
@@ -288,7 +301,7 @@ impl AnchorGenerator {
         Ok(())
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, usize, usize), Arc<Vec<BBox>>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, GridCache> {
         // A poisoned cache only means another thread panicked mid-insert; the map is still valid.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -324,7 +337,10 @@ mod tests {
         // Ratio 4 (h/w): w = 8/2 = 4, h = 16.
         assert_eq!(
             g.cell_anchors(0),
-            &[BBox::new(-4.0, -4.0, 4.0, 4.0), BBox::new(-2.0, -8.0, 2.0, 8.0)]
+            &[
+                BBox::new(-4.0, -4.0, 4.0, 4.0),
+                BBox::new(-2.0, -8.0, 2.0, 8.0)
+            ]
         );
         let a = g.grid_anchors(0, 2, 3).unwrap();
         assert_eq!(a.len(), 2 * 3 * 2);
@@ -334,13 +350,17 @@ mod tests {
         // Offset 0.5 moves centres to the cell centres.
         let c = AnchorConfig { offset: 0.5, ..c };
         let g = AnchorGenerator::new(&c, &names(1), &[4]).unwrap();
-        assert_eq!(g.grid_anchors(0, 1, 1).unwrap()[0], BBox::new(-2.0, -2.0, 6.0, 6.0));
+        assert_eq!(
+            g.grid_anchors(0, 1, 1).unwrap()[0],
+            BBox::new(-2.0, -2.0, 6.0, 6.0)
+        );
     }
 
     #[test]
     fn torchvision_values_without_rounding() {
         // torchvision: size 32, ratio 0.5 -> w = 32/sqrt(.5) = 45.25, h = 22.63.
-        let g = AnchorGenerator::new(&AnchorConfig::torchvision(), &names(5), &[4, 8, 16, 32, 64]).unwrap();
+        let g = AnchorGenerator::new(&AnchorConfig::torchvision(), &names(5), &[4, 8, 16, 32, 64])
+            .unwrap();
         assert_eq!(g.num_anchors_per_location(), vec![3; 5]);
         let b = g.cell_anchors(0)[0];
         assert!((b.width() - 45.254834).abs() < 1e-4 && (b.height() - 22.627417).abs() < 1e-4);
@@ -354,7 +374,11 @@ mod tests {
         assert_eq!(g.num_anchors_per_location(), vec![9; 5]);
         // Every square object 8..=203 px has a square anchor with IoU >= 0.79.
         let squares: Vec<f32> = (0..5)
-            .flat_map(|l| g.cell_anchors(l).iter().filter(|b| (b.width() - b.height()).abs() < 1e-3))
+            .flat_map(|l| {
+                g.cell_anchors(l)
+                    .iter()
+                    .filter(|b| (b.width() - b.height()).abs() < 1e-3)
+            })
             .map(|b| b.width())
             .collect();
         assert_eq!(squares.len(), 15);
@@ -370,9 +394,15 @@ mod tests {
 
     #[test]
     fn level_count_mismatch_is_a_clear_error() {
-        let e = AnchorGenerator::new(&AnchorConfig::default(), &names(4), &[4, 8, 16, 32]).unwrap_err();
+        let e =
+            AnchorGenerator::new(&AnchorConfig::default(), &names(4), &[4, 8, 16, 32]).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("anchors.sizes") && msg.contains("5 per-level") && msg.contains("4 feature"), "{msg}");
+        assert!(
+            msg.contains("anchors.sizes")
+                && msg.contains("5 per-level")
+                && msg.contains("4 feature"),
+            "{msg}"
+        );
         let c = AnchorConfig {
             aspect_ratios: Levels::Each(vec![vec![1.0]; 2]),
             ..AnchorConfig::paper(8.0)
@@ -391,12 +421,15 @@ mod tests {
             ..AnchorConfig::paper(8.0)
         };
         assert!(AnchorGenerator::new(&bad, &names(5), &[4, 8, 16, 32, 64]).is_err());
-        assert!(AnchorGenerator::new(&AnchorConfig::paper(8.0), &names(5), &[4, 8, 0, 32, 64]).is_err());
+        assert!(
+            AnchorGenerator::new(&AnchorConfig::paper(8.0), &names(5), &[4, 8, 0, 32, 64]).is_err()
+        );
     }
 
     #[test]
     fn cache_returns_the_same_grid_and_serde_round_trips() {
-        let g = AnchorGenerator::new(&AnchorConfig::paper(4.0), &names(5), &[4, 8, 16, 32, 64]).unwrap();
+        let g = AnchorGenerator::new(&AnchorConfig::paper(4.0), &names(5), &[4, 8, 16, 32, 64])
+            .unwrap();
         let a = g.grid_anchors(1, 5, 7).unwrap();
         let b = g.grid_anchors(1, 5, 7).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
@@ -405,7 +438,8 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<AnchorConfig>(&json).unwrap(), c);
         let shared: AnchorConfig =
-            serde_json::from_str(r#"{"sizes":[16.0,32.0],"aspect_ratios":[1.0],"offset":0.5}"#).unwrap();
+            serde_json::from_str(r#"{"sizes":[16.0,32.0],"aspect_ratios":[1.0],"offset":0.5}"#)
+                .unwrap();
         assert_eq!(shared.sizes, Levels::All(vec![16.0, 32.0]));
     }
 }

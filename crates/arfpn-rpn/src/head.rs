@@ -102,7 +102,10 @@ impl RpnHead {
         if c != self.in_channels {
             return Err(RpnError::input(
                 "features",
-                format!("map has {c} channels, the RPN head expects {}", self.in_channels),
+                format!(
+                    "map has {c} channels, the RPN head expects {}",
+                    self.in_channels
+                ),
             ));
         }
         let t = self.conv.forward(x)?.relu()?;

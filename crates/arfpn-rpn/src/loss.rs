@@ -70,7 +70,11 @@ pub fn rpn_loss(
         if t.regression.len() != t.sample.positive.len() {
             return Err(RpnError::input(
                 "targets",
-                format!("image {img}: {} regression targets for {} positives", t.regression.len(), t.sample.positive.len()),
+                format!(
+                    "image {img}: {} regression targets for {} positives",
+                    t.regression.len(),
+                    t.sample.positive.len()
+                ),
             ));
         }
         let base = img * r;

@@ -24,16 +24,28 @@ impl ProposalParams {
     /// Checks the ranges; `phase` names the field in errors.
     pub fn validate(&self, phase: &'static str) -> Result<()> {
         if self.pre_nms_top_n == 0 || self.post_nms_top_n == 0 {
-            return Err(RpnError::config(phase, "pre_nms_top_n and post_nms_top_n must be > 0"));
+            return Err(RpnError::config(
+                phase,
+                "pre_nms_top_n and post_nms_top_n must be > 0",
+            ));
         }
         if !(0.0..=1.0).contains(&self.nms_thresh) {
-            return Err(RpnError::config(phase, format!("nms_thresh must be in [0, 1], got {}", self.nms_thresh)));
+            return Err(RpnError::config(
+                phase,
+                format!("nms_thresh must be in [0, 1], got {}", self.nms_thresh),
+            ));
         }
         if !(self.min_size >= 0.0 && self.min_size.is_finite()) {
-            return Err(RpnError::config(phase, format!("min_size must be finite and >= 0, got {}", self.min_size)));
+            return Err(RpnError::config(
+                phase,
+                format!("min_size must be finite and >= 0, got {}", self.min_size),
+            ));
         }
         if !(0.0..=1.0).contains(&self.score_thresh) {
-            return Err(RpnError::config(phase, format!("score_thresh must be in [0, 1], got {}", self.score_thresh)));
+            return Err(RpnError::config(
+                phase,
+                format!("score_thresh must be in [0, 1], got {}", self.score_thresh),
+            ));
         }
         Ok(())
     }

@@ -66,7 +66,10 @@ impl RegionProposalNetwork {
     fn generator(config: &RpnConfig, inputs: &[ShapeSpec]) -> Result<AnchorGenerator> {
         config.validate()?;
         if inputs.is_empty() {
-            return Err(RpnError::config("inputs", "the RPN needs at least one level"));
+            return Err(RpnError::config(
+                "inputs",
+                "the RPN needs at least one level",
+            ));
         }
         let names: Vec<String> = inputs.iter().map(|s| s.name.clone()).collect();
         let strides: Vec<usize> = inputs.iter().map(|s| s.stride).collect();
@@ -145,7 +148,11 @@ impl RegionProposalNetwork {
             if f.tensor.dim(0)? != n {
                 return Err(RpnError::input(
                     "features",
-                    format!("map `{}` has batch {} but the first map has {n}", f.name, f.tensor.dim(0)?),
+                    format!(
+                        "map `{}` has batch {} but the first map has {n}",
+                        f.name,
+                        f.tensor.dim(0)?
+                    ),
                 ));
             }
             let (o, d) = self.head.forward_level(&f.tensor)?.flatten()?;
@@ -197,7 +204,13 @@ impl RegionProposalNetwork {
                 });
                 start = end;
             }
-            result.push(select_proposals(&levels, h as f32, w as f32, &self.coder, params)?);
+            result.push(select_proposals(
+                &levels,
+                h as f32,
+                w as f32,
+                &self.coder,
+                params,
+            )?);
         }
         Ok(result)
     }
@@ -233,7 +246,16 @@ impl RegionProposalNetwork {
         let all_anchors: Vec<BBox> = out.anchors.iter().flat_map(|a| a.iter().copied()).collect();
         let targets: Vec<_> = gt_boxes
             .iter()
-            .map(|gt| rpn_targets(&all_anchors, gt, &self.matcher, &self.sampler, &self.coder, rng))
+            .map(|gt| {
+                rpn_targets(
+                    &all_anchors,
+                    gt,
+                    &self.matcher,
+                    &self.sampler,
+                    &self.coder,
+                    rng,
+                )
+            })
             .collect();
         let losses = rpn_loss(
             &out.objectness,

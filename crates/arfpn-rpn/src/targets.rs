@@ -48,7 +48,10 @@ mod tests {
             BBox::new(0.0, 0.0, 10.0, 9.0),
             BBox::new(50.0, 50.0, 60.0, 60.0),
         ];
-        let gt = [BBox::new(1.0, 0.0, 11.0, 10.0), BBox::new(0.0, 0.0, 0.0, 0.0)];
+        let gt = [
+            BBox::new(1.0, 0.0, 11.0, 10.0),
+            BBox::new(0.0, 0.0, 0.0, 0.0),
+        ];
         let m = Matcher::new(0.7, 0.3, true).unwrap();
         let s = BalancedSampler::new(256, 0.5).unwrap();
         let c = BoxCoder::default();
