@@ -170,8 +170,8 @@ fn head_output_order_matches_anchor_order() {
             for aa in 0..a {
                 let r = (y * w + x) * a + aa;
                 assert_eq!(o[0][r], (aa * 100 + y * 10 + x) as f32);
-                for k in 0..4 {
-                    assert_eq!(d[0][r][k], (aa * 1000 + k * 100 + y * 10 + x) as f32);
+                for (k, v) in d[0][r].iter().enumerate() {
+                    assert_eq!(*v, (aa * 1000 + k * 100 + y * 10 + x) as f32);
                 }
             }
         }
