@@ -23,7 +23,10 @@ pub struct Bottleneck {
 }
 
 impl Bottleneck {
-    pub(crate) fn new(
+    /// Builds the unit under `vb` (torchvision names). `attention` is called with the
+    /// channel count at the insertion point and `vb.pp("attention")`. A projection shortcut
+    /// (`downsample.*`) is added when the stride or the channel count changes.
+    pub fn new(
         in_c: usize,
         planes: usize,
         stride: usize,
@@ -61,7 +64,8 @@ impl Bottleneck {
         })
     }
 
-    pub(crate) fn forward_t(
+    /// Runs the unit; when `maps` is given, the attention maps are appended to it.
+    pub fn forward_t(
         &self,
         x: &Tensor,
         train: bool,

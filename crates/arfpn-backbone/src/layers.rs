@@ -74,7 +74,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     let x = if padding > 0 {
         let (n, c, h, w) = x.dims4()?;
         let neg = |shape: (usize, usize, usize, usize)| -> Result<Tensor> {
-            Tensor::full(f32::MIN, shape, x.device())?.to_dtype(x.dtype())
+            Tensor::full(f32::NEG_INFINITY, shape, x.device())?.to_dtype(x.dtype())
         };
         let x = Tensor::cat(
             &[
@@ -92,7 +92,22 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     } else {
         x.clone()
     };
-    x.max_pool2d_with_stride(kernel, stride)
+    let (_, _, h, w) = x.dims4()?;
+    let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+    let mut out: Option<Tensor> = None;
+    for di in 0..kernel {
+        let rows: Vec<u32> = (0..oh).map(|i| (di + i * stride) as u32).collect();
+        let xr = x.index_select(&Tensor::new(rows.as_slice(), x.device())?, 2)?;
+        for dj in 0..kernel {
+            let cols: Vec<u32> = (0..ow).map(|j| (dj + j * stride) as u32).collect();
+            let v = xr.index_select(&Tensor::new(cols.as_slice(), x.device())?, 3)?;
+            out = Some(match out {
+                Some(o) => o.maximum(&v)?,
+                None => v,
+            });
+        }
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("max_pool2d: kernel 0".into()))
 }
 
 #[derive(Clone, Debug)]

@@ -41,6 +41,8 @@ pub use attention::{
     SpatialAttention,
 };
 pub use backbone::Backbone;
+pub use basic_block::BasicBlock;
+pub use bottleneck::Bottleneck;
 pub use config::{BlockKind, ResNetConfig};
 pub use error::{BackboneError, Result};
 pub use load::{count_parameters, load_safetensors, LoadReport};

@@ -14,7 +14,8 @@ pub struct Stem {
 }
 
 impl Stem {
-    pub(crate) fn new(in_c: usize, out_c: usize, norm: &NormKind, vb: VarBuilder) -> Result<Self> {
+    /// Builds the stem under `vb`: `conv1` (7×7/2, no bias) and `bn1`.
+    pub fn new(in_c: usize, out_c: usize, norm: &NormKind, vb: VarBuilder) -> Result<Self> {
         let cfg = Conv2dConfig {
             stride: 2,
             padding: 3,

@@ -148,7 +148,21 @@ pub(crate) fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean_keepdim(3)?.mean_keepdim(2)
 }
 
-/// Global max pool: `[N, C, H, W] -> [N, C, 1, 1]`.
+/// Global max pool: `[N, C, H, W] -> [N, C, 1, 1]`, with [`max_keepdim_split`]'s gradient.
 pub(crate) fn global_max_pool(x: &Tensor) -> Result<Tensor> {
-    x.max_keepdim(3)?.max_keepdim(2)
+    let (n, c, _, _) = x.dims4()?;
+    max_keepdim_split(&x.flatten_from(2)?, 2)?.reshape((n, c, 1, 1))
+}
+
+/// Maximum over `dim` (kept) whose gradient is split evenly among tied maxima, like torch's
+/// `amax`. candle's `max_keepdim` gives the full gradient to *every* tied element, which
+/// over-counts: ReLU zeros make exact ties common inside residual units (measured: up to
+/// 50% gradient error in a bottleneck with CBAM). The forward value is exactly the maximum.
+pub fn max_keepdim_split(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let m = x.max_keepdim(dim)?.detach();
+    let mask = x.broadcast_eq(&m)?.to_dtype(x.dtype())?;
+    let share = mask.broadcast_div(&mask.sum_keepdim(dim)?)?;
+    let s = (x * share)?.sum_keepdim(dim)?;
+    // m + (s - s) keeps the forward exact while the gradient flows through s.
+    m + (&s - s.detach())?
 }
