@@ -2,9 +2,9 @@
 
 use crate::attention::{Attention, AttentionFactory, AttentionMap};
 use crate::error::Result;
-use crate::layers::{conv2d, Conv2d, Conv2dConfig};
 use crate::norm::{Norm, NormKind};
 use crate::residual::{add_shortcut, apply_attention, Downsample};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 

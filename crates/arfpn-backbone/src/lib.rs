@@ -29,7 +29,6 @@ mod basic_block;
 mod bottleneck;
 mod config;
 mod error;
-mod layers;
 mod load;
 mod norm;
 mod residual;

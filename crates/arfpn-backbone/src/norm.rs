@@ -1,7 +1,7 @@
 //! The normalisation layer of the backbone, chosen by configuration.
 
 use crate::error::{config_err, Result};
-use crate::layers::{
+use arfpn_nn::{
     batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,
 };
 use candle_core::{Module, ModuleT, Tensor};

@@ -2,8 +2,8 @@
 
 use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
-use crate::layers::{conv2d, Conv2d, Conv2dConfig};
 use crate::norm::{Norm, NormKind};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 

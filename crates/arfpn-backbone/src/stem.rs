@@ -1,8 +1,8 @@
 //! The ResNet stem: 7×7/2 convolution, norm, ReLU, 3×3/2 max-pool (stride 4 in total).
 
 use crate::error::Result;
-use crate::layers::{conv2d, max_pool2d, Conv2d, Conv2dConfig};
 use crate::norm::{Norm, NormKind};
+use arfpn_nn::{conv2d, max_pool2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 

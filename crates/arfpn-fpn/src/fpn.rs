@@ -3,7 +3,7 @@
 
 use crate::config::FpnConfig;
 use crate::error::{FpnError, Result};
-use crate::layers::{conv2d, upsample_nearest2x, Conv2d, Conv2dConfig};
+use arfpn_nn::{conv2d, upsample_nearest2x, Conv2d, Conv2dConfig};
 use arfpn_nn::{FeatureMap, FeatureMaps, ShapeSpec};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;

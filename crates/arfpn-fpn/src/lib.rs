@@ -9,7 +9,6 @@ mod backbone_with_fpn;
 mod config;
 mod error;
 mod fpn;
-mod layers;
 mod pad;
 
 pub use backbone_with_fpn::BackboneWithFpn;

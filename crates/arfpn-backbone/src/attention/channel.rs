@@ -1,7 +1,7 @@
 //! Channel attention: squeeze-and-excitation (Hu et al. 2018), the paper's CARU.
 
 use super::{global_avg_pool, Attention, AttentionMap};
-use crate::layers::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 

@@ -1,7 +1,7 @@
 //! Spatial attention (the spatial gate of CBAM, Woo et al. 2018), the paper's S-ARFPN.
 
 use super::{Attention, AttentionMap};
-use crate::layers::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
