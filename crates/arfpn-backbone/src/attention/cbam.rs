@@ -1,0 +1,65 @@
+//! CBAM: channel attention from average- and max-pooled descriptors through a shared MLP, then
+//! spatial attention (Woo et al. 2018), the paper's CSARU.
+
+use super::channel::Mlp;
+use super::{global_avg_pool, global_max_pool, Attention, AttentionMap, SpatialAttention};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// `x' = x * sigmoid(mlp(avgpool(x)) + mlp(maxpool(x)))`, then `y = x' * spatial(x')`.
+///
+/// Parameters: `channel.fc1.*`, `channel.fc2.*` (hidden width `max(C / reduction, 1)`) and
+/// `spatial.conv.*` (see [`SpatialAttention`]).
+#[derive(Clone, Debug)]
+pub struct Cbam {
+    mlp: Mlp,
+    spatial: SpatialAttention,
+}
+
+impl Cbam {
+    pub fn new(
+        channels: usize,
+        reduction: usize,
+        kernel_size: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        if reduction == 0 {
+            candle_core::bail!("Cbam: reduction must be at least 1");
+        }
+        Ok(Self {
+            mlp: Mlp::new(channels, reduction, vb.pp("channel"))?,
+            spatial: SpatialAttention::new(kernel_size, vb.pp("spatial"))?,
+        })
+    }
+
+    /// The channel weights `sigmoid(mlp(avg) + mlp(max))`, shape `[N, C, 1, 1]`.
+    pub fn channel_weights(&self, x: &Tensor) -> Result<Tensor> {
+        let logits =
+            (self.mlp.forward(&global_avg_pool(x)?)? + self.mlp.forward(&global_max_pool(x)?)?)?;
+        candle_nn::ops::sigmoid(&logits)
+    }
+}
+
+impl Attention for Cbam {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_with_maps(x)?.0)
+    }
+
+    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
+        let cw = self.channel_weights(x)?;
+        let xc = x.broadcast_mul(&cw)?;
+        let sw = self.spatial.weights(&xc)?;
+        let y = xc.broadcast_mul(&sw)?;
+        let maps = vec![
+            AttentionMap {
+                name: "channel".into(),
+                tensor: cw,
+            },
+            AttentionMap {
+                name: "spatial".into(),
+                tensor: sw,
+            },
+        ];
+        Ok((y, maps))
+    }
+}

@@ -1,0 +1,79 @@
+//! Channel attention: squeeze-and-excitation (Hu et al. 2018), the paper's CARU.
+
+use super::{global_avg_pool, Attention, AttentionMap};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// The two-layer bottleneck MLP of SE and CBAM, written as 1×1 convolutions on `[N, C, 1, 1]`
+/// descriptors so the weights have torchvision `SqueezeExcitation`'s shapes:
+/// `fc1.weight [C/r, C, 1, 1]`, `fc1.bias`, `fc2.weight [C, C/r, 1, 1]`, `fc2.bias`.
+#[derive(Clone, Debug)]
+pub(crate) struct Mlp {
+    fc1: Conv2d,
+    fc2: Conv2d,
+}
+
+impl Mlp {
+    pub(crate) fn new(channels: usize, reduction: usize, vb: VarBuilder) -> Result<Self> {
+        let hidden = ChannelAttention::hidden_channels(channels, reduction);
+        let cfg = Conv2dConfig::default();
+        Ok(Self {
+            fc1: conv2d(channels, hidden, 1, cfg, true, vb.pp("fc1"))?,
+            fc2: conv2d(hidden, channels, 1, cfg, true, vb.pp("fc2"))?,
+        })
+    }
+
+    /// `fc2(relu(fc1(d)))` for a `[N, C, 1, 1]` descriptor (pre-sigmoid logits).
+    pub(crate) fn forward(&self, d: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(d)?.relu()?)
+    }
+}
+
+/// Squeeze-and-excitation: `y = x * sigmoid(fc2(relu(fc1(avgpool(x)))))`.
+///
+/// The hidden width is `max(C / reduction, 1)`. Parameters: `fc1.{weight,bias}`,
+/// `fc2.{weight,bias}` (as torchvision's `SqueezeExcitation`).
+#[derive(Clone, Debug)]
+pub struct ChannelAttention {
+    mlp: Mlp,
+}
+
+impl ChannelAttention {
+    pub fn new(channels: usize, reduction: usize, vb: VarBuilder) -> Result<Self> {
+        if reduction == 0 {
+            candle_core::bail!("ChannelAttention: reduction must be at least 1");
+        }
+        Ok(Self {
+            mlp: Mlp::new(channels, reduction, vb)?,
+        })
+    }
+
+    /// Width of the bottleneck: `max(channels / reduction, 1)`.
+    pub fn hidden_channels(channels: usize, reduction: usize) -> usize {
+        (channels / reduction.max(1)).max(1)
+    }
+
+    /// The excitation `sigmoid(fc2(relu(fc1(avgpool(x)))))`, shape `[N, C, 1, 1]`.
+    pub fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.mlp.forward(&global_avg_pool(x)?)?)
+    }
+}
+
+impl Attention for ChannelAttention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_mul(&self.weights(x)?)
+    }
+
+    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
+        let w = self.weights(x)?;
+        let y = x.broadcast_mul(&w)?;
+        Ok((
+            y,
+            vec![AttentionMap {
+                name: "channel".into(),
+                tensor: w,
+            }],
+        ))
+    }
+}

@@ -1,0 +1,76 @@
+//! The basic residual unit of ResNet-18/34, with attention before the addition.
+
+use crate::attention::{Attention, AttentionFactory, AttentionMap};
+use crate::error::Result;
+use crate::norm::{Norm, NormKind};
+use crate::residual::{add_shortcut, apply_attention, Downsample};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
+
+/// `relu(attention(bn2(conv2(relu(bn1(conv1(x)))))) + shortcut(x))`; conv1 is 3×3 with the
+/// unit's stride, conv2 3×3. Parameter names as torchvision's `BasicBlock`.
+pub struct BasicBlock {
+    conv1: Conv2d,
+    bn1: Norm,
+    conv2: Conv2d,
+    bn2: Norm,
+    attention: Box<dyn Attention>,
+    downsample: Option<Downsample>,
+}
+
+impl BasicBlock {
+    /// Builds the unit under `vb` (torchvision names). `attention` is called with the
+    /// channel count at the insertion point and `vb.pp("attention")`. A projection shortcut
+    /// (`downsample.*`) is added when the stride or the channel count changes.
+    pub fn new(
+        in_c: usize,
+        planes: usize,
+        stride: usize,
+        norm: &NormKind,
+        attention: &dyn AttentionFactory,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let c1 = Conv2dConfig {
+            stride,
+            padding: 1,
+            ..Default::default()
+        };
+        let c2 = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let downsample = if Downsample::needed(in_c, planes, stride) {
+            Some(Downsample::new(
+                in_c,
+                planes,
+                stride,
+                norm,
+                vb.pp("downsample"),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: conv2d(in_c, planes, 3, c1, false, vb.pp("conv1"))?,
+            bn1: Norm::new(norm, planes, vb.pp("bn1"))?,
+            conv2: conv2d(planes, planes, 3, c2, false, vb.pp("conv2"))?,
+            bn2: Norm::new(norm, planes, vb.pp("bn2"))?,
+            attention: attention.build(planes, vb.pp("attention"))?,
+            downsample,
+        })
+    }
+
+    /// Runs the unit; when `maps` is given, the attention maps are appended to it.
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        train: bool,
+        maps: Option<&mut Vec<AttentionMap>>,
+    ) -> candle_core::Result<Tensor> {
+        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
+        let y = apply_attention(self.attention.as_ref(), &y, maps)?;
+        add_shortcut(&y, x, self.downsample.as_ref(), train)
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors of the backbone crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, loading or running a backbone.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    /// A configuration value is unusable; `field` names it (e.g. `stage_depths[2]`).
+    #[error("invalid backbone config `{field}`: {reason}")]
+    Config { field: String, reason: String },
+    /// The input tensor does not fit the backbone.
+    #[error("invalid backbone input: {0}")]
+    Input(String),
+    /// A weights file could not be read.
+    #[error("cannot load weights from {path}: {source}")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A tensor in the weights file has the wrong shape for the parameter of the same name.
+    #[error(
+        "weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}"
+    )]
+    ShapeMismatch {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// An error inside a tensor operation (or inside a user's attention module).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, BackboneError>;
+
+pub(crate) fn config_err(field: impl Into<String>, reason: impl Into<String>) -> BackboneError {
+    BackboneError::Config {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,73 @@
+//! What basic and bottleneck units share: the projection shortcut and the attention call.
+
+use crate::attention::{Attention, AttentionMap};
+use crate::error::Result;
+use crate::norm::{Norm, NormKind};
+use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
+
+/// The projection shortcut `downsample.0` (1×1 conv, strided) + `downsample.1` (norm), used
+/// when a unit changes the stride or the channel count.
+#[derive(Clone, Debug)]
+pub(crate) struct Downsample {
+    conv: Conv2d,
+    norm: Norm,
+}
+
+impl Downsample {
+    pub(crate) fn new(
+        in_c: usize,
+        out_c: usize,
+        stride: usize,
+        norm: &NormKind,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            stride,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: conv2d(in_c, out_c, 1, cfg, false, vb.pp("0"))?,
+            norm: Norm::new(norm, out_c, vb.pp("1"))?,
+        })
+    }
+
+    pub(crate) fn needed(in_c: usize, out_c: usize, stride: usize) -> bool {
+        stride != 1 || in_c != out_c
+    }
+
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.norm.forward_t(&self.conv.forward(x)?, train)
+    }
+}
+
+/// Applies the unit's attention, recording its maps when asked.
+pub(crate) fn apply_attention(
+    attention: &dyn Attention,
+    x: &Tensor,
+    maps: Option<&mut Vec<AttentionMap>>,
+) -> candle_core::Result<Tensor> {
+    match maps {
+        Some(maps) => {
+            let (y, m) = attention.forward_with_maps(x)?;
+            maps.extend(m);
+            Ok(y)
+        }
+        None => attention.forward(x),
+    }
+}
+
+/// `relu(residual + shortcut)`, with the projection shortcut when there is one.
+pub(crate) fn add_shortcut(
+    residual: &Tensor,
+    x: &Tensor,
+    downsample: Option<&Downsample>,
+    train: bool,
+) -> candle_core::Result<Tensor> {
+    let shortcut = match downsample {
+        Some(d) => d.forward_t(x, train)?,
+        None => x.clone(),
+    };
+    (residual + shortcut)?.relu()
+}
