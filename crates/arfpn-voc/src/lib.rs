@@ -23,6 +23,7 @@ pub mod labels;
 pub mod rng;
 pub mod splits;
 pub mod stats;
+pub mod synthetic;
 pub mod transforms;
 
 pub use annotation::{
