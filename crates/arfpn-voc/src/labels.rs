@@ -45,6 +45,25 @@ pub const RBC14_CLASSES: [&str; 14] = [
     "edge",
 ];
 
+/// The [`ClassId`]s of [`RBC14_CLASSES`] (`LabelSet::rbc14()` order), by name.
+pub mod rbc {
+    use arfpn_boxes::ClassId;
+    pub const SCHISTOCYTE: ClassId = 0;
+    pub const SPHEROCYTE: ClassId = 1;
+    pub const STOMATOCYTE: ClassId = 2;
+    pub const TARGET_CELL: ClassId = 3;
+    pub const HYPOCHROMIC: ClassId = 4;
+    pub const ELLIPTOCYTE: ClassId = 5;
+    pub const NORMAL: ClassId = 6;
+    pub const OVERLAP: ClassId = 7;
+    pub const HYPERCHROMIC: ClassId = 8;
+    pub const MICROCYTE: ClassId = 9;
+    pub const MACROCYTE: ClassId = 10;
+    pub const TEARDROP: ClassId = 11;
+    pub const BASOPHILIC_STIPPLING: ClassId = 12;
+    pub const EDGE: ClassId = 13;
+}
+
 /// BCCD's and TXL-PBC's three classes, spelled as in their XML.
 pub const BCCD_CLASSES: [&str; 3] = ["RBC", "WBC", "Platelets"];
 
@@ -161,6 +180,19 @@ pub enum Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rbc_constants_match_the_names() {
+        let l = LabelSet::rbc14();
+        assert_eq!(l.id("target_cell"), Some(rbc::TARGET_CELL));
+        assert_eq!(
+            l.id("basophilic_stippling"),
+            Some(rbc::BASOPHILIC_STIPPLING)
+        );
+        assert_eq!(l.id("overlap"), Some(rbc::OVERLAP));
+        assert_eq!(l.id("edge"), Some(rbc::EDGE));
+        assert_eq!(l.id("teardrop"), Some(rbc::TEARDROP));
+    }
 
     #[test]
     fn rejects_bad_sets() {

@@ -23,6 +23,8 @@ pub mod labels;
 pub mod rng;
 pub mod splits;
 pub mod stats;
+pub mod synthetic;
+pub mod transforms;
 
 pub use annotation::{
     parse_annotation, read_annotation, Object, ObjectError, ParsedAnnotation, Sample,
