@@ -146,10 +146,10 @@ impl CocoResult {
 struct ImageEval {
     /// Detection scores in rank order (truncated to the last maxDets).
     scores: Vec<f64>,
-    /// `[t][d]`: matched to some ground truth.
-    matched: Vec<Vec<bool>>,
-    /// `[t][d]`: ignored.
-    ignored: Vec<Vec<bool>>,
+    /// `[t * nd + d]`: matched to some ground truth (`nd = scores.len()`).
+    matched: Vec<bool>,
+    /// `[t * nd + d]`: ignored.
+    ignored: Vec<bool>,
     /// Non-ignored ground truth count.
     npig: usize,
 }
@@ -275,14 +275,28 @@ fn evaluate_img(
     dt.truncate(opts.max_dets[2]);
     let nd = dt.len();
     let ng = gts.len();
-    // IoU [d][g] in the input order of the ground truth.
-    let mut ious = vec![0.0; nd * ng];
-    for (di, &d) in dt.iter().enumerate() {
-        for (gi, &g) in gts.iter().enumerate() {
-            let g = &data.gts[g];
-            ious[di * ng + gi] = coco_iou(&data.dets[d].rect, &g.rect, g.crowd);
-        }
-    }
+    // Only pairs with IoU >= the lowest effective threshold can ever match, and skipping the
+    // others does not change pycocotools' loop (they would `continue`); boxes are sparse,
+    // so each detection keeps a short list `(gt index, IoU)` in ground-truth input order.
+    let min_thr = opts
+        .iou_thresholds
+        .iter()
+        .map(|&t| t.min(1.0 - 1e-10))
+        .fold(f64::INFINITY, f64::min);
+    let cands: Vec<Vec<(usize, f64)>> = dt
+        .iter()
+        .map(|&d| {
+            let d = &data.dets[d];
+            gts.iter()
+                .enumerate()
+                .filter_map(|(gi, &g)| {
+                    let g = &data.gts[g];
+                    let v = coco_iou(&d.rect, &g.rect, g.crowd);
+                    (v >= min_thr).then_some((gi, v))
+                })
+                .collect()
+        })
+        .collect();
     let scores: Vec<f64> = dt.iter().map(|&d| data.dets[d].score).collect();
     let det_area: Vec<f64> = dt.iter().map(|&d| data.dets[d].rect.area()).collect();
     let nt = opts.iou_thresholds.len();
@@ -303,22 +317,34 @@ fn evaluate_img(
         let npig = gt_ig.iter().filter(|&&x| !x).count();
         let ig_sorted: Vec<bool> = order.iter().map(|&g| gt_ig[g]).collect();
         let crowd_sorted: Vec<bool> = order.iter().map(|&g| data.gts[gts[g]].crowd).collect();
-        let mut matched = vec![vec![false; nd]; nt];
-        let mut ignored = vec![vec![false; nd]; nt];
+        let mut pos = vec![0usize; ng];
+        for (gs, &g) in order.iter().enumerate() {
+            pos[g] = gs;
+        }
+        // Candidates as (sorted position, IoU), in sorted order.
+        let sorted_cands: Vec<Vec<(usize, f64)>> = cands
+            .iter()
+            .map(|c| {
+                let mut c: Vec<(usize, f64)> = c.iter().map(|&(g, v)| (pos[g], v)).collect();
+                c.sort_unstable_by_key(|x| x.0);
+                c
+            })
+            .collect();
+        let mut matched = vec![false; nt * nd];
+        let mut ignored = vec![false; nt * nd];
         let mut gt_taken = vec![false; ng];
         for (t, &thr) in opts.iou_thresholds.iter().enumerate() {
             gt_taken.iter_mut().for_each(|x| *x = false);
-            for d in 0..nd {
+            for (d, cand) in sorted_cands.iter().enumerate() {
                 let mut iou = thr.min(1.0 - 1e-10);
                 let mut m = usize::MAX;
-                for (gs, &g) in order.iter().enumerate() {
+                for &(gs, v) in cand {
                     if gt_taken[gs] && !crowd_sorted[gs] {
                         continue;
                     }
                     if m != usize::MAX && !ig_sorted[m] && ig_sorted[gs] {
                         break;
                     }
-                    let v = ious[d * ng + g];
                     if v < iou {
                         continue;
                     }
@@ -326,11 +352,11 @@ fn evaluate_img(
                     m = gs;
                 }
                 if m == usize::MAX {
-                    ignored[t][d] = det_area[d] < lo || det_area[d] > hi;
+                    ignored[t * nd + d] = det_area[d] < lo || det_area[d] > hi;
                     continue;
                 }
-                ignored[t][d] = ig_sorted[m];
-                matched[t][d] = true;
+                ignored[t * nd + d] = ig_sorted[m];
+                matched[t * nd + d] = true;
                 gt_taken[m] = true;
             }
         }
@@ -386,7 +412,8 @@ fn accumulate(
         let (mut tp, mut fp) = (0.0f64, 0.0f64);
         for (j, &(_, e_i, d)) in all.iter().enumerate() {
             let e = es[e_i as usize];
-            let (m, ig) = (e.matched[t][d as usize], e.ignored[t][d as usize]);
+            let at = t * e.scores.len() + d as usize;
+            let (m, ig) = (e.matched[at], e.ignored[at]);
             if !ig {
                 if m {
                     tp += 1.0;

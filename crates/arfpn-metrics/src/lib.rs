@@ -23,10 +23,14 @@
 
 mod coco;
 mod coco_json;
+mod confusion;
 mod dataset;
 mod error;
 mod iou;
+mod plot;
+mod prf;
 mod rect;
+mod report;
 mod voc;
 
 pub use coco::{
@@ -34,10 +38,14 @@ pub use coco::{
     CocoResult, CocoStats,
 };
 pub use coco_json::CocoGt;
+pub use confusion::{confusion_matrix, ConfusionMatrix};
 pub use dataset::{Dataset, Detection, GtBox};
 pub use error::MetricsError;
 pub use iou::{coco_iou, voc_iou, BoxConvention, IouComparison};
+pub use plot::{envelope_steps, plot_pr_curves};
+pub use prf::{best_f1, prf_at, PrfPoint};
 pub use rect::Rect;
+pub use report::{ClassReport, Report, ReportOptions};
 pub use voc::{
     all_point_ap, eleven_point_ap, evaluate_voc, DifficultPolicy, Outcome, PrCurve, VocClassResult,
     VocMethod, VocOptions, VocResult,
