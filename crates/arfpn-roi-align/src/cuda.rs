@@ -52,18 +52,48 @@ trait Elem: CudaDType + DeviceRepr + ValidAsZeroBits + candle_core::WithDType {}
 impl Elem for f32 {}
 impl Elem for f64 {}
 
-/// Runs `kernel` (a `__global__` in `module`) with `inputs` (storages with their layouts,
-/// which must be contiguous) and returns a new output of `out_len` elements (zeroed when
-/// `zeroed`, for the scatter kernels).
-fn run<T: Elem>(
-    kernel: &str,
+/// A kernel family of `kernels/*.cu`: `{name}_f32` / `{name}_f64` in `module` (from `ptx`);
+/// `roi_align` kernels take two more scalars (sampling ratio, aligned).
+struct Kernel {
+    name: &'static str,
     ptx: &'static str,
-    module: &str,
+    module: &'static str,
+    roi_align: bool,
+}
+
+const ALIGN_FWD: Kernel = Kernel {
+    name: "roi_align_fwd",
+    ptx: ROI_ALIGN_PTX,
+    module: "arfpn_roi_align",
+    roi_align: true,
+};
+const ALIGN_BWD: Kernel = Kernel {
+    name: "roi_align_bwd",
+    ptx: ROI_ALIGN_PTX,
+    module: "arfpn_roi_align",
+    roi_align: true,
+};
+const POOL_FWD: Kernel = Kernel {
+    name: "roi_pool_fwd",
+    ptx: ROI_POOL_PTX,
+    module: "arfpn_roi_pool",
+    roi_align: false,
+};
+const POOL_BWD: Kernel = Kernel {
+    name: "roi_pool_bwd",
+    ptx: ROI_POOL_PTX,
+    module: "arfpn_roi_pool",
+    roi_align: false,
+};
+
+/// Runs kernel `k` on `inputs` (storages with their layouts, contiguous) and returns a new
+/// output of `out_len` elements (zeroed first when `zeroed`, for the scatter kernels).
+fn run<T: Elem>(
+    k: &Kernel,
     inputs: &[(&CudaStorage, &Layout)],
     out_len: usize,
     zeroed: bool,
     l: &Launch,
-    roi_align: bool,
 ) -> Result<CudaStorage> {
     let dev = inputs[0].0.device().clone();
     let out = if zeroed {
@@ -72,7 +102,8 @@ fn run<T: Elem>(
         unsafe { dev.alloc::<T>(out_len.max(1))? }
     };
     if l.total > 0 {
-        let func = dev.get_or_load_custom_func(kernel, module, ptx)?;
+        let name = format!("{}_{}", k.name, suffix(T::DTYPE)?);
+        let func = dev.get_or_load_custom_func(&name, k.module, k.ptx)?;
         let views = inputs
             .iter()
             .map(|(s, lay)| Ok(s.as_cuda_slice::<T>()?.slice(lay.start_offset()..)))
@@ -83,18 +114,24 @@ fn run<T: Elem>(
         }
         b.arg(&out);
         let scale = T::from_f64(l.scale);
-        candle_core::builder_arg!(
-            b,
+        let (total, c, h, w, ph, pw) = (
             l.total as i64,
             l.c as i32,
             l.h as i32,
             l.w as i32,
             l.ph as i32,
             l.pw as i32,
-            scale
         );
-        if roi_align {
-            candle_core::builder_arg!(b, l.sampling_ratio, l.aligned as i32);
+        let (sampling_ratio, aligned) = (l.sampling_ratio, l.aligned as i32);
+        b.arg(&total)
+            .arg(&c)
+            .arg(&h)
+            .arg(&w)
+            .arg(&ph)
+            .arg(&pw)
+            .arg(&scale);
+        if k.roi_align {
+            b.arg(&sampling_ratio).arg(&aligned);
         }
         unsafe { b.launch(config(l.total)) }.w()?;
     }
@@ -102,20 +139,18 @@ fn run<T: Elem>(
 }
 
 fn dispatch(
-    name: &str,
-    ptx: &'static str,
-    module: &str,
+    k: &Kernel,
     inputs: &[(&CudaStorage, &Layout)],
     out_len: usize,
     zeroed: bool,
     l: &Launch,
-    roi_align: bool,
 ) -> Result<CudaStorage> {
-    let dtype = inputs[0].0.dtype();
-    let kernel = format!("{name}_{}", suffix(dtype)?);
-    match dtype {
-        DType::F32 => run::<f32>(&kernel, ptx, module, inputs, out_len, zeroed, l, roi_align),
-        _ => run::<f64>(&kernel, ptx, module, inputs, out_len, zeroed, l, roi_align),
+    match inputs[0].0.dtype() {
+        DType::F32 => run::<f32>(k, inputs, out_len, zeroed, l),
+        DType::F64 => run::<f64>(k, inputs, out_len, zeroed, l),
+        d => Err(candle_core::Error::Msg(format!(
+            "arfpn-roi-align: unsupported dtype {d:?} on CUDA"
+        ))),
     }
 }
 
@@ -125,16 +160,7 @@ pub(crate) fn roi_align_fwd(
     rois: (&CudaStorage, &Layout),
     l: &Launch,
 ) -> Result<CudaStorage> {
-    dispatch(
-        "roi_align_fwd",
-        ROI_ALIGN_PTX,
-        "arfpn_roi_align",
-        &[input, rois],
-        l.total,
-        false,
-        l,
-        true,
-    )
+    dispatch(&ALIGN_FWD, &[input, rois], l.total, false, l)
 }
 
 /// RoIAlign backward: `grad_out` [K, C, PH, PW], `rois` -> grad_input of `in_len` elements.
@@ -144,16 +170,7 @@ pub(crate) fn roi_align_bwd(
     in_len: usize,
     l: &Launch,
 ) -> Result<CudaStorage> {
-    dispatch(
-        "roi_align_bwd",
-        ROI_ALIGN_PTX,
-        "arfpn_roi_align",
-        &[grad, rois],
-        in_len,
-        true,
-        l,
-        true,
-    )
+    dispatch(&ALIGN_BWD, &[grad, rois], in_len, true, l)
 }
 
 /// RoIPool forward.
@@ -162,16 +179,7 @@ pub(crate) fn roi_pool_fwd(
     rois: (&CudaStorage, &Layout),
     l: &Launch,
 ) -> Result<CudaStorage> {
-    dispatch(
-        "roi_pool_fwd",
-        ROI_POOL_PTX,
-        "arfpn_roi_pool",
-        &[input, rois],
-        l.total,
-        false,
-        l,
-        false,
-    )
+    dispatch(&POOL_FWD, &[input, rois], l.total, false, l)
 }
 
 /// RoIPool backward (recomputes each bin's argmax from `input`).
@@ -182,14 +190,5 @@ pub(crate) fn roi_pool_bwd(
     in_len: usize,
     l: &Launch,
 ) -> Result<CudaStorage> {
-    dispatch(
-        "roi_pool_bwd",
-        ROI_POOL_PTX,
-        "arfpn_roi_pool",
-        &[grad, input, rois],
-        in_len,
-        true,
-        l,
-        false,
-    )
+    dispatch(&POOL_BWD, &[grad, input, rois], in_len, true, l)
 }

@@ -113,7 +113,7 @@ fn empty_boxes_and_bad_input() {
     let x = Tensor::ones((1, 2, 4, 4), DType::F32, &CPU).unwrap();
     let e = Tensor::zeros((0, 5), DType::F32, &CPU).unwrap();
     assert_eq!(roi_pool(&x, &e, (2, 2), 1.0).unwrap().dims(), &[0, 2, 2, 2]);
-    let msg = |r: candle_core::Result<Tensor>| r.err().expect("an error").to_string();
+    let msg = |r: candle_core::Result<Tensor>| r.expect_err("an error").to_string();
     let b = Tensor::new(&[[0f32, 0., 0., 2., 2.]], &CPU).unwrap();
     assert!(msg(roi_pool(&x.flatten_all().unwrap(), &b, (2, 2), 1.0))
         .contains("roi_pool: `input` must have shape"));
