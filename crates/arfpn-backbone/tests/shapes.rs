@@ -40,7 +40,11 @@ fn every_depth_and_attention_on_odd_sizes() -> Result<()> {
             let exp = if depth >= 50 { 4 } else { 1 };
             for (s, spec) in specs.iter().enumerate() {
                 assert_eq!(spec.stride, 4 << s);
-                assert_eq!(spec.channels, cfg.width * exp << s, "depth {depth} stage {s}");
+                assert_eq!(
+                    spec.channels,
+                    cfg.width * exp << s,
+                    "depth {depth} stage {s}"
+                );
             }
             // Odd sizes whose C5 is still >= 3 cells: arfpn-nn's conv2d (phase 1) panics on
             // maps narrower than half the spatial-attention kernel (see the report).
@@ -66,13 +70,18 @@ fn traced_forward_exposes_stem_features_and_maps() -> Result<()> {
     let net = ResNet::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))
         .map_err(candle_core::Error::wrap)?;
     let x = Tensor::randn(0f32, 1., (1, 3, 96, 128), &Device::Cpu)?;
-    let t = net.forward_traced(&x, false).map_err(candle_core::Error::wrap)?;
+    let t = net
+        .forward_traced(&x, false)
+        .map_err(candle_core::Error::wrap)?;
     assert_eq!(t.stem.dims(), [1, 8, 24, 32]);
     assert_eq!(t.features.len(), 4);
     let units: Vec<_> = t.attention.iter().map(|u| u.unit.as_str()).collect();
     assert_eq!(
         units,
-        ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+        [
+            "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0",
+            "layer4.1"
+        ]
     );
     let l3 = &t.attention[4];
     assert_eq!(l3.maps.len(), 2);
@@ -82,7 +91,10 @@ fn traced_forward_exposes_stem_features_and_maps() -> Result<()> {
     assert_eq!(l3.maps[1].tensor.dims(), [1, 1, 6, 8]);
     // The traced forward computes the same features as the plain one.
     let plain = net.forward_t(&x, false).map_err(candle_core::Error::wrap)?;
-    let d = (&plain[3].tensor - &t.features[3].tensor)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let d = (&plain[3].tensor - &t.features[3].tensor)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
     assert_eq!(d, 0.0);
     Ok(())
 }
@@ -92,13 +104,22 @@ fn bad_config_and_input_are_named_errors() {
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     let bad_depth = ResNetConfig::resnet18().with_stage_depths([2, 0, 2, 2]);
-    let e = ResNet::new(&bad_depth, vb.clone()).err().unwrap().to_string();
+    let e = ResNet::new(&bad_depth, vb.clone())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("stage_depths[1]"), "{e}");
     let bad_groups = ResNetConfig::resnet18().with_width(8); // 32 groups > 8 channels
-    let e = ResNet::new(&bad_groups, vb.clone()).err().unwrap().to_string();
+    let e = ResNet::new(&bad_groups, vb.clone())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("norm.groups"), "{e}");
     let bad_kernel = tiny(18).with_attention(AttentionKind::Spatial { kernel_size: 4 });
-    let e = ResNet::new(&bad_kernel, vb.clone()).err().unwrap().to_string();
+    let e = ResNet::new(&bad_kernel, vb.clone())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("kernel_size"), "{e}");
     assert!(ResNetConfig::from_depth(152).is_err());
 
