@@ -42,7 +42,7 @@ fn every_depth_and_attention_on_odd_sizes() -> Result<()> {
                 assert_eq!(spec.stride, 4 << s);
                 assert_eq!(
                     spec.channels,
-                    cfg.width * exp << s,
+                    (cfg.width * exp) << s,
                     "depth {depth} stage {s}"
                 );
             }
