@@ -36,8 +36,8 @@ mod resnet;
 mod stem;
 
 pub use attention::{
-    Attention, AttentionFactory, AttentionKind, AttentionMap, Cbam, ChannelAttention, NoAttention,
-    SpatialAttention,
+    max_keepdim_split, Attention, AttentionFactory, AttentionKind, AttentionMap, Cbam,
+    ChannelAttention, NoAttention, SpatialAttention,
 };
 pub use backbone::Backbone;
 pub use basic_block::BasicBlock;

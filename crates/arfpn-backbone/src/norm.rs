@@ -54,7 +54,7 @@ impl NormKind {
     /// Checks that this norm can normalise `channels` channels.
     pub fn check_channels(&self, channels: usize) -> Result<()> {
         if let Self::GroupNorm { groups, .. } = *self {
-            if groups == 0 || channels % groups != 0 {
+            if groups == 0 || !channels.is_multiple_of(groups) {
                 return Err(config_err(
                     "norm.groups",
                     format!(

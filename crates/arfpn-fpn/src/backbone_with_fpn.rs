@@ -48,7 +48,7 @@ impl BackboneWithFpn {
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<FeatureMaps> {
         let d = self.size_divisibility();
         let dims = images.dims();
-        if dims.len() != 4 || dims[2] % d != 0 || dims[3] % d != 0 {
+        if dims.len() != 4 || !dims[2].is_multiple_of(d) || !dims[3].is_multiple_of(d) {
             return Err(FpnError::Input(format!(
                 "images must be [N, C, H, W] with H and W multiples of {d}, got {dims:?}; \
                  pad them with arfpn_fpn::pad_to_multiple"

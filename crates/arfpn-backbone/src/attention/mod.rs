@@ -115,7 +115,7 @@ impl AttentionKind {
             ));
         }
         if let Some(k) = kernel {
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 return Err(crate::error::config_err(
                     "attention.kernel_size",
                     format!("must be odd (got {k}) so the map keeps the feature size"),

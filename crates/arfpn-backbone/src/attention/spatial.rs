@@ -18,7 +18,7 @@ pub struct SpatialAttention {
 
 impl SpatialAttention {
     pub fn new(kernel_size: usize, vb: VarBuilder) -> Result<Self> {
-        if kernel_size % 2 == 0 {
+        if kernel_size.is_multiple_of(2) {
             candle_core::bail!("SpatialAttention: kernel_size must be odd, got {kernel_size}");
         }
         let cfg = Conv2dConfig {
