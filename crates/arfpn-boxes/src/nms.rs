@@ -33,7 +33,7 @@ pub const GRID_MIN: usize = 128;
 
 fn check(boxes: &[BBox], scores: &[f32], iou_threshold: f32) -> Result<(), BoxError> {
     BoxError::check_len("boxes", boxes.len(), "scores", scores.len())?;
-    if !(iou_threshold >= 0.0) {
+    if iou_threshold.is_nan() || iou_threshold < 0.0 {
         return Err(BoxError::invalid(
             "iou_threshold",
             format!("must be >= 0, got {iou_threshold}"),
