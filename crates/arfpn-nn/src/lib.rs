@@ -1,6 +1,45 @@
 //! Layers candle 0.11 lacks or gets wrong, and the typed feature maps that the arfpn
 //! backbone, FPN, RPN and RoI heads pass to each other.
+//!
+//! * [`conv2d_op`] / [`Conv2d`]: convolution whose CPU forward and backward (input, weight
+//!   and bias gradients) are im2col + matrix-product custom ops; correct for every size and
+//!   stride (candle's stride-2 backward fails when H and W differ in parity).
+//! * [`max_pool2d`]: padding and kernel ≠ stride, with a backward.
+//! * [`upsample_nearest2x`]: a backward that accumulates.
+//! * [`GroupNorm`], [`FrozenBatchNorm2d`], [`BatchNorm2d`] with torchvision parameter names.
+//! * [`SgdMomentum`] (PyTorch's SGD) and [`LrSchedule`].
+//!
+//! # candle_nn layers that silently lack gradients (candle 0.11.1)
+//!
+//! These run forward fine but give **no gradient and no error** (`grads.get(x)` is `None`),
+//! because they use `apply_op*_no_bwd`:
+//! `candle_nn::ops::softmax_last_dim`, `ops::layer_norm`, `ops::rms_norm`, `ops::sdpa`, and
+//! the `LayerNorm`/`RmsNorm` modules on contiguous input (they take the fused path).
+//! Use `candle_nn::ops::softmax(x, D::Minus1)` and hand-written norms (as in [`GroupNorm`]).
+//! Wrong rather than missing: `upsample_nearest2d`'s backward overwrites accumulated gradients
+//! (use [`upsample_nearest2x`]); `max_pool2d`/`avg_pool2d` have no backward when kernel ≠
+//! stride; `conv2d`'s backward fails for stride 2 with H, W of different parity;
+//! `upsample_bilinear2d` has no backward (error); `candle_nn::SGD` has neither momentum nor
+//! weight decay. The crate's tests check the softmax_last_dim, layer_norm, upsample and conv
+//! cases against candle so that a candle upgrade that fixes them is noticed.
 
+mod conv;
+mod conv_cpu;
+mod error;
 mod feature_map;
+mod lr_schedule;
+mod norm;
+mod pool;
+mod sgd;
+mod upsample;
 
+pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
+pub use error::NnError;
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
+pub use lr_schedule::{LrDecay, LrSchedule};
+pub use norm::{
+    batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,
+};
+pub use pool::max_pool2d;
+pub use sgd::{SgdConfig, SgdMomentum};
+pub use upsample::upsample_nearest2x;

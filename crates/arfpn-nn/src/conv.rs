@@ -1,0 +1,490 @@
+//! 2-D convolution (NCHW) with a fast CPU forward and backward.
+//!
+//! On the CPU, [`conv2d_op`] runs as candle custom ops: the forward, the input gradient, the
+//! weight gradient and the bias gradient are each an im2col/col2im + matrix-product kernel
+//! (see `conv_cpu.rs`), correct for every size, stride, padding, dilation and group count —
+//! including the odd/even height/width mixes where candle 0.11's own stride-2 backward fails.
+//! On other devices it is candle's `conv2d` (plus a broadcast bias), so the layer is a drop-in
+//! on CUDA.
+
+use crate::conv_cpu::{self, Elem, Geom};
+use crate::error::{config_err, shape_err, NnError};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor,
+};
+use serde::{Deserialize, Serialize};
+
+/// Hyper-parameters of a 2-D convolution, in PyTorch's meaning (symmetric zero padding).
+///
+/// ```
+/// let cfg = arfpn_nn::Conv2dConfig { stride: 2, padding: 3, ..Default::default() };
+/// assert_eq!((cfg.dilation, cfg.groups), (1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Conv2dConfig {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Self {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+const OP: &str = "conv2d";
+
+/// Checks the arguments and returns the geometry of the convolution.
+fn geometry(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -> Result<Geom> {
+    if cfg.stride == 0 {
+        return Err(config_err(OP, "stride", "must be >= 1"));
+    }
+    if cfg.dilation == 0 {
+        return Err(config_err(OP, "dilation", "must be >= 1"));
+    }
+    if cfg.groups == 0 {
+        return Err(config_err(OP, "groups", "must be >= 1"));
+    }
+    let &[n, c, h, wd] = x.dims() else {
+        return Err(shape_err(OP, "x", x.dims(), "[N, C, H, W]"));
+    };
+    let &[o, cg, kh, kw] = w.dims() else {
+        return Err(shape_err(OP, "w", w.dims(), "[O, C/groups, kh, kw]"));
+    };
+    if !c.is_multiple_of(cfg.groups) || !o.is_multiple_of(cfg.groups) || cg != c / cfg.groups {
+        return Err(shape_err(
+            OP,
+            "w",
+            w.dims(),
+            format!(
+                "[O, {}/{} , kh, kw] with O divisible by groups={}",
+                c, cfg.groups, cfg.groups
+            ),
+        ));
+    }
+    if kh == 0 || kw == 0 || o == 0 {
+        return Err(shape_err(OP, "w", w.dims(), "non-empty kernel"));
+    }
+    let eff_h = cfg.dilation * (kh - 1) + 1;
+    let eff_w = cfg.dilation * (kw - 1) + 1;
+    if eff_h > h + 2 * cfg.padding || eff_w > wd + 2 * cfg.padding {
+        return Err(shape_err(
+            OP,
+            "x",
+            x.dims(),
+            format!(
+                "padded spatial size at least the dilated kernel {eff_h}x{eff_w} (padding {})",
+                cfg.padding
+            ),
+        ));
+    }
+    if let Some(b) = b {
+        if b.dims() != [o] {
+            return Err(shape_err(OP, "b", b.dims(), format!("[{o}]")));
+        }
+        if b.dtype() != x.dtype() {
+            return Err(config_err(
+                OP,
+                "b",
+                format!("dtype {:?} differs from x's {:?}", b.dtype(), x.dtype()),
+            ));
+        }
+    }
+    if w.dtype() != x.dtype() {
+        return Err(config_err(
+            OP,
+            "w",
+            format!("dtype {:?} differs from x's {:?}", w.dtype(), x.dtype()),
+        ));
+    }
+    Ok(Geom {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        ho: (h + 2 * cfg.padding - eff_h) / cfg.stride + 1,
+        wo: (wd + 2 * cfg.padding - eff_w) / cfg.stride + 1,
+        stride: cfg.stride,
+        pad: cfg.padding,
+        dil: cfg.dilation,
+        groups: cfg.groups,
+    })
+}
+
+/// 2-D convolution of `x: [N, C, H, W]` with `w: [O, C/groups, kh, kw]` plus an optional
+/// bias `b: [O]`, in PyTorch's semantics (`torch.nn.functional.conv2d`). Returns
+/// `[N, O, Ho, Wo]`, `Ho = (H + 2·padding − dilation·(kh−1) − 1) / stride + 1`.
+///
+/// CPU tensors (f32 or f64) use this crate's kernels, whose backward gives the gradients of
+/// `x`, `w` and `b` for every shape. Other devices use candle's `conv2d`.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use arfpn_nn::{conv2d_op, Conv2dConfig};
+/// let x = Tensor::ones((1, 2, 5, 4), candle_core::DType::F32, &Device::Cpu)?;
+/// let w = Tensor::ones((3, 2, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// let cfg = Conv2dConfig { stride: 2, padding: 1, ..Default::default() };
+/// let y = conv2d_op(&x, &w, None, cfg)?;
+/// assert_eq!(y.dims(), &[1, 3, 3, 2]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv2d_op(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -> Result<Tensor> {
+    let geom = geometry(x, w, b, cfg)?;
+    if !x.device().is_cpu() {
+        let y = x.conv2d(w, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
+        return match b {
+            Some(b) => y.broadcast_add(&b.reshape((1, geom.o, 1, 1))?),
+            None => Ok(y),
+        };
+    }
+    if !matches!(x.dtype(), DType::F32 | DType::F64) {
+        return Err(NnError::DType {
+            op: OP,
+            dtype: x.dtype(),
+        }
+        .into());
+    }
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvFwdBias(geom)),
+        None => x.apply_op2(&w, ConvFwd(geom)),
+    }
+}
+
+/// The contiguous data of a CPU storage as a slice of `T`.
+fn slice<'a, T: candle_core::WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &'static str,
+) -> Result<&'a [T]> {
+    let data = s.as_slice::<T>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(config_err(OP, what, "must be contiguous")),
+    }
+}
+
+fn forward<T: Elem + candle_core::WithDType>(
+    g: &Geom,
+    x: (&CpuStorage, &Layout),
+    w: (&CpuStorage, &Layout),
+    b: Option<(&CpuStorage, &Layout)>,
+) -> Result<Vec<T>> {
+    let xs = slice::<T>(x.0, x.1, "x")?;
+    let ws = slice::<T>(w.0, w.1, "w")?;
+    let mut y = conv_cpu::conv_fwd(xs, ws, g);
+    if let Some(b) = b {
+        let bs = slice::<T>(b.0, b.1, "b")?;
+        let l = g.ho * g.wo;
+        for (i, plane) in y.chunks_mut(l).enumerate() {
+            let bias = bs[i % g.o];
+            plane.iter_mut().for_each(|v| *v += bias);
+        }
+    }
+    Ok(y)
+}
+
+fn out_shape(g: &Geom) -> Shape {
+    Shape::from((g.n, g.o, g.ho, g.wo))
+}
+
+fn dispatch_fwd(
+    g: &Geom,
+    x: (&CpuStorage, &Layout),
+    w: (&CpuStorage, &Layout),
+    b: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
+    let st = match x.0 {
+        CpuStorage::F32(_) => CpuStorage::F32(forward::<f32>(g, x, w, b)?),
+        CpuStorage::F64(_) => CpuStorage::F64(forward::<f64>(g, x, w, b)?),
+        s => {
+            return Err(NnError::DType {
+                op: OP,
+                dtype: s.dtype(),
+            }
+            .into())
+        }
+    };
+    Ok((st, out_shape(g)))
+}
+
+/// Gradients of `x` and `w` from the output gradient.
+fn backward_xw(g: Geom, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let grad = grad.contiguous()?;
+    let dx = grad.apply_op2_no_bwd(w, &ConvBwdInput(g))?;
+    let dw = x.apply_op2_no_bwd(&grad, &ConvBwdWeight(g))?;
+    Ok((dx, dw))
+}
+
+/// Forward without bias: `(x, w) → y`.
+struct ConvFwd(Geom);
+
+impl CustomOp2 for ConvFwd {
+    fn name(&self) -> &'static str {
+        "arfpn-conv2d"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch_fwd(&self.0, (s1, l1), (s2, l2), None)
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = backward_xw(self.0, x, w, grad)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// Forward with bias: `(x, w, b) → y`.
+struct ConvFwdBias(Geom);
+
+impl CustomOp3 for ConvFwdBias {
+    fn name(&self) -> &'static str {
+        "arfpn-conv2d-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch_fwd(&self.0, (s1, l1), (s2, l2), Some((s3, l3)))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = backward_xw(self.0, x, w, grad)?;
+        let db = grad.contiguous()?.apply_op1_no_bwd(&ConvBwdBias(self.0))?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// Input gradient: `(dy, w) → dx`.
+struct ConvBwdInput(Geom);
+
+impl CustomOp2 for ConvBwdInput {
+    fn name(&self) -> &'static str {
+        "arfpn-conv2d-bwd-input"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let st = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_input(
+                slice(s1, l1, "grad")?,
+                slice(s2, l2, "w")?,
+                g,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_input(
+                slice(s1, l1, "grad")?,
+                slice(s2, l2, "w")?,
+                g,
+            )),
+            s => {
+                return Err(NnError::DType {
+                    op: OP,
+                    dtype: s.dtype(),
+                }
+                .into())
+            }
+        };
+        Ok((st, Shape::from((g.n, g.c, g.h, g.w))))
+    }
+}
+
+/// Weight gradient: `(x, dy) → dw`.
+struct ConvBwdWeight(Geom);
+
+impl CustomOp2 for ConvBwdWeight {
+    fn name(&self) -> &'static str {
+        "arfpn-conv2d-bwd-weight"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let st = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_weight(
+                slice(s1, l1, "x")?,
+                slice(s2, l2, "grad")?,
+                g,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_weight(
+                slice(s1, l1, "x")?,
+                slice(s2, l2, "grad")?,
+                g,
+            )),
+            s => {
+                return Err(NnError::DType {
+                    op: OP,
+                    dtype: s.dtype(),
+                }
+                .into())
+            }
+        };
+        Ok((st, Shape::from((g.o, g.c / g.groups, g.kh, g.kw))))
+    }
+}
+
+/// Bias gradient: `dy → db`.
+struct ConvBwdBias(Geom);
+
+impl CustomOp1 for ConvBwdBias {
+    fn name(&self) -> &'static str {
+        "arfpn-conv2d-bwd-bias"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let l = g.ho * g.wo;
+        let st = match s1 {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(conv_cpu::conv_bwd_bias(slice(s1, l1, "grad")?, g.n, g.o, l))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(conv_cpu::conv_bwd_bias(slice(s1, l1, "grad")?, g.n, g.o, l))
+            }
+            s => {
+                return Err(NnError::DType {
+                    op: OP,
+                    dtype: s.dtype(),
+                }
+                .into())
+            }
+        };
+        Ok((st, Shape::from(g.o)))
+    }
+}
+
+/// A convolution layer: weight `[O, C/groups, k, k]`, optional bias `[O]`, and its
+/// [`Conv2dConfig`]. Its forward is [`conv2d_op`].
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    config: Conv2dConfig,
+}
+
+impl Conv2d {
+    /// A layer from existing tensors (e.g. loaded weights, or a custom initialisation).
+    pub fn new(weight: Tensor, bias: Option<Tensor>, config: Conv2dConfig) -> Self {
+        Self {
+            weight,
+            bias,
+            config,
+        }
+    }
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+    pub fn config(&self) -> Conv2dConfig {
+        self.config
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        conv2d_op(x, &self.weight, self.bias.as_ref(), self.config)
+    }
+}
+
+/// A square-kernel convolution layer with parameters `weight: [O, I/groups, k, k]` and (if
+/// `bias`) `bias: [O]` taken from `vb`. New weights get torchvision ResNet's initialisation,
+/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`: normal with std
+/// `sqrt(2 / (O·k·k))`; a new bias is zero.
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// let vm = candle_nn::VarMap::new();
+/// let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+/// let cfg = arfpn_nn::Conv2dConfig { padding: 1, ..Default::default() };
+/// let conv = arfpn_nn::conv2d(3, 8, 3, cfg, false, vb.pp("conv1"))?;
+/// let y = conv.forward(&Tensor::zeros((1, 3, 16, 16), DType::F32, &Device::Cpu)?)?;
+/// assert_eq!(y.dims(), &[1, 8, 16, 16]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv2d(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    cfg: Conv2dConfig,
+    bias: bool,
+    vb: candle_nn::VarBuilder,
+) -> Result<Conv2d> {
+    if cfg.groups == 0
+        || !in_channels.is_multiple_of(cfg.groups)
+        || !out_channels.is_multiple_of(cfg.groups)
+    {
+        return Err(config_err(
+            OP,
+            "groups",
+            format!(
+                "{} must divide in_channels {in_channels} and out_channels {out_channels}",
+                cfg.groups
+            ),
+        ));
+    }
+    if kernel == 0 || out_channels == 0 {
+        return Err(config_err(
+            OP,
+            "kernel",
+            "kernel and out_channels must be >= 1",
+        ));
+    }
+    let fan_out = (out_channels * kernel * kernel) as f64;
+    let weight = vb.get_with_hints(
+        (out_channels, in_channels / cfg.groups, kernel, kernel),
+        "weight",
+        candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: (2.0 / fan_out).sqrt(),
+        },
+    )?;
+    let bias = if bias {
+        Some(vb.get_with_hints(out_channels, "bias", candle_nn::Init::Const(0.0))?)
+    } else {
+        None
+    };
+    Ok(Conv2d::new(weight, bias, cfg))
+}

@@ -1,0 +1,65 @@
+//! The errors of this crate.
+
+/// Bad arguments or shapes given to an `arfpn-nn` layer. Functions that return
+/// `candle_core::Result` wrap it (`candle_core::Error::Wrapped`), so its message reaches the
+/// caller unchanged.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum NnError {
+    /// A tensor argument does not have the rank or shape the layer needs.
+    #[error("{op}: argument `{arg}` has shape {got:?}, expected {expected}")]
+    Shape {
+        op: &'static str,
+        arg: &'static str,
+        got: Vec<usize>,
+        expected: String,
+    },
+    /// A scalar or configuration argument is out of range.
+    #[error("{op}: invalid `{arg}`: {reason}")]
+    Config {
+        op: &'static str,
+        arg: &'static str,
+        reason: String,
+    },
+    /// A dtype the layer does not implement.
+    #[error("{op}: unsupported dtype {dtype:?} (expected f32 or f64)")]
+    DType {
+        op: &'static str,
+        dtype: candle_core::DType,
+    },
+}
+
+impl From<NnError> for candle_core::Error {
+    fn from(e: NnError) -> Self {
+        candle_core::Error::wrap(e)
+    }
+}
+
+/// Shorthand for a [`NnError::Config`] turned into a candle error.
+pub(crate) fn config_err(
+    op: &'static str,
+    arg: &'static str,
+    reason: impl Into<String>,
+) -> candle_core::Error {
+    NnError::Config {
+        op,
+        arg,
+        reason: reason.into(),
+    }
+    .into()
+}
+
+/// Shorthand for a [`NnError::Shape`] turned into a candle error.
+pub(crate) fn shape_err(
+    op: &'static str,
+    arg: &'static str,
+    got: &[usize],
+    expected: impl Into<String>,
+) -> candle_core::Error {
+    NnError::Shape {
+        op,
+        arg,
+        got: got.to_vec(),
+        expected: expected.into(),
+    }
+    .into()
+}

@@ -1,0 +1,200 @@
+//! Normalisation layers with torchvision's parameter names: GroupNorm, frozen BatchNorm (fixed
+//! affine) and trainable BatchNorm.
+//!
+//! All three are compositions of candle tensor ops, so their gradients are candle's autograd
+//! (checked by finite differences in the tests) — unlike `candle_nn::LayerNorm`/`RmsNorm`,
+//! whose fused contiguous path has no backward.
+
+use crate::error::{config_err, shape_err};
+use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+fn check_nchw(
+    op: &'static str,
+    x: &Tensor,
+    channels: usize,
+) -> Result<(usize, usize, usize, usize)> {
+    match *x.dims() {
+        [n, c, h, w] if c == channels => Ok((n, c, h, w)),
+        _ => Err(shape_err(
+            op,
+            "x",
+            x.dims(),
+            format!("[N, {channels}, H, W]"),
+        )),
+    }
+}
+
+fn check_eps(op: &'static str, eps: f64) -> Result<()> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(())
+    } else {
+        Err(config_err(
+            op,
+            "eps",
+            format!("{eps} must be finite and >= 0"),
+        ))
+    }
+}
+
+/// Group normalisation (Wu & He 2018), as `torch.nn.GroupNorm(num_groups, channels, eps)`:
+/// statistics per sample and group of `channels / num_groups` channels (biased variance),
+/// then a per-channel affine `weight`, `bias`.
+#[derive(Clone, Debug)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    num_groups: usize,
+    channels: usize,
+    eps: f64,
+}
+
+/// A [`GroupNorm`] whose `weight` (init 1) and `bias` (init 0) come from `vb`.
+/// `num_groups` must divide `channels`. PyTorch's default `eps` is `1e-5`.
+pub fn group_norm(
+    num_groups: usize,
+    channels: usize,
+    eps: f64,
+    vb: VarBuilder,
+) -> Result<GroupNorm> {
+    const OP: &str = "group_norm";
+    if num_groups == 0 || !channels.is_multiple_of(num_groups) {
+        return Err(config_err(
+            OP,
+            "num_groups",
+            format!("{num_groups} must divide channels {channels}"),
+        ));
+    }
+    check_eps(OP, eps)?;
+    Ok(GroupNorm {
+        weight: vb.get_with_hints(channels, "weight", Init::Const(1.0))?,
+        bias: vb.get_with_hints(channels, "bias", Init::Const(0.0))?,
+        num_groups,
+        channels,
+        eps,
+    })
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = check_nchw("group_norm", x, self.channels)?;
+        let xg = x.reshape((n, self.num_groups, (c / self.num_groups) * h * w))?;
+        let mean = xg.mean_keepdim(D::Minus1)?;
+        let xc = xg.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .reshape((n, c, h, w))?;
+        xn.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
+    }
+}
+
+/// BatchNorm with fixed statistics and affine parameters, as torchvision's
+/// `ops.FrozenBatchNorm2d`: `y = (x − running_mean) / sqrt(running_var + eps) · weight + bias`.
+/// The four tensors are detached when the layer is built, so they never receive a gradient
+/// (an optimizer skips them); the input does.
+#[derive(Clone, Debug)]
+pub struct FrozenBatchNorm2d {
+    scale: Tensor,
+    shift: Tensor,
+    channels: usize,
+}
+
+/// A [`FrozenBatchNorm2d`] reading `weight` (init 1), `bias` (0), `running_mean` (0) and
+/// `running_var` (1) from `vb`. torchvision's default `eps` is `1e-5`.
+pub fn frozen_batch_norm2d(channels: usize, eps: f64, vb: VarBuilder) -> Result<FrozenBatchNorm2d> {
+    check_eps("frozen_batch_norm2d", eps)?;
+    let weight = vb
+        .get_with_hints(channels, "weight", Init::Const(1.0))?
+        .detach();
+    let bias = vb
+        .get_with_hints(channels, "bias", Init::Const(0.0))?
+        .detach();
+    let mean = vb
+        .get_with_hints(channels, "running_mean", Init::Const(0.0))?
+        .detach();
+    let var = vb
+        .get_with_hints(channels, "running_var", Init::Const(1.0))?
+        .detach();
+    let scale = (weight * (var + eps)?.sqrt()?.recip()?)?;
+    let shift = (bias - (mean * &scale)?)?;
+    Ok(FrozenBatchNorm2d {
+        scale: scale.reshape((1, channels, 1, 1))?,
+        shift: shift.reshape((1, channels, 1, 1))?,
+        channels,
+    })
+}
+
+impl Module for FrozenBatchNorm2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_nchw("frozen_batch_norm2d", x, self.channels)?;
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// Trainable batch normalisation over `[N, C, H, W]`, as `torch.nn.BatchNorm2d(channels, eps,
+/// momentum)`: in training (`forward_t(x, true)`) it normalises with the batch statistics
+/// (biased variance) and updates `running_mean`/`running_var` in place as
+/// `(1 − momentum)·running + momentum·batch` (unbiased variance for `running_var`); in
+/// evaluation it uses the running statistics. `weight`/`bias` are trainable.
+#[derive(Clone, Debug)]
+pub struct BatchNorm2d {
+    inner: candle_nn::BatchNorm,
+    channels: usize,
+}
+
+/// A [`BatchNorm2d`] with `weight` (1), `bias` (0), `running_mean` (0), `running_var` (1)
+/// from `vb`. PyTorch's defaults: `eps = 1e-5`, `momentum = 0.1`. The running statistics
+/// become variables of a `VarMap` backed `vb` (so `VarMap::save` stores them); they get no
+/// gradient, so an optimizer leaves them alone.
+pub fn batch_norm2d(
+    channels: usize,
+    eps: f64,
+    momentum: f64,
+    vb: VarBuilder,
+) -> Result<BatchNorm2d> {
+    const OP: &str = "batch_norm2d";
+    check_eps(OP, eps)?;
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(config_err(
+            OP,
+            "momentum",
+            format!("{momentum} must be in [0, 1]"),
+        ));
+    }
+    let cfg = candle_nn::BatchNormConfig {
+        eps,
+        remove_mean: true,
+        affine: true,
+        momentum,
+    };
+    Ok(BatchNorm2d {
+        inner: candle_nn::batch_norm(channels, cfg, vb)?,
+        channels,
+    })
+}
+
+impl BatchNorm2d {
+    pub fn running_mean(&self) -> &Tensor {
+        self.inner.running_mean()
+    }
+    pub fn running_var(&self) -> &Tensor {
+        self.inner.running_var()
+    }
+}
+
+impl ModuleT for BatchNorm2d {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (n, _, h, w) = check_nchw("batch_norm2d", x, self.channels)?;
+        if train && n * h * w < 2 {
+            return Err(shape_err(
+                "batch_norm2d",
+                "x",
+                x.dims(),
+                "more than one value per channel in training",
+            ));
+        }
+        self.inner.forward_t(x, train)
+    }
+}

@@ -1,0 +1,281 @@
+//! Max pooling with padding and any kernel/stride, in PyTorch's semantics, with a backward.
+//!
+//! candle 0.11's `max_pool2d` has no padding and no backward when kernel ≠ stride, which rules
+//! out the ResNet stem's 3×3/2 pool with padding 1.
+
+use crate::conv_cpu::Elem;
+use crate::error::{config_err, shape_err, NnError};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+const OP: &str = "max_pool2d";
+
+#[derive(Clone, Copy, Debug)]
+struct PoolGeom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+}
+
+fn geometry(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<PoolGeom> {
+    if kernel == 0 {
+        return Err(config_err(OP, "kernel", "must be >= 1"));
+    }
+    if stride == 0 {
+        return Err(config_err(OP, "stride", "must be >= 1"));
+    }
+    if padding > kernel / 2 {
+        return Err(config_err(
+            OP,
+            "padding",
+            format!("{padding} exceeds half the kernel size {kernel} (PyTorch's rule)"),
+        ));
+    }
+    let &[n, c, h, w] = x.dims() else {
+        return Err(shape_err(OP, "x", x.dims(), "[N, C, H, W]"));
+    };
+    if h + 2 * padding < kernel || w + 2 * padding < kernel {
+        return Err(shape_err(
+            OP,
+            "x",
+            x.dims(),
+            format!("padded spatial size at least the kernel {kernel} (padding {padding})"),
+        ));
+    }
+    Ok(PoolGeom {
+        n,
+        c,
+        h,
+        w,
+        ho: (h + 2 * padding - kernel) / stride + 1,
+        wo: (w + 2 * padding - kernel) / stride + 1,
+        k: kernel,
+        s: stride,
+        p: padding,
+    })
+}
+
+/// 2-D max pooling of `x: [N, C, H, W]` as `torch.nn.functional.max_pool2d(x, kernel, stride,
+/// padding)` (floor mode, dilation 1): padded cells count as −∞, NaN propagates, and the
+/// gradient goes to the first maximum of each window (row-major), accumulating where windows
+/// overlap. `padding` may be at most `kernel / 2`.
+///
+/// CPU f32/f64 tensors use a custom op; other devices or dtypes a composition of candle ops
+/// (−∞ padding, `k²` strided selections and `maximum`), whose gradient on exact ties may be
+/// shared between the tied cells.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((1, 1, 4, 4))?;
+/// let y = arfpn_nn::max_pool2d(&x, 3, 2, 1)?; // the ResNet stem pool
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [5., 7., 13., 15.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let g = geometry(x, kernel, stride, padding)?;
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        x.contiguous()?.apply_op1(MaxPoolFwd(g))
+    } else {
+        max_pool2d_composed(x, g)
+    }
+}
+
+/// The device-generic route: pad with −∞ and take the maximum of the `k²` strided views.
+fn max_pool2d_composed(x: &Tensor, g: PoolGeom) -> Result<Tensor> {
+    let x = if g.p > 0 {
+        let dev = x.device();
+        let ninf = |d: &[usize]| Tensor::full(f32::NEG_INFINITY, d, dev)?.to_dtype(x.dtype());
+        let side = ninf(&[g.n, g.c, g.h, g.p])?;
+        let x = Tensor::cat(&[&side, x, &side], 3)?;
+        let top = ninf(&[g.n, g.c, g.p, g.w + 2 * g.p])?;
+        Tensor::cat(&[&top, &x, &top], 2)?
+    } else {
+        x.clone()
+    };
+    let dev = x.device();
+    let mut out: Option<Tensor> = None;
+    for i in 0..g.k {
+        let rows: Vec<u32> = (0..g.ho).map(|o| (o * g.s + i) as u32).collect();
+        let rows = Tensor::new(rows.as_slice(), dev)?;
+        let xr = x.index_select(&rows, 2)?;
+        for j in 0..g.k {
+            let cols: Vec<u32> = (0..g.wo).map(|o| (o * g.s + j) as u32).collect();
+            let v = xr.index_select(&Tensor::new(cols.as_slice(), dev)?, 3)?;
+            out = Some(match out {
+                None => v,
+                Some(m) => m.maximum(&v)?,
+            });
+        }
+    }
+    // kernel >= 1, so at least one view was taken.
+    out.ok_or_else(|| config_err(OP, "kernel", "must be >= 1"))
+}
+
+/// Index (within the plane) of the first maximum of the window of output `(oy, ox)`, or
+/// `None` when the window lies entirely in the padding (impossible when `p <= k/2`).
+fn window_argmax<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize) -> Option<usize> {
+    let y0 = (oy * g.s) as isize - g.p as isize;
+    let x0 = (ox * g.s) as isize - g.p as isize;
+    let mut best: Option<(usize, T)> = None;
+    for yy in y0.max(0)..(y0 + g.k as isize).min(g.h as isize) {
+        for xx in x0.max(0)..(x0 + g.k as isize).min(g.w as isize) {
+            let idx = yy as usize * g.w + xx as usize;
+            let v = plane[idx];
+            match best {
+                Some((_, m)) if !(v > m || v.is_nan()) || m.is_nan() => {}
+                _ => best = Some((idx, v)),
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    let d = s.as_slice::<T>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&d[a..b]),
+        None => Err(config_err(OP, "x", "must be contiguous")),
+    }
+}
+
+fn pool_fwd<T: Elem + candle_core::WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
+    let mut y = vec![T::ZERO; g.n * g.c * g.ho * g.wo];
+    y.par_chunks_mut(g.ho * g.wo)
+        .enumerate()
+        .for_each(|(pi, out)| {
+            let plane = &x[pi * g.h * g.w..(pi + 1) * g.h * g.w];
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    out[oy * g.wo + ox] = match window_argmax(plane, g, oy, ox) {
+                        Some(i) => plane[i],
+                        None => T::NEG_INFINITY,
+                    };
+                }
+            }
+        });
+    y
+}
+
+fn pool_bwd<T: Elem + candle_core::WithDType>(x: &[T], dy: &[T], g: &PoolGeom) -> Vec<T> {
+    let mut dx = vec![T::ZERO; g.n * g.c * g.h * g.w];
+    dx.par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .for_each(|(pi, dplane)| {
+            let plane = &x[pi * g.h * g.w..(pi + 1) * g.h * g.w];
+            let grad = &dy[pi * g.ho * g.wo..(pi + 1) * g.ho * g.wo];
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    if let Some(i) = window_argmax(plane, g, oy, ox) {
+                        dplane[i] += grad[oy * g.wo + ox];
+                    }
+                }
+            }
+        });
+    dx
+}
+
+struct MaxPoolFwd(PoolGeom);
+
+impl CustomOp1 for MaxPoolFwd {
+    fn name(&self) -> &'static str {
+        "arfpn-max-pool2d"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let st = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(pool_fwd(contiguous::<f32>(s, l)?, g)),
+            CpuStorage::F64(_) => CpuStorage::F64(pool_fwd(contiguous::<f64>(s, l)?, g)),
+            s => {
+                return Err(NnError::DType {
+                    op: OP,
+                    dtype: s.dtype(),
+                }
+                .into())
+            }
+        };
+        Ok((st, Shape::from((g.n, g.c, g.ho, g.wo))))
+    }
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &MaxPoolBwd(self.0),
+        )?))
+    }
+}
+
+struct MaxPoolBwd(PoolGeom);
+
+impl CustomOp2 for MaxPoolBwd {
+    fn name(&self) -> &'static str {
+        "arfpn-max-pool2d-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let st = match s1 {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(pool_bwd(contiguous::<f32>(s1, l1)?, contiguous(s2, l2)?, g))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(pool_bwd(contiguous::<f64>(s1, l1)?, contiguous(s2, l2)?, g))
+            }
+            s => {
+                return Err(NnError::DType {
+                    op: OP,
+                    dtype: s.dtype(),
+                }
+                .into())
+            }
+        };
+        Ok((st, Shape::from((g.n, g.c, g.h, g.w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn distinct(dims: (usize, usize, usize, usize), seed: u32) -> Result<Tensor> {
+        // A permutation of 0..n scaled: distinct values, so no ties.
+        let n = dims.0 * dims.1 * dims.2 * dims.3;
+        let v: Vec<f64> = (0..n)
+            .map(|i| ((i as u64 * 7919 + seed as u64) % n as u64) as f64 - n as f64 / 2.0)
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu)
+    }
+
+    /// The custom op and the device-generic composition agree, forward and backward.
+    #[test]
+    fn custom_op_equals_composed_route() -> Result<()> {
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 2, 2)] {
+            let x = Var::from_tensor(&distinct((2, 2, 9, 8), k as u32)?)?;
+            let r = distinct((2, 2, 9, 8), 3)?;
+            let a = max_pool2d(&x, k, s, p)?;
+            let b = max_pool2d_composed(&x, geometry(&x, k, s, p)?)?;
+            assert_eq!(
+                a.flatten_all()?.to_vec1::<f64>()?,
+                b.flatten_all()?.to_vec1::<f64>()?
+            );
+            let rr = r.narrow(2, 0, a.dim(2)?)?.narrow(3, 0, a.dim(3)?)?;
+            let ga = (&a * &rr)?.sum_all()?.backward()?;
+            let gb = (&b * &rr)?.sum_all()?.backward()?;
+            let ga = ga.get(&x).expect("dx").flatten_all()?.to_vec1::<f64>()?;
+            let gb = gb.get(&x).expect("dx").flatten_all()?.to_vec1::<f64>()?;
+            assert_eq!(ga, gb, "k {k} s {s} p {p}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! The convolution: forward equal to candle's, all three gradients equal to finite
+//! differences, on odd/even sizes, strides 1/2, padding 0/1/3, kernels 1/3/7, dilation,
+//! groups, batch > 1.
+
+mod common;
+use arfpn_nn::{conv2d, conv2d_op, Conv2dConfig};
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
+use common::*;
+
+fn cfg(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2dConfig {
+    Conv2dConfig {
+        stride,
+        padding,
+        dilation,
+        groups,
+    }
+}
+
+/// (n, c, h, w, o, k, cfg)
+fn cases() -> Vec<(usize, usize, usize, usize, usize, usize, Conv2dConfig)> {
+    vec![
+        (2, 3, 7, 6, 4, 3, cfg(1, 1, 1, 1)),
+        (2, 3, 7, 6, 4, 3, cfg(2, 1, 1, 1)),
+        (1, 2, 8, 7, 3, 3, cfg(2, 0, 1, 1)),
+        (2, 3, 9, 8, 2, 7, cfg(2, 3, 1, 1)),
+        (1, 3, 5, 5, 4, 1, cfg(1, 0, 1, 1)),
+        (2, 4, 6, 5, 3, 1, cfg(2, 0, 1, 1)),
+        (1, 2, 5, 6, 2, 1, cfg(1, 1, 1, 1)),
+        (1, 2, 9, 7, 3, 3, cfg(1, 2, 2, 1)),
+        (2, 4, 6, 7, 6, 3, cfg(2, 1, 1, 2)),
+        (1, 2, 4, 5, 3, 3, cfg(1, 3, 1, 1)),
+        (1, 2, 10, 11, 2, 3, cfg(3, 1, 2, 1)),
+    ]
+}
+
+#[test]
+fn forward_equals_candle() -> Result<()> {
+    for (i, &(n, c, h, w, o, k, cf)) in cases().iter().enumerate() {
+        for dtype in [DType::F32, DType::F64] {
+            let x = rand_t(&[n, c, h, w], 10 + i as u64, dtype)?;
+            let wt = rand_t(&[o, c / cf.groups, k, k], 20 + i as u64, dtype)?;
+            let b = rand_t(&[o], 30 + i as u64, dtype)?;
+            let ours = conv2d_op(&x, &wt, Some(&b), cf)?;
+            let theirs = x
+                .conv2d(&wt, cf.padding, cf.stride, cf.dilation, cf.groups)?
+                .broadcast_add(&b.reshape((1, o, 1, 1))?)?;
+            assert_eq!(ours.dims(), theirs.dims(), "case {i}");
+            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+            let d = max_abs_diff(&ours, &theirs)?;
+            assert!(d < tol, "case {i} {dtype:?}: max diff {d}");
+            let no_bias = conv2d_op(&x, &wt, None, cf)?;
+            let d = max_abs_diff(
+                &no_bias,
+                &x.conv2d(&wt, cf.padding, cf.stride, cf.dilation, cf.groups)?,
+            )?;
+            assert!(d < tol, "case {i} {dtype:?} without bias: max diff {d}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gradients_match_finite_differences() -> Result<()> {
+    for (i, &(n, c, h, w, o, k, cf)) in cases().iter().enumerate() {
+        let x = rand_t(&[n, c, h, w], 40 + i as u64, DType::F64)?;
+        let wt = rand_t(&[o, c / cf.groups, k, k], 50 + i as u64, DType::F64)?;
+        let b = rand_t(&[o], 60 + i as u64, DType::F64)?;
+        check_grads(
+            &[x.clone(), wt.clone(), b],
+            |a| weighted_sum(&conv2d_op(&a[0], &a[1], Some(&a[2]), cf)?, 70 + i as u64),
+            1e-6,
+            1e-7,
+        )?;
+        check_grads(
+            &[x, wt],
+            |a| weighted_sum(&conv2d_op(&a[0], &a[1], None, cf)?, 80 + i as u64),
+            1e-6,
+            1e-7,
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn f32_gradients_equal_f64_gradients() -> Result<()> {
+    let cf = cfg(2, 1, 1, 1);
+    let grads = |dtype: DType| -> Result<Vec<Vec<f64>>> {
+        let x = Var::from_tensor(&rand_t(&[2, 3, 9, 8], 1, dtype)?)?;
+        let w = Var::from_tensor(&rand_t(&[4, 3, 3, 3], 2, dtype)?)?;
+        let b = Var::from_tensor(&rand_t(&[4], 3, dtype)?)?;
+        let loss = weighted_sum(&conv2d_op(&x, &w, Some(&b), cf)?, 4)?;
+        let g = loss.backward()?;
+        [&x, &w, &b]
+            .iter()
+            .map(|v| {
+                g.get(v)
+                    .expect("gradient")
+                    .flatten_all()?
+                    .to_dtype(DType::F64)?
+                    .to_vec1()
+            })
+            .collect()
+    };
+    let (a, b) = (grads(DType::F32)?, grads(DType::F64)?);
+    for (ga, gb) in a.iter().zip(&b) {
+        for (u, v) in ga.iter().zip(gb) {
+            assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Documents candle 0.11.1's stride-2 backward bug (H, W of different parity) that this
+/// crate's convolution does not have. If candle fixes it, this test says so.
+#[test]
+fn candle_stride2_backward_fails_where_ours_works() -> Result<()> {
+    let x = Var::from_tensor(&rand_t(&[1, 2, 16, 15], 5, DType::F64)?)?;
+    let w = Var::from_tensor(&rand_t(&[3, 2, 3, 3], 6, DType::F64)?)?;
+    let candle = x.conv2d(&w, 1, 2, 1, 1)?.sum_all()?.backward();
+    assert!(
+        candle.is_err(),
+        "candle's stride-2 backward now works for 16x15: update the docs"
+    );
+    let cf = cfg(2, 1, 1, 1);
+    let g = conv2d_op(&x, &w, None, cf)?.sum_all()?.backward()?;
+    assert_eq!(g.get(&x).expect("dx").dims(), &[1, 2, 16, 15]);
+    Ok(())
+}
+
+#[test]
+fn bad_shapes_are_errors() -> Result<()> {
+    let x = Tensor::zeros((1, 4, 5, 5), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((2, 4, 3, 3), DType::F32, &Device::Cpu)?;
+    let d = Conv2dConfig::default();
+    let msg = |r: Result<Tensor>| r.expect_err("must fail").to_string();
+    assert!(msg(conv2d_op(&x.flatten_all()?, &w, None, d)).contains("argument `x`"));
+    assert!(msg(conv2d_op(&x, &w.narrow(1, 0, 3)?, None, d)).contains("argument `w`"));
+    let b = Tensor::zeros(3, DType::F32, &Device::Cpu)?;
+    assert!(msg(conv2d_op(&x, &w, Some(&b), d)).contains("argument `b`"));
+    assert!(msg(conv2d_op(&x, &w, None, cfg(0, 0, 1, 1))).contains("stride"));
+    assert!(msg(conv2d_op(&x, &w, None, cfg(1, 0, 1, 3))).contains("argument `w`"));
+    let big = Tensor::zeros((2, 4, 7, 7), DType::F32, &Device::Cpu)?;
+    assert!(msg(conv2d_op(&x, &big, None, d)).contains("dilated kernel"));
+    assert!(msg(conv2d_op(&x.to_dtype(DType::F64)?, &w, None, d)).contains("dtype"));
+    Ok(())
+}
+
+#[test]
+fn layer_parameters_and_init() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let conv = conv2d(64, 64, 3, cfg(1, 1, 1, 1), true, vb.pp("c"))?;
+    let data = vm.data().lock().expect("lock");
+    let w = data.get("c.weight").expect("c.weight");
+    assert_eq!(w.dims(), &[64, 64, 3, 3]);
+    assert_eq!(
+        data.get("c.bias").expect("c.bias").to_vec1::<f32>()?,
+        vec![0f32; 64]
+    );
+    // kaiming_normal_(fan_out, relu): std = sqrt(2 / (64*3*3)) = 0.0589.
+    let v = w.flatten_all()?.to_vec1::<f32>()?;
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let std = (v.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt();
+    assert!(mean.abs() < 0.002, "mean {mean}");
+    assert!((std - 0.0589).abs() < 0.002, "std {std}");
+    drop(data);
+    let y = conv.forward(&Tensor::ones((1, 64, 5, 4), DType::F32, &Device::Cpu)?)?;
+    assert_eq!(y.dims(), &[1, 64, 5, 4]);
+    assert_eq!(conv.config(), cfg(1, 1, 1, 1));
+    let json = serde_json::to_string(&conv.config()).expect("serialise");
+    assert_eq!(
+        serde_json::from_str::<Conv2dConfig>(&json).expect("parse"),
+        conv.config()
+    );
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! GroupNorm, FrozenBatchNorm2d and BatchNorm2d: hand-computed values, finite-difference
+//! gradients, frozen parameters, running-statistics updates.
+
+mod common;
+use arfpn_nn::{batch_norm2d, frozen_batch_norm2d, group_norm};
+use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, Var};
+use candle_nn::VarBuilder;
+use common::*;
+use std::collections::HashMap;
+
+fn vb_from(ts: &[(&str, &Tensor)]) -> VarBuilder<'static> {
+    let map: HashMap<String, Tensor> = ts
+        .iter()
+        .map(|(k, t)| (k.to_string(), (*t).clone()))
+        .collect();
+    VarBuilder::from_tensors(map, DType::F64, &Device::Cpu)
+}
+
+/// Per-(sample, group) normalisation written out with loops.
+fn group_norm_reference(
+    x: &[f64],
+    dims: [usize; 4],
+    groups: usize,
+    w: &[f64],
+    b: &[f64],
+    eps: f64,
+) -> Vec<f64> {
+    let [n, c, h, wd] = dims;
+    let cg = c / groups;
+    let m = cg * h * wd;
+    let mut y = vec![0.0; x.len()];
+    for i in 0..n {
+        for g in 0..groups {
+            let s = (i * c + g * cg) * h * wd;
+            let mean = x[s..s + m].iter().sum::<f64>() / m as f64;
+            let var = x[s..s + m].iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m as f64;
+            for k in 0..m {
+                let ch = g * cg + k / (h * wd);
+                y[s + k] = (x[s + k] - mean) / (var + eps).sqrt() * w[ch] + b[ch];
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn group_norm_values_and_gradients() -> Result<()> {
+    let dims = [2, 6, 3, 4];
+    let x = rand_t(&dims, 1, DType::F64)?;
+    let w = rand_t(&[6], 2, DType::F64)?;
+    let b = rand_t(&[6], 3, DType::F64)?;
+    let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &w), ("bias", &b)]))?;
+    let y = gn.forward(&x)?.flatten_all()?.to_vec1::<f64>()?;
+    let expected = group_norm_reference(
+        &x.flatten_all()?.to_vec1()?,
+        dims,
+        3,
+        &w.to_vec1()?,
+        &b.to_vec1()?,
+        1e-5,
+    );
+    for (a, e) in y.iter().zip(&expected) {
+        assert!((a - e).abs() < 1e-12, "{a} vs {e}");
+    }
+    check_grads(
+        &[x, w, b],
+        |a| {
+            let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
+            weighted_sum(&gn.forward(&a[0])?, 4)
+        },
+        1e-6,
+        1e-6,
+    )?;
+    Ok(())
+}
+
+#[test]
+fn group_norm_defaults_and_errors() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let gn = group_norm(2, 4, 1e-5, vb.pp("gn"))?;
+    assert_eq!(
+        vm.data()
+            .lock()
+            .expect("lock")
+            .get("gn.weight")
+            .expect("weight")
+            .to_vec1::<f32>()?,
+        [1f32; 4]
+    );
+    let x = Tensor::zeros((1, 3, 2, 2), DType::F32, &Device::Cpu)?;
+    assert!(gn.forward(&x).is_err());
+    assert!(group_norm(3, 4, 1e-5, vb.pp("bad")).is_err());
+    Ok(())
+}
+
+#[test]
+fn frozen_batch_norm_is_a_fixed_affine_with_input_gradient_only() -> Result<()> {
+    let w = Tensor::new(&[2.0f64, -1.0], &Device::Cpu)?;
+    let b = Tensor::new(&[0.5f64, 1.0], &Device::Cpu)?;
+    let m = Tensor::new(&[1.0f64, -2.0], &Device::Cpu)?;
+    let v = Tensor::new(&[4.0f64, 0.25], &Device::Cpu)?;
+    let ws = Var::from_tensor(&w)?;
+    let vb = vb_from(&[
+        ("weight", ws.as_tensor()),
+        ("bias", &b),
+        ("running_mean", &m),
+        ("running_var", &v),
+    ]);
+    let bn = frozen_batch_norm2d(2, 0.0, vb)?;
+    let x = Var::from_tensor(&Tensor::new(&[[[[3.0f64]], [[0.0]]]], &Device::Cpu)?)?;
+    let y = bn.forward(&x)?;
+    // (3-1)/2*2+0.5 = 2.5; (0+2)/0.5*(-1)+1 = -3.
+    assert_eq!(y.flatten_all()?.to_vec1::<f64>()?, [2.5, -3.0]);
+    let g = y.sum_all()?.backward()?;
+    assert!(g.get(&ws).is_none(), "frozen weight must get no gradient");
+    assert_eq!(
+        g.get(&x).expect("dx").flatten_all()?.to_vec1::<f64>()?,
+        [1.0, -2.0]
+    );
+    let x = rand_t(&[2, 2, 3, 3], 5, DType::F64)?;
+    let bn = frozen_batch_norm2d(
+        2,
+        1e-5,
+        vb_from(&[
+            ("weight", &w),
+            ("bias", &b),
+            ("running_mean", &m),
+            ("running_var", &v),
+        ]),
+    )?;
+    check_grads(&[x], |a| weighted_sum(&bn.forward(&a[0])?, 6), 1e-6, 1e-8)?;
+    Ok(())
+}
+
+#[test]
+fn batch_norm_train_eval_and_running_stats() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+    let bn = batch_norm2d(1, 0.0, 0.1, vb.pp("bn"))?;
+    // One channel, values 1, 2, 3, 6: mean 3, biased var 3.5, unbiased 14/3.
+    let x = Tensor::new(&[1.0f64, 2., 3., 6.], &Device::Cpu)?.reshape((2, 1, 1, 2))?;
+    let y = bn.forward_t(&x, true)?.flatten_all()?.to_vec1::<f64>()?;
+    let s = 3.5f64.sqrt();
+    for (a, e) in y.iter().zip([-2.0 / s, -1.0 / s, 0.0, 3.0 / s]) {
+        assert!((a - e).abs() < 1e-12);
+    }
+    let rm = bn.running_mean().to_vec1::<f64>()?[0];
+    let rv = bn.running_var().to_vec1::<f64>()?[0];
+    assert!((rm - 0.3).abs() < 1e-12, "running mean {rm}");
+    assert!(
+        (rv - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12,
+        "running var {rv}"
+    );
+    // The VarMap holds the updated statistics under torchvision's names.
+    let data = vm.data().lock().expect("lock");
+    assert!(
+        (data
+            .get("bn.running_mean")
+            .expect("stat")
+            .to_vec1::<f64>()?[0]
+            - 0.3)
+            .abs()
+            < 1e-12
+    );
+    assert!(
+        data.contains_key("bn.weight")
+            && data.contains_key("bn.bias")
+            && data.contains_key("bn.running_var")
+    );
+    drop(data);
+    // Eval uses the running statistics.
+    let y = bn.forward_t(&x, false)?.flatten_all()?.to_vec1::<f64>()?;
+    assert!((y[0] - (1.0 - rm) / rv.sqrt()).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn batch_norm_train_gradients() -> Result<()> {
+    let x = rand_t(&[2, 3, 2, 3], 7, DType::F64)?;
+    let w = rand_t(&[3], 8, DType::F64)?;
+    let b = rand_t(&[3], 9, DType::F64)?;
+    check_grads(
+        &[x, w, b],
+        |a| {
+            let m = Tensor::zeros(3, DType::F64, &Device::Cpu)?;
+            let v = Tensor::ones(3, DType::F64, &Device::Cpu)?;
+            let vb = vb_from(&[
+                ("weight", &a[1]),
+                ("bias", &a[2]),
+                ("running_mean", &m),
+                ("running_var", &v),
+            ]);
+            weighted_sum(&batch_norm2d(3, 1e-5, 0.1, vb)?.forward_t(&a[0], true)?, 10)
+        },
+        1e-6,
+        1e-6,
+    )?;
+    Ok(())
+}
+
+#[test]
+fn batch_norm_errors() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    assert!(batch_norm2d(2, 1e-5, 1.5, vb.pp("a")).is_err());
+    let bn = batch_norm2d(2, 1e-5, 0.1, vb.pp("b"))?;
+    assert!(bn
+        .forward_t(
+            &Tensor::zeros((1, 3, 2, 2), DType::F32, &Device::Cpu)?,
+            true
+        )
+        .is_err());
+    assert!(bn
+        .forward_t(
+            &Tensor::zeros((1, 2, 1, 1), DType::F32, &Device::Cpu)?,
+            true
+        )
+        .is_err());
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Nearest 2× upsampling: values, and a backward that accumulates when the input also feeds
+//! another branch (the FPN top-down pattern).
+
+mod common;
+use arfpn_nn::upsample_nearest2x;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use common::*;
+
+#[test]
+fn equals_candle_forward() -> Result<()> {
+    let x = rand_t(&[2, 3, 5, 4], 1, DType::F32)?;
+    let ours = upsample_nearest2x(&x)?;
+    assert_eq!(ours.dims(), &[2, 3, 10, 8]);
+    assert_eq!(max_abs_diff(&ours, &x.upsample_nearest2d(10, 8)?)?, 0.0);
+    Ok(())
+}
+
+/// `loss = sum(up(x)·r1) + sum(x·r2)`: `dx = (2×2 block sums of r1) + r2`.
+fn fpn_pattern(up: impl Fn(&Tensor) -> Result<Tensor>) -> Result<(Vec<f64>, Vec<f64>)> {
+    let x = Var::from_tensor(&rand_t(&[1, 2, 3, 5], 2, DType::F64)?)?;
+    let r1 = rand_t(&[1, 2, 6, 10], 3, DType::F64)?;
+    let r2 = rand_t(&[1, 2, 3, 5], 4, DType::F64)?;
+    let lateral = (x.as_tensor() * 1.0)?; // used twice, like an FPN lateral map
+    let loss = ((up(&lateral)? * &r1)?.sum_all()? + (&lateral * &r2)?.sum_all()?)?;
+    let dx = loss
+        .backward()?
+        .get(&x)
+        .expect("dx")
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let r1v = r1.flatten_all()?.to_vec1::<f64>()?;
+    let r2v = r2.flatten_all()?.to_vec1::<f64>()?;
+    let mut expected = r2v;
+    for c in 0..2 {
+        for i in 0..3 {
+            for j in 0..5 {
+                let mut s = 0.0;
+                for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    s += r1v[c * 60 + (2 * i + a) * 10 + 2 * j + b];
+                }
+                expected[c * 15 + i * 5 + j] += s;
+            }
+        }
+    }
+    Ok((dx, expected))
+}
+
+#[test]
+fn backward_accumulates_with_other_uses_of_the_input() -> Result<()> {
+    let (dx, expected) = fpn_pattern(upsample_nearest2x)?;
+    for (a, b) in dx.iter().zip(&expected) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    Ok(())
+}
+
+/// Documents candle 0.11.1's overwrite bug; if candle fixes it, this says so.
+#[test]
+fn candle_upsample_backward_drops_other_gradients() -> Result<()> {
+    let (dx, expected) = fpn_pattern(|t| t.upsample_nearest2d(6, 10))?;
+    let same = dx.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-12);
+    assert!(
+        !same,
+        "candle's upsample_nearest2d backward now accumulates: update the docs"
+    );
+    Ok(())
+}
+
+#[test]
+fn finite_differences() -> Result<()> {
+    let x = rand_t(&[2, 2, 3, 4], 5, DType::F64)?;
+    check_grads(
+        &[x],
+        |a| weighted_sum(&upsample_nearest2x(&a[0])?, 6),
+        1e-6,
+        1e-8,
+    )?;
+    Ok(())
+}
+
+#[test]
+fn bad_rank_is_an_error() {
+    let x = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu).expect("zeros");
+    assert!(upsample_nearest2x(&x).is_err());
+}
