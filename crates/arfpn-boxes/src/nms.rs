@@ -126,26 +126,39 @@ impl Sorted {
         let (gw, gh) = dims(cell);
         let col = |x: f32| (((x - min_x) / cell) as usize).min(gw - 1);
         let row = |y: f32| (((y - min_y) / cell) as usize).min(gh - 1);
-        let mut grid: Vec<Vec<usize>> = vec![Vec::new(); gw * gh];
+        // Kept boxes per cell, stored inline (x1, y1, x2, y2, area) for locality.
+        let mut grid: Vec<Vec<[f32; 5]>> = vec![Vec::new(); gw * gh];
         let mut keep = Vec::new();
         for &j in ranks {
-            if !(self.x2[j] >= self.x1[j] && self.y2[j] >= self.y1[j]) {
+            let (x1, y1, x2, y2, area) =
+                (self.x1[j], self.y1[j], self.x2[j], self.y2[j], self.area[j]);
+            if !(x2 >= x1 && y2 >= y1) {
                 // An inverted box overlaps nothing: kept, and suppresses nothing.
                 keep.push(j);
                 continue;
             }
-            let (c0, c1) = (col(self.x1[j]), col(self.x2[j]));
-            let (r0, r1) = (row(self.y1[j]), row(self.y2[j]));
+            let (c0, c1) = (col(x1), col(x2));
+            let (r0, r1) = (row(y1), row(y2));
+            // Same arithmetic as `overlaps(i, j)` with the kept box as `i`.
+            let hit = |k: &[f32; 5]| {
+                let w = (k[2].min(x2) - k[0].max(x1)).max(0.0);
+                if w <= 0.0 {
+                    return false;
+                }
+                let h = (k[3].min(y2) - k[1].max(y1)).max(0.0);
+                let inter = w * h;
+                inter > 0.0 && inter / (k[4] + area - inter) > thr
+            };
             let suppressed = (r0..=r1).any(|r| {
                 grid[r * gw + c0..=r * gw + c1]
                     .iter()
-                    .any(|kept| kept.iter().any(|&i| self.overlaps(i, j, thr)))
+                    .any(|kept| kept.iter().any(hit))
             });
             if !suppressed {
                 keep.push(j);
                 for r in r0..=r1 {
                     for cell in &mut grid[r * gw + c0..=r * gw + c1] {
-                        cell.push(j);
+                        cell.push([x1, y1, x2, y2, area]);
                     }
                 }
             }
