@@ -160,8 +160,8 @@ impl Matcher {
     }
 
     /// Matches `preds` against `gt` by IoU without building the `gt × preds` matrix: the
-    /// ground truths are sorted by `x1` once, and each prediction is compared only with
-    /// those whose `x1` lies in `(pred.x1 - widest_gt, pred.x2)`. The result is identical
+    /// ground truths are bucketed once on a grid of cells as large as the largest box, and
+    /// each prediction is compared only with those in the cells it can reach. The result is identical
     /// to `match_quality(&iou_matrix(gt, preds), ..)`; memory is `O(gt + preds)`, which
     /// matters for hundreds of thousands of dense anchors.
     pub fn match_boxes(&self, gt: &[BBox], preds: &[BBox]) -> Vec<Match> {
@@ -196,40 +196,92 @@ impl Matcher {
     }
 }
 
-/// Valid ground-truth boxes sorted by `x1`, for the pruned overlap search.
+/// Valid ground-truth boxes bucketed on a uniform grid by their top-left corner, with
+/// cells at least as large as the largest box: a prediction can only overlap boxes whose
+/// corner lies in `(p.x1 - size, p.x2) × (p.y1 - size, p.y2)`, a few cells.
 struct GtIndex {
-    order: Vec<usize>,
-    x1: Vec<f32>,
-    max_width: f32,
+    cells: Vec<Vec<usize>>,
+    /// Largest box side, slightly inflated so rounding can never exclude an overlap.
+    size: f32,
+    cell: f32,
+    min_x: f32,
+    min_y: f32,
+    cols: usize,
+    rows: usize,
 }
 
 impl GtIndex {
     fn new(gt: &[BBox]) -> Self {
-        let mut order: Vec<usize> = (0..gt.len()).filter(|&g| gt[g].is_valid()).collect();
-        order.sort_by(|&a, &b| gt[a].x1.total_cmp(&gt[b].x1));
-        let x1 = order.iter().map(|&g| gt[g].x1).collect();
-        // Inflated a little so that rounding in `x1 + width` can never exclude an overlap.
-        let max_width = order.iter().map(|&g| gt[g].width()).fold(0.0, f32::max) * 1.001 + 1e-3;
-        Self {
-            order,
-            x1,
-            max_width,
+        let valid: Vec<usize> = (0..gt.len()).filter(|&g| gt[g].is_valid()).collect();
+        let (mut min_x, mut min_y, mut max_x, mut max_y) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        let mut size = 0.0f32;
+        for &g in &valid {
+            let b = &gt[g];
+            min_x = min_x.min(b.x1);
+            min_y = min_y.min(b.y1);
+            max_x = max_x.max(b.x1);
+            max_y = max_y.max(b.y1);
+            size = size.max(b.width()).max(b.height());
         }
+        let size = size * 1.001 + 1e-3;
+        if valid.is_empty() {
+            return Self {
+                cells: Vec::new(),
+                size,
+                cell: 1.0,
+                min_x: 0.0,
+                min_y: 0.0,
+                cols: 0,
+                rows: 0,
+            };
+        }
+        // At most 256 cells per side.
+        let cell = size.max((max_x - min_x).max(max_y - min_y) / 256.0);
+        let cols = ((max_x - min_x) / cell) as usize + 1;
+        let rows = ((max_y - min_y) / cell) as usize + 1;
+        let mut index = Self {
+            cells: vec![Vec::new(); cols * rows],
+            size,
+            cell,
+            min_x,
+            min_y,
+            cols,
+            rows,
+        };
+        for g in valid {
+            let (c, r) = (index.col(gt[g].x1), index.row(gt[g].y1));
+            index.cells[r * cols + c].push(g);
+        }
+        index
+    }
+
+    /// Cell column of `x`, clamped to the grid (monotone in `x`).
+    #[inline]
+    fn col(&self, x: f32) -> usize {
+        (((x - self.min_x) / self.cell).max(0.0) as usize).min(self.cols - 1)
+    }
+
+    #[inline]
+    fn row(&self, y: f32) -> usize {
+        (((y - self.min_y) / self.cell).max(0.0) as usize).min(self.rows - 1)
     }
 
     /// Calls `f(g, iou)` for every ground truth `g` with a positive IoU with `p`.
     #[inline]
     fn for_each_overlap(&self, gt: &[BBox], p: &BBox, mut f: impl FnMut(usize, f32)) {
-        if !p.is_valid() {
+        if self.cells.is_empty() || !p.is_valid() {
             return;
         }
-        let lo_x = p.x1 - self.max_width;
-        let lo = self.x1.partition_point(|&x| x <= lo_x);
-        let hi = self.x1.partition_point(|&x| x < p.x2);
-        for &g in &self.order[lo.min(hi)..hi] {
-            let q = gt[g].iou(p);
-            if q > 0.0 {
-                f(g, q);
+        let (c0, c1) = (self.col(p.x1 - self.size), self.col(p.x2));
+        let (r0, r1) = (self.row(p.y1 - self.size), self.row(p.y2));
+        for r in r0..=r1 {
+            for cell in &self.cells[r * self.cols + c0..=r * self.cols + c1] {
+                for &g in cell {
+                    let q = gt[g].iou(p);
+                    if q > 0.0 {
+                        f(g, q);
+                    }
+                }
             }
         }
     }
@@ -318,7 +370,7 @@ mod tests {
         assert!(Matcher::new(0.0, 0.0, true).is_err());
     }
 
-    fn random_boxes(rng: &mut SplitMix64, n: usize, integer: bool) -> Vec<BBox> {
+    fn random_boxes(rng: &mut SplitMix64, n: usize, integer: bool, spread: f32) -> Vec<BBox> {
         (0..n)
             .map(|_| {
                 let mut v = || {
@@ -329,7 +381,7 @@ mod tests {
                         x
                     }
                 };
-                let (x, y, w, h) = (v(), v(), v() * 0.5, v() * 0.5);
+                let (x, y, w, h) = (v() * spread, v() * spread, v() * 0.5, v() * 0.5);
                 BBox::new(x, y, x + w, y + h)
             })
             .collect()
@@ -341,9 +393,11 @@ mod tests {
         let mut rng = SplitMix64::new(42);
         for case in 0..200 {
             let integer = case % 2 == 0; // integer boxes produce many exact ties
-            let (ng, np) = (rng.below(12), 1 + rng.below(60));
-            let gt = random_boxes(&mut rng, ng, integer);
-            let mut preds = random_boxes(&mut rng, np, integer);
+            // Spread over up to 10x the box size, so the grid index has many cells.
+            let spread = [1.0, 4.0, 10.0][case % 3];
+            let (ng, np) = (rng.below(40), 1 + rng.below(300));
+            let gt = random_boxes(&mut rng, ng, integer, spread);
+            let mut preds = random_boxes(&mut rng, np, integer, spread);
             if !preds.is_empty() && case % 3 == 0 {
                 let dup = preds[0];
                 preds.push(dup);

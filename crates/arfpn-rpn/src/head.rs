@@ -6,9 +6,9 @@ use candle_nn::VarBuilder;
 
 use crate::{Result, RpnError};
 
-/// The convolution layer the head uses. Kept behind [`conv`] so that switching to
-/// `arfpn_nn::Conv2d` is a one-line change.
-type Conv = candle_nn::Conv2d;
+/// The convolution layer the head uses: arfpn-nn's im2col + gemm convolution, whose
+/// backward is faster than candle's and correct for every size.
+type Conv = arfpn_nn::Conv2d;
 
 /// A stride-1 `k × k` convolution with `padding`, weights `N(0, 0.01²)` and zero bias
 /// (torchvision's RPN-head initialisation), named `weight`/`bias` under `vb`.
@@ -22,11 +22,11 @@ fn conv(in_c: usize, out_c: usize, k: usize, padding: usize, vb: VarBuilder) -> 
         },
     )?;
     let b = vb.get_with_hints(out_c, "bias", candle_nn::Init::Const(0.0))?;
-    let cfg = candle_nn::Conv2dConfig {
+    let cfg = arfpn_nn::Conv2dConfig {
         padding,
         ..Default::default()
     };
-    Ok(candle_nn::Conv2d::new(w, Some(b), cfg))
+    Ok(Conv::new(w, Some(b), cfg))
 }
 
 /// Raw head outputs for one level.
