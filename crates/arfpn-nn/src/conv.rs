@@ -1,11 +1,26 @@
 //! 2-D convolution (NCHW) with a fast CPU forward and backward.
 //!
 //! On the CPU, [`conv2d_op`] runs as candle custom ops: the forward, the input gradient, the
-//! weight gradient and the bias gradient are each an im2col/col2im + matrix-product kernel
-//! (see `conv_cpu.rs`), correct for every size, stride, padding, dilation and group count —
-//! including the odd/even height/width mixes where candle 0.11's own stride-2 backward fails.
-//! On other devices it is candle's `conv2d` (plus a broadcast bias), so the layer is a drop-in
-//! on CUDA.
+//! weight gradient and the bias gradient are each their own op (see `conv_cpu.rs`), built on
+//! the `gemm` crate's matrix product (the engine candle's matmul uses; its AVX-512 kernels
+//! are enabled through the workspace's `x86-v4` feature and picked at run time):
+//!
+//! * forward: per (image, group, tile of output positions) an im2col tile in a per-thread,
+//!   cache-sized buffer times the weight matrix; tiles run in parallel on rayon's pool;
+//! * input gradient: per (image, group, block of input channels) `Wᵀ·dY` tile by tile, added
+//!   into `dx` by col2im (blocks own disjoint planes of `dx`, so they run in parallel);
+//! * weight gradient: per (group, block of input channels) `dY·colsᵀ` accumulated over
+//!   images and tiles into that block's columns of `dW`;
+//! * a 1×1 stride-1 unpadded convolution is a plain matrix product (no im2col);
+//! * gradients are computed only for arguments that take part in a gradient computation
+//!   (`Tensor::track_op`): no input gradient for an image, no weight gradient for frozen
+//!   weights.
+//!
+//! Supported: f32 and f64, any stride, padding, dilation and group count, any batch size,
+//! every height/width combination — including the odd/even mixes where candle 0.11's own
+//! stride-2 backward fails. On other devices it is candle's `conv2d` (plus a broadcast bias),
+//! so the layer is a drop-in on CUDA; there the backward is candle's, with its stride-2
+//! parity limitation.
 
 use crate::conv_cpu::{self, Elem, Geom};
 use crate::error::{config_err, shape_err, NnError};
