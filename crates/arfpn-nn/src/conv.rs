@@ -584,7 +584,7 @@ mod tests {
             let x = Var::from_tensor(&t(&[2, 3, h, w], i)?)?;
             let wt = Var::from_tensor(&t(&[4, 3, k, k], i + 10)?)?;
             let b = Var::from_tensor(&t(&[4], i + 20)?)?;
-            let r = t(&conv2d_op(&x, &wt, None, cfg)?.dims().to_vec(), i + 30)?;
+            let r = t(conv2d_op(&x, &wt, None, cfg)?.dims(), i + 30)?;
             let g = geometry(&x, &wt, Some(&b), cfg)?;
             let y1 = conv2d_op(&x, &wt, Some(&b), cfg)?;
             let y2 = conv2d_candle(&x, &wt, Some(&b), cfg, &g)?;
