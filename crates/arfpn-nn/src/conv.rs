@@ -1,11 +1,27 @@
 //! 2-D convolution (NCHW) with a fast CPU forward and backward.
 //!
 //! On the CPU, [`conv2d_op`] runs as candle custom ops: the forward, the input gradient, the
-//! weight gradient and the bias gradient are each an im2col/col2im + matrix-product kernel
-//! (see `conv_cpu.rs`), correct for every size, stride, padding, dilation and group count —
-//! including the odd/even height/width mixes where candle 0.11's own stride-2 backward fails.
-//! On other devices it is candle's `conv2d` (plus a broadcast bias), so the layer is a drop-in
-//! on CUDA.
+//! weight gradient and the bias gradient are each their own op (see `conv_cpu.rs`), built on
+//! the `gemm` crate's matrix product (the engine candle's matmul uses; its AVX-512 kernels
+//! are enabled through the workspace's `x86-v4` feature and picked at run time):
+//!
+//! * forward: per (image, group, tile of output positions) an im2col tile in a per-thread,
+//!   cache-sized buffer times the weight matrix; tiles run in parallel on rayon's pool;
+//! * input gradient: per (image, group, block of input channels) `Wᵀ·dY` tile by tile, added
+//!   into `dx` by col2im (blocks own disjoint planes of `dx`, so they run in parallel);
+//! * weight gradient: per (group, block of input channels) `dY·colsᵀ` accumulated over
+//!   images and tiles into that block's columns of `dW`;
+//! * a 1×1 stride-1 unpadded convolution is a plain matrix product (no im2col);
+//! * gradients are computed only for arguments that take part in a gradient computation
+//!   (`Tensor::track_op`): no input gradient for an image, no weight gradient for frozen
+//!   weights.
+//!
+//! Supported: f32 and f64, any stride, padding, dilation and group count, any batch size,
+//! every height/width combination — including the odd/even mixes where candle 0.11's own
+//! stride-2 backward fails. On other devices it is candle's `conv2d` (plus a broadcast bias),
+//! so the layer is a drop-in on CUDA; there the backward is candle's, with its stride-2
+//! parity bug worked around by zero-padding one dimension (`conv2d_candle`; tested on the
+//! CPU, not yet run on a GPU).
 
 use crate::conv_cpu::{self, Elem, Geom};
 use crate::error::{config_err, shape_err, NnError};
@@ -143,11 +159,7 @@ fn geometry(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -> Re
 pub fn conv2d_op(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) -> Result<Tensor> {
     let geom = geometry(x, w, b, cfg)?;
     if !x.device().is_cpu() {
-        let y = x.conv2d(w, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
-        return match b {
-            Some(b) => y.broadcast_add(&b.reshape((1, geom.o, 1, 1))?),
-            None => Ok(y),
-        };
+        return conv2d_candle(x, w, b, cfg, &geom);
     }
     if !matches!(x.dtype(), DType::F32 | DType::F64) {
         return Err(NnError::DType {
@@ -161,6 +173,38 @@ pub fn conv2d_op(x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dConfig) 
     match b {
         Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvFwdBias(geom)),
         None => x.apply_op2(&w, ConvFwd(geom)),
+    }
+}
+
+/// candle's own `conv2d` (non-CPU devices), with its stride-2 backward made correct for every
+/// height/width mix. candle's backward derives one `output_padding` = `(H + 2p − eff) mod s`
+/// from the height and applies it to the width too; when the two differ, the dimension with
+/// the smaller remainder is zero-padded at its end until both remainders agree. That keeps
+/// the output unchanged (the added zeros fall where the conv already saw zero padding, and
+/// the remainder stays below the stride), and the added cells are cut off again by `narrow`
+/// in the backward.
+fn conv2d_candle(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    cfg: Conv2dConfig,
+    g: &Geom,
+) -> Result<Tensor> {
+    let rem = |size: usize, k: usize| {
+        (size + 2 * cfg.padding - (cfg.dilation * (k - 1) + 1)) % cfg.stride
+    };
+    let (rh, rw) = (rem(g.h, g.kh), rem(g.w, g.kw));
+    let x = if rh != rw {
+        let r = rh.max(rw);
+        x.pad_with_zeros(2, 0, r - rh)?
+            .pad_with_zeros(3, 0, r - rw)?
+    } else {
+        x.clone()
+    };
+    let y = x.conv2d(w, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
+    match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, g.o, 1, 1))?),
+        None => Ok(y),
     }
 }
 
@@ -185,7 +229,7 @@ fn forward<T: Elem + candle_core::WithDType>(
 ) -> Result<Vec<T>> {
     let xs = slice::<T>(x.0, x.1, "x")?;
     let ws = slice::<T>(w.0, w.1, "w")?;
-    let mut y = conv_cpu::conv_fwd(xs, ws, g);
+    let mut y = conv_cpu::conv_fwd(xs, ws, g, Default::default());
     if let Some(b) = b {
         let bs = slice::<T>(b.0, b.1, "b")?;
         let l = g.ho * g.wo;
@@ -221,11 +265,23 @@ fn dispatch_fwd(
     Ok((st, out_shape(g)))
 }
 
-/// Gradients of `x` and `w` from the output gradient.
-fn backward_xw(g: Geom, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+/// Gradients of `x` and `w` from the output gradient; `None` for an argument that is not
+/// part of a gradient computation (e.g. the input image, or frozen weights).
+fn backward_xw(
+    g: Geom,
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let grad = grad.contiguous()?;
-    let dx = grad.apply_op2_no_bwd(w, &ConvBwdInput(g))?;
-    let dw = x.apply_op2_no_bwd(&grad, &ConvBwdWeight(g))?;
+    let dx = match x.track_op() {
+        true => Some(grad.apply_op2_no_bwd(w, &ConvBwdInput(g))?),
+        false => None,
+    };
+    let dw = match w.track_op() {
+        true => Some(x.apply_op2_no_bwd(&grad, &ConvBwdWeight(g))?),
+        false => None,
+    };
     Ok((dx, dw))
 }
 
@@ -252,8 +308,7 @@ impl CustomOp2 for ConvFwd {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = backward_xw(self.0, x, w, grad)?;
-        Ok((Some(dx), Some(dw)))
+        backward_xw(self.0, x, w, grad)
     }
 }
 
@@ -285,7 +340,7 @@ impl CustomOp3 for ConvFwdBias {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw) = backward_xw(self.0, x, w, grad)?;
         let db = grad.contiguous()?.apply_op1_no_bwd(&ConvBwdBias(self.0))?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, dw, Some(db)))
     }
 }
 
@@ -309,11 +364,13 @@ impl CustomOp2 for ConvBwdInput {
                 slice(s1, l1, "grad")?,
                 slice(s2, l2, "w")?,
                 g,
+                Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_input(
                 slice(s1, l1, "grad")?,
                 slice(s2, l2, "w")?,
                 g,
+                Default::default(),
             )),
             s => {
                 return Err(NnError::DType {
@@ -347,11 +404,13 @@ impl CustomOp2 for ConvBwdWeight {
                 slice(s1, l1, "x")?,
                 slice(s2, l2, "grad")?,
                 g,
+                Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_weight(
                 slice(s1, l1, "x")?,
                 slice(s2, l2, "grad")?,
                 g,
+                Default::default(),
             )),
             s => {
                 return Err(NnError::DType {
@@ -487,4 +546,59 @@ pub fn conv2d(
         None
     };
     Ok(Conv2d::new(weight, bias, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(dims: &[usize], seed: usize) -> Result<Tensor> {
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919 + seed * 104729) % 1000) as f64 / 500.0 - 1.0)
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu)
+    }
+
+    /// The non-CPU route (run here on the CPU) gives the same values and gradients as the
+    /// CPU kernels, including odd/even mixes where candle's plain backward fails.
+    #[test]
+    fn candle_route_matches_cpu_kernels_on_parity_mixes() -> Result<()> {
+        for (i, &(h, w, k, s, p, d)) in [
+            (16, 15, 3, 2, 1, 1),
+            (15, 16, 3, 2, 1, 1),
+            (9, 12, 7, 2, 3, 1),
+            (10, 13, 3, 3, 1, 1),
+            (11, 8, 3, 2, 2, 2),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let cfg = Conv2dConfig {
+                stride: s,
+                padding: p,
+                dilation: d,
+                groups: 1,
+            };
+            let x = Var::from_tensor(&t(&[2, 3, h, w], i)?)?;
+            let wt = Var::from_tensor(&t(&[4, 3, k, k], i + 10)?)?;
+            let b = Var::from_tensor(&t(&[4], i + 20)?)?;
+            let r = t(conv2d_op(&x, &wt, None, cfg)?.dims(), i + 30)?;
+            let g = geometry(&x, &wt, Some(&b), cfg)?;
+            let y1 = conv2d_op(&x, &wt, Some(&b), cfg)?;
+            let y2 = conv2d_candle(&x, &wt, Some(&b), cfg, &g)?;
+            let diff = |a: &Tensor, b: &Tensor| -> Result<f64> {
+                (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()
+            };
+            assert!(diff(&y1, &y2)? < 1e-12, "case {i} forward");
+            let g1 = (y1 * &r)?.sum_all()?.backward()?;
+            let g2 = (y2 * &r)?.sum_all()?.backward()?;
+            for v in [&x, &wt, &b] {
+                let (a, c) = (g1.get(v).expect("ours"), g2.get(v).expect("candle route"));
+                assert!(diff(a, c)? < 1e-10, "case {i} gradient");
+            }
+        }
+        Ok(())
+    }
 }

@@ -174,3 +174,67 @@ fn layer_parameters_and_init() -> Result<()> {
     );
     Ok(())
 }
+
+/// Larger (still small) shapes that span several column tiles and channel blocks of the
+/// default tiling: forward and both gradients against candle's (equal-parity sizes, where
+/// candle's backward works).
+#[test]
+fn multi_tile_shapes_equal_candle_forward_and_backward() -> Result<()> {
+    for (i, &(c, h, w, o, k, s, p)) in [
+        (64, 32, 34, 32, 3, 1, 1),
+        (48, 32, 32, 16, 3, 2, 1),
+        (24, 40, 36, 8, 7, 2, 3),
+        (64, 16, 16, 64, 1, 2, 0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = Var::from_tensor(&rand_t(&[2, c, h, w], 90 + i as u64, DType::F32)?)?;
+        let wt = Var::from_tensor(&(rand_t(&[o, c, k, k], 91 + i as u64, DType::F32)? * 0.1)?)?;
+        let cf = cfg(s, p, 1, 1);
+        let ours = conv2d_op(&x, &wt, None, cf)?;
+        let theirs = x.conv2d(&wt, p, s, 1, 1)?;
+        assert!(max_abs_diff(&ours, &theirs)? < 1e-4, "case {i} forward");
+        let g1 = weighted_sum(&ours, 92)?.backward()?;
+        let g2 = weighted_sum(&theirs, 92)?.backward()?;
+        for v in [&x, &wt] {
+            let (a, b) = (g1.get(v).expect("ours"), g2.get(v).expect("candle"));
+            let d = max_abs_diff(a, b)?;
+            assert!(d < 1e-3, "case {i} gradient diff {d}");
+        }
+    }
+    Ok(())
+}
+
+/// Inputs outside the gradient computation (the image, frozen weights) get no gradient and
+/// cost nothing; the others are unchanged.
+#[test]
+fn only_needed_gradients_are_computed() -> Result<()> {
+    let x = rand_t(&[1, 3, 9, 8], 1, DType::F64)?;
+    let w = Var::from_tensor(&rand_t(&[4, 3, 3, 3], 2, DType::F64)?)?;
+    let b = Var::from_tensor(&rand_t(&[4], 3, DType::F64)?)?;
+    let cf = cfg(2, 1, 1, 1);
+    let g = weighted_sum(&conv2d_op(&x, &w, Some(&b), cf)?, 4)?.backward()?;
+    assert!(g.get(&x).is_none());
+    let xv = Var::from_tensor(&x)?;
+    let g_all = weighted_sum(&conv2d_op(&xv, &w, Some(&b), cf)?, 4)?.backward()?;
+    assert_eq!(
+        max_abs_diff(g.get(&w).expect("dw"), g_all.get(&w).expect("dw"))?,
+        0.0
+    );
+    // Frozen weights: a plain tensor as w, the input still gets its gradient.
+    let wf = w.as_tensor().detach();
+    let g = weighted_sum(&conv2d_op(&xv, &wf, None, cf)?, 4)?.backward()?;
+    assert!(g.get(&wf).is_none());
+    assert!(g.get(&xv).is_some());
+    Ok(())
+}
+
+#[test]
+fn non_contiguous_input() -> Result<()> {
+    let x = rand_t(&[1, 3, 7, 6], 8, DType::F32)?.transpose(2, 3)?;
+    let w = rand_t(&[2, 3, 3, 3], 9, DType::F32)?;
+    let ours = conv2d_op(&x, &w, None, cfg(1, 1, 1, 1))?;
+    assert!(max_abs_diff(&ours, &x.contiguous()?.conv2d(&w, 1, 1, 1, 1)?)? < 1e-5);
+    Ok(())
+}
