@@ -20,10 +20,12 @@ pub mod dataset;
 pub mod error;
 pub mod image_io;
 pub mod labels;
+pub mod oversample;
 pub mod rng;
 pub mod splits;
 pub mod stats;
 pub mod synthetic;
+pub mod tiling;
 pub mod transforms;
 
 pub use annotation::{
