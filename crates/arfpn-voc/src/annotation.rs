@@ -64,8 +64,8 @@ pub struct Object {
     /// Continuous corner coordinates in the image's pixels.
     pub bbox: BBox,
     pub class: ClassId,
-    /// VOC `difficult`: evaluation ignores it (neither TP nor FP), COCO export writes it as
-    /// `iscrowd = 1` and `ignore = 1`.
+    /// VOC `difficult`: evaluation ignores it (neither TP nor FP); COCO export writes it as
+    /// `ignore = 1` (see [`crate::coco`]).
     pub difficult: bool,
     /// VOC `truncated`: the object continues past the image border.
     pub truncated: bool,

@@ -15,6 +15,7 @@
 //! (foreground only, `0..K`).
 
 pub mod annotation;
+pub mod coco;
 pub mod coords;
 pub mod dataset;
 pub mod error;
