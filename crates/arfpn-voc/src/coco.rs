@@ -47,14 +47,28 @@ struct CocoAnnotation {
     bbox: Vec<f64>,
     #[serde(default)]
     area: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     iscrowd: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     ignore: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     difficult: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     truncated: u8,
+}
+
+/// A 0/1 flag written as a number (`0`, `1`, `1.0`), a boolean or `null`; any non-zero
+/// number is 1.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u8, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Null => Ok(0),
+        serde_json::Value::Bool(b) => Ok(b as u8),
+        serde_json::Value::Number(n) => Ok((n.as_f64().unwrap_or(0.0) != 0.0) as u8),
+        other => Err(serde::de::Error::custom(format!(
+            "expected 0/1 or a boolean, got {other}"
+        ))),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -347,6 +361,13 @@ mod tests {
         )
         .unwrap();
         assert!(s[0].objects[0].difficult);
+        let flags = |extra: &str| {
+            let ann = format!(r#"{{"id":1,"image_id":7,"category_id":1,"bbox":[1,2,3,4]{extra}}}"#);
+            from_coco_json(&base(&ann), p, d).map(|(_, s)| s[0].objects[0].difficult)
+        };
+        assert!(flags(r#","ignore":true,"iscrowd":null"#).unwrap());
+        assert!(!flags(r#","ignore":false,"iscrowd":0.0"#).unwrap());
+        assert!(flags(r#","ignore":"yes""#).is_err());
         for (ann, want) in [
             (
                 r#"{"id":1,"image_id":8,"category_id":1,"bbox":[1,2,3,4]}"#,
