@@ -4,8 +4,8 @@
 //! cargo run --release --example dataset_stats -- DATASET_DIR [--splits train,val,test]
 //!     [--labels RBC,WBC,Platelets] [--strict] [--quiet]
 //! ```
-//! Loads each split leniently (unless `--strict`), with the label set discovered from the
-//! annotations unless `--labels` is given, and prints: images and objects per split and
+//! Loads each split leniently (unless `--strict`), with the label set from `--labels`, else
+//! from `DATASET_DIR/classes.txt`, else discovered from the annotations, and prints: images and objects per split and
 //! class (objects *as annotated*, i.e. including boxes the loader had to drop, as dataset
 //! READMEs count them, and the kept count), image sizes, box size distribution per class,
 //! images lacking a class, and every problem (`--quiet`: only the counts per kind).
@@ -75,7 +75,19 @@ fn main() -> ExitCode {
             }
         },
     };
-    // Discover the label set over all splits together so ids agree between splits.
+    // A `classes.txt` (one name per line, id order; written by make_synthetic) fixes the
+    // label set; otherwise discover it over all splits together so ids agree between splits.
+    if labels == Labels::Discover {
+        if let Ok(text) = std::fs::read_to_string(root.join("classes.txt")) {
+            match LabelSet::new(text.lines().map(str::trim).filter(|l| !l.is_empty())) {
+                Ok(l) => labels = Labels::Explicit(l),
+                Err(e) => {
+                    eprintln!("{}: {e}", root.join("classes.txt").display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     if labels == Labels::Discover {
         let mut names = std::collections::BTreeSet::new();
         for split in &splits {

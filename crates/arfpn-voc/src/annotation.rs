@@ -64,8 +64,8 @@ pub struct Object {
     /// Continuous corner coordinates in the image's pixels.
     pub bbox: BBox,
     pub class: ClassId,
-    /// VOC `difficult`: evaluation ignores it (neither TP nor FP), COCO export writes it as
-    /// `iscrowd = 1` and `ignore = 1`.
+    /// VOC `difficult`: evaluation ignores it (neither TP nor FP); COCO export writes it as
+    /// `ignore = 1` (see [`crate::coco`]).
     pub difficult: bool,
     /// VOC `truncated`: the object continues past the image border.
     pub truncated: bool,
@@ -202,7 +202,19 @@ fn parse_object(path: &Path, obj: roxmltree::Node, i: usize, w: u32, h: u32) -> 
         voc[k] = v;
     }
     let [xmin, ymin, xmax, ymax] = voc;
-    if !voc_extent_positive(voc) {
+    // Validate the coordinates as stored (f32 boxes), so that what passes here is exactly
+    // what writing produces and reading again accepts.
+    let bbox = voc_to_bbox(voc);
+    if !bbox.is_finite() {
+        return Err(invalid(
+            path,
+            f("bndbox"),
+            &format!("{xmin}, {ymin}, {xmax}, {ymax}"),
+            "coordinate out of the f32 range",
+        ));
+    }
+    let stored = bbox_to_voc(&bbox);
+    if !voc_extent_positive(stored) {
         return Err(VocError::DegenerateBox {
             path: path.to_path_buf(),
             field: f("bndbox"),
@@ -212,7 +224,7 @@ fn parse_object(path: &Path, obj: roxmltree::Node, i: usize, w: u32, h: u32) -> 
             ymax,
         });
     }
-    if !voc_inside(voc, w, h) {
+    if !voc_inside(stored, w, h) {
         return Err(VocError::BoxOutsideImage {
             path: path.to_path_buf(),
             field: f("bndbox"),
@@ -229,7 +241,7 @@ fn parse_object(path: &Path, obj: roxmltree::Node, i: usize, w: u32, h: u32) -> 
         pose: pose.to_string(),
         truncated,
         difficult,
-        bbox: voc_to_bbox(voc),
+        bbox,
     })
 }
 
@@ -315,6 +327,10 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // Kept literally, these would be normalised or trimmed by an XML reader.
+            '\r' => out.push_str("&#13;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push_str("&#9;"),
             c => out.push(c),
         }
     }

@@ -10,20 +10,43 @@
 //!   (every problem reported as a [`Problem`], nothing dropped silently), seeded order,
 //!   parallel decoding.
 //! - [`image_io`] — JPEG/PNG/BMP decoding to RGB.
+//! - [`transforms`] — resize to min/max side, horizontal flip, Gaussian denoising (boxes
+//!   move with the pixels).
+//! - [`tiling`] — overlapping crops of large fields with an explicit [`tiling::EdgePolicy`]
+//!   for cut cells; [`oversample`] — flipped copies of crops holding rare classes.
+//! - [`coco`] — COCO instances JSON export/import.
+//! - [`synthetic`] — the seeded blood-smear generator with the paper's 14 classes (the
+//!   project's embedded default data); [`stats`] — per-split statistics.
+//!
+//! ```no_run
+//! use arfpn_voc::{LabelSet, Labels, LoadOptions, VocDataset};
+//! arfpn_voc::synthetic::write_dataset("out/synthetic".as_ref(), 24, 0, &Default::default())?;
+//! let ds = VocDataset::open("out/synthetic", "train", &LoadOptions::strict(Labels::Explicit(LabelSet::rbc14())))?;
+//! for batch in ds.batches(Some(0), 8) {
+//!     for item in batch.items {
+//!         let (boxes, classes) = (item.sample.boxes(), item.sample.classes());
+//!         let _ = (item.image.dimensions(), boxes, classes);
+//!     }
+//! }
+//! # Ok::<(), arfpn_voc::VocError>(())
+//! ```
 //!
 //! Boxes are [`arfpn_boxes::BBox`] (continuous corners), classes [`arfpn_boxes::ClassId`]
 //! (foreground only, `0..K`).
 
 pub mod annotation;
+pub mod coco;
 pub mod coords;
 pub mod dataset;
 pub mod error;
 pub mod image_io;
 pub mod labels;
+pub mod oversample;
 pub mod rng;
 pub mod splits;
 pub mod stats;
 pub mod synthetic;
+pub mod tiling;
 pub mod transforms;
 
 pub use annotation::{

@@ -11,7 +11,7 @@
 //!
 //! | class | drawn as |
 //! |---|---|
-//! | `normal` | round, diameter 20–22 px (≈21, box 19–25 px with irregularity), biconcave pallor |
+//! | `normal` | round, diameter 19.2–21.2 px: box ≈ 21 px (19–25 with irregularity and rounding), biconcave pallor |
 //! | `microcyte` | round, diameter 12–15.6 px: box at most 18 px |
 //! | `macrocyte` | round, diameter 26–31 px: box at least 25 px |
 //! | `elliptocyte` | ellipse, axis ratio 1.7–2.4 |
@@ -295,7 +295,7 @@ fn make_cell(rng: &mut SplitMix64, class: ClassId, cx: f32, cy: f32) -> Cell {
         cy,
         rot: rng.range(0.0, 2.0 * PI as f64) as f32,
         outline: Outline::Round {
-            r: rng.range(10.0, 11.0) as f32,
+            r: rng.range(9.6, 10.6) as f32,
         },
         profile: normal_pallor,
         density: rng.range(0.92, 1.08) as f32,

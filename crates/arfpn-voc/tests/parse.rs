@@ -396,3 +396,31 @@ fn discovered_labels_and_unchecked_images() {
     assert_eq!(skipped[0].id, "size_mismatch");
     assert!(matches!(skipped[0].error, VocError::SizeMismatch { .. }));
 }
+
+#[test]
+fn accepted_input_survives_a_write_read_round_trip() {
+    // Cases that a naive reader would accept but not reproduce: escaped control
+    // characters, and a box that is positive in f64 but empty once stored as f32.
+    let tricky = [
+        xml(&obj("a&#13;b", ["1", "1", "5", "5"])),
+        xml(&obj("a&#9;b&#10;c", ["1", "1", "5", "5"])),
+        xml(&obj("RBC", ["5", "1", "5.0000001", "5"])),
+        xml(&obj("RBC", ["1", "1", "1e300", "5"])),
+    ];
+    for text in tricky {
+        let first = parse_annotation(&text, p()).unwrap();
+        let again = parse_annotation(&first.annotation.to_xml(), p()).unwrap();
+        assert!(
+            again.object_errors.is_empty(),
+            "{text}: {:?}",
+            again.object_errors
+        );
+        assert_eq!(again.annotation, first.annotation, "{text}");
+    }
+    let near_empty =
+        parse_annotation(&xml(&obj("RBC", ["5", "1", "5.0000001", "5"])), p()).unwrap();
+    assert!(matches!(
+        near_empty.object_errors[0].error,
+        VocError::DegenerateBox { .. }
+    ));
+}
