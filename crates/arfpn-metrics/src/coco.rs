@@ -177,10 +177,11 @@ pub fn evaluate_coco(data: &Dataset, opts: &CocoOptions) -> Result<CocoResult, M
             let evals: Vec<Option<[ImageEval; 4]>> = (0..ni)
                 .map(|i| evaluate_img(data, &gt_groups[k * ni + i], &det_groups[k * ni + i], opts))
                 .collect();
+            let ranked = rank_detections(&evals);
             let mut out = Vec::with_capacity(4 * nm);
             for a in 0..4 {
                 for m in 0..nm {
-                    out.push(accumulate(&evals, a, opts.max_dets[m], opts));
+                    out.push(accumulate(&evals, &ranked, a, opts.max_dets[m], opts));
                 }
             }
             out
@@ -378,8 +379,25 @@ fn evaluate_img(
 
 /// `accumulate` for one (class, area range, maxDet): precision `[t][r]` and recall `[t]`;
 /// empty vectors where pycocotools leaves -1.
+/// `(score, image among the evaluated ones, rank in its image)` of every detection, in
+/// pycocotools' accumulate order: concatenated in image order, then a stable sort by
+/// descending score (numpy mergesort of -score). Scores do not depend on the area range,
+/// and the stable order restricted to `rank < maxDet` is the stable order of that subset,
+/// so one sort serves every (area range, maxDet).
+fn rank_detections(evals: &[Option<[ImageEval; 4]>]) -> Vec<(f64, u32, u32)> {
+    let mut all: Vec<(f64, u32, u32)> = Vec::new();
+    for (e_i, e) in evals.iter().flatten().enumerate() {
+        for (d, &s) in e[0].scores.iter().enumerate() {
+            all.push((s, e_i as u32, d as u32));
+        }
+    }
+    all.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal));
+    all
+}
+
 fn accumulate(
     evals: &[Option<[ImageEval; 4]>],
+    ranked: &[(f64, u32, u32)],
     a: usize,
     max_det: usize,
     opts: &CocoOptions,
@@ -392,15 +410,11 @@ fn accumulate(
     if npig == 0 {
         return (Vec::new(), Vec::new());
     }
-    // (image, rank) of every kept detection, concatenated in image order, then a stable
-    // sort by descending score (numpy mergesort of -score).
-    let mut all: Vec<(f64, u32, u32)> = Vec::new();
-    for (e_i, e) in es.iter().enumerate() {
-        for (d, &s) in e.scores.iter().take(max_det).enumerate() {
-            all.push((s, e_i as u32, d as u32));
-        }
-    }
-    all.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal));
+    let all: Vec<(f64, u32, u32)> = ranked
+        .iter()
+        .copied()
+        .filter(|&(_, _, d)| (d as usize) < max_det)
+        .collect();
     let nd = all.len();
     let nt = opts.iou_thresholds.len();
     let nr = opts.recall_thresholds.len();
