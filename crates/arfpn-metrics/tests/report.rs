@@ -148,3 +148,15 @@ fn pr_plots_are_written_as_png_and_svg() {
     assert!(plot_pr_curves(&res, &d.class_names, dir.join("pr.gif")).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn empty_inputs_do_not_panic() {
+    for (ni, nc) in [(0, 0), (0, 2), (3, 0), (3, 2)] {
+        let d = Dataset::new(ni, (0..nc).map(|k| format!("c{k}")).collect());
+        let rep = Report::evaluate(&d, &ReportOptions::default()).unwrap();
+        assert_eq!(rep.voc.map, None);
+        assert_eq!(rep.coco.stats.ap, None);
+        assert!(rep.summary_json()["voc07"]["map"].is_null());
+        assert!(!rep.to_table().is_empty());
+    }
+}
