@@ -5,7 +5,8 @@
 //!
 //! Python is found via `ARFPN_ORACLE_PYTHON`, else `python3`; `scripts/oracle-env.sh`
 //! builds a suitable venv. Without Python, numpy or pycocotools the test SKIPS with a
-//! printed reason.
+//! printed reason, unless `ARFPN_ORACLE_REQUIRED=1` (set by CI once the venv is built),
+//! which turns the skip into a failure.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +28,8 @@ fn python() -> Option<String> {
         .unwrap_or(false);
     if ok {
         Some(py)
+    } else if std::env::var("ARFPN_ORACLE_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("ARFPN_ORACLE_REQUIRED=1 but `{py}` cannot import numpy and pycocotools");
     } else {
         eprintln!(
             "SKIP oracle: `{py}` cannot import numpy and pycocotools \
