@@ -99,6 +99,12 @@ fn report_json_has_the_interface_shape() {
     let csv = rep.to_csv();
     assert_eq!(csv.lines().count(), 4);
     assert!(csv.lines().nth(1).unwrap().starts_with("a,4,3,3,"));
+    let curves = rep.pr_curves_csv();
+    assert_eq!(curves.lines().count(), 1 + 6);
+    assert_eq!(
+        curves.lines().nth(3).unwrap(),
+        "a,3,0.7,2,1,0.6666666666666666,0.5"
+    );
     let table = rep.to_table();
     assert!(
         table.contains("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]")
