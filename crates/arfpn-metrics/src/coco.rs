@@ -180,8 +180,13 @@ pub fn evaluate_coco(data: &Dataset, opts: &CocoOptions) -> Result<CocoResult, M
             let ranked = rank_detections(&evals);
             let mut out = Vec::with_capacity(4 * nm);
             for a in 0..4 {
-                for m in 0..nm {
-                    out.push(accumulate(&evals, &ranked, a, opts.max_dets[m], opts));
+                match outcomes_in_rank_order(&evals, &ranked, a, nt) {
+                    Some((flags, npig)) => {
+                        for m in 0..nm {
+                            out.push(accumulate(&ranked, &flags, npig, opts.max_dets[m], opts));
+                        }
+                    }
+                    None => out.extend((0..nm).map(|_| (Vec::new(), Vec::new()))),
                 }
             }
             out
@@ -395,27 +400,55 @@ fn rank_detections(evals: &[Option<[ImageEval; 4]>]) -> Vec<(f64, u32, u32)> {
     all
 }
 
-fn accumulate(
+/// Outcome of each ranked detection at each IoU threshold for area range `a`, gathered
+/// once into `[t][j]` order (`IGNORED`, `TP` or `FP`), with the non-ignored ground-truth
+/// count; `None` where pycocotools leaves -1 (no image evaluated, or `npig == 0`).
+fn outcomes_in_rank_order(
     evals: &[Option<[ImageEval; 4]>],
     ranked: &[(f64, u32, u32)],
     a: usize,
-    max_det: usize,
-    opts: &CocoOptions,
-) -> (Vec<f64>, Vec<f64>) {
+    nt: usize,
+) -> Option<(Vec<u8>, usize)> {
     let es: Vec<&ImageEval> = evals.iter().flatten().map(|e| &e[a]).collect();
     if es.is_empty() {
-        return (Vec::new(), Vec::new());
+        return None;
     }
     let npig: usize = es.iter().map(|e| e.npig).sum();
     if npig == 0 {
-        return (Vec::new(), Vec::new());
+        return None;
     }
-    let all: Vec<(f64, u32, u32)> = ranked
-        .iter()
-        .copied()
-        .filter(|&(_, _, d)| (d as usize) < max_det)
+    let n = ranked.len();
+    let mut flags = vec![IGNORED; nt * n];
+    for (j, &(_, e_i, d)) in ranked.iter().enumerate() {
+        let e = es[e_i as usize];
+        let nd = e.scores.len();
+        for t in 0..nt {
+            let at = t * nd + d as usize;
+            if !e.ignored[at] {
+                flags[t * n + j] = if e.matched[at] { TP } else { FP };
+            }
+        }
+    }
+    Some((flags, npig))
+}
+
+const IGNORED: u8 = 0;
+const TP: u8 = 1;
+const FP: u8 = 2;
+
+/// `accumulate` for one (class, area range, maxDet): precision `[t][r]` and recall `[t]`.
+fn accumulate(
+    ranked: &[(f64, u32, u32)],
+    flags: &[u8],
+    npig: usize,
+    max_det: usize,
+    opts: &CocoOptions,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = ranked.len();
+    let keep: Vec<usize> = (0..n)
+        .filter(|&j| (ranked[j].2 as usize) < max_det)
         .collect();
-    let nd = all.len();
+    let nd = keep.len();
     let nt = opts.iou_thresholds.len();
     let nr = opts.recall_thresholds.len();
     let mut precision = vec![0.0; nt * nr];
@@ -423,17 +456,13 @@ fn accumulate(
     let mut rc = vec![0.0; nd];
     let mut pr = vec![0.0; nd];
     for t in 0..nt {
+        let f = &flags[t * n..(t + 1) * n];
         let (mut tp, mut fp) = (0.0f64, 0.0f64);
-        for (j, &(_, e_i, d)) in all.iter().enumerate() {
-            let e = es[e_i as usize];
-            let at = t * e.scores.len() + d as usize;
-            let (m, ig) = (e.matched[at], e.ignored[at]);
-            if !ig {
-                if m {
-                    tp += 1.0;
-                } else {
-                    fp += 1.0;
-                }
+        for (j, &idx) in keep.iter().enumerate() {
+            match f[idx] {
+                TP => tp += 1.0,
+                FP => fp += 1.0,
+                _ => {}
             }
             rc[j] = tp / npig as f64;
             pr[j] = tp / (fp + tp + f64::EPSILON);
