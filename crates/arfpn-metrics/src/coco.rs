@@ -66,7 +66,8 @@ impl CocoOptions {
 /// The twelve numbers of `COCOeval.summarize()`; `None` where pycocotools prints -1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CocoStats {
-    /// AP @[.5:.95], all areas, last maxDets.
+    /// AP @[.5:.95], all areas, last maxDets (pycocotools' `summarize` hard-codes 100 here,
+    /// giving -1 for other caps; this uses the last cap, as detectron2's `COCOevalMaxDets`).
     pub ap: Option<f64>,
     pub ap50: Option<f64>,
     pub ap75: Option<f64>,
