@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example evaluate -- --gt GT.json --detections DETS.json \
 //!     [--iou-strict] [--plus-one] [--max-dets N] [--json]
-//!     [--score-threshold T] [--csv OUT.csv] [--plot OUT.png|OUT.svg]
+//!     [--score-threshold T] [--csv OUT.csv] [--curves OUT.csv] [--plot OUT.png|OUT.svg]
 //! ```
 //! * `GT.json`: COCO instances (`images`, `annotations` with `bbox` = `[x, y, w, h]`,
 //!   `category_id`, optional `area`, and `difficult`, `ignore` or `iscrowd` = 1 meaning
@@ -15,8 +15,8 @@
 //!   the VOC numbers only; COCO always follows pycocotools.
 //! * `--max-dets N`: COCO's per-image-and-class cap (default 100; maxDets = [1, 10, N]).
 //! * `--json`: print only the summary JSON object on stdout (see `Report::summary_json`).
-//! * `--score-threshold T` (0.5): P/R/F1 columns and confusion matrix; `--csv`, `--plot`
-//!   write the per-class table and the VOC all-point PR curves.
+//! * `--score-threshold T` (0.5): P/R/F1 columns and confusion matrix; `--csv` writes the
+//!   per-class table, `--curves` the PR curve points, `--plot` draws the PR curves.
 
 use std::process::ExitCode;
 
@@ -34,12 +34,13 @@ struct Args {
     json: bool,
     score_threshold: f64,
     csv: Option<String>,
+    curves: Option<String>,
     plot: Option<String>,
 }
 
 const USAGE: &str =
     "usage: evaluate --gt GT.json --detections DETS.json [--iou-strict] [--plus-one] \
-[--max-dets N] [--json] [--score-threshold T] [--csv OUT.csv] [--plot OUT.png|OUT.svg]";
+[--max-dets N] [--json] [--score-threshold T] [--csv OUT.csv] [--curves OUT.csv] [--plot OUT.png|OUT.svg]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -52,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         score_threshold: 0.5,
         csv: None,
+        curves: None,
         plot: None,
     };
     let mut gt = None;
@@ -81,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| format!("--score-threshold: {v:?} is not a number"))?;
             }
             "--csv" => a.csv = Some(value("--csv")?),
+            "--curves" => a.curves = Some(value("--curves")?),
             "--plot" => a.plot = Some(value("--plot")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -116,6 +119,9 @@ fn run(a: &Args) -> Result<(), String> {
     let report = Report::evaluate(&gt.dataset, &opts).map_err(|e| e.to_string())?;
     if let Some(p) = &a.csv {
         std::fs::write(p, report.to_csv()).map_err(|e| format!("cannot write {p}: {e}"))?;
+    }
+    if let Some(p) = &a.curves {
+        std::fs::write(p, report.pr_curves_csv()).map_err(|e| format!("cannot write {p}: {e}"))?;
     }
     if let Some(p) = &a.plot {
         plot_pr_curves(&report.voc, &gt.dataset.class_names, p).map_err(|e| e.to_string())?;

@@ -66,7 +66,8 @@ impl CocoOptions {
 /// The twelve numbers of `COCOeval.summarize()`; `None` where pycocotools prints -1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CocoStats {
-    /// AP @[.5:.95], all areas, last maxDets.
+    /// AP @[.5:.95], all areas, last maxDets (pycocotools' `summarize` hard-codes 100 here,
+    /// giving -1 for other caps; this uses the last cap, as detectron2's `COCOevalMaxDets`).
     pub ap: Option<f64>,
     pub ap50: Option<f64>,
     pub ap75: Option<f64>,
@@ -177,10 +178,16 @@ pub fn evaluate_coco(data: &Dataset, opts: &CocoOptions) -> Result<CocoResult, M
             let evals: Vec<Option<[ImageEval; 4]>> = (0..ni)
                 .map(|i| evaluate_img(data, &gt_groups[k * ni + i], &det_groups[k * ni + i], opts))
                 .collect();
+            let ranked = rank_detections(&evals);
             let mut out = Vec::with_capacity(4 * nm);
             for a in 0..4 {
-                for m in 0..nm {
-                    out.push(accumulate(&evals, a, opts.max_dets[m], opts));
+                match outcomes_in_rank_order(&evals, &ranked, a, nt) {
+                    Some((flags, npig)) => {
+                        for m in 0..nm {
+                            out.push(accumulate(&ranked, &flags, npig, opts.max_dets[m], opts));
+                        }
+                    }
+                    None => out.extend((0..nm).map(|_| (Vec::new(), Vec::new()))),
                 }
             }
             out
@@ -378,30 +385,71 @@ fn evaluate_img(
 
 /// `accumulate` for one (class, area range, maxDet): precision `[t][r]` and recall `[t]`;
 /// empty vectors where pycocotools leaves -1.
-fn accumulate(
-    evals: &[Option<[ImageEval; 4]>],
-    a: usize,
-    max_det: usize,
-    opts: &CocoOptions,
-) -> (Vec<f64>, Vec<f64>) {
-    let es: Vec<&ImageEval> = evals.iter().flatten().map(|e| &e[a]).collect();
-    if es.is_empty() {
-        return (Vec::new(), Vec::new());
-    }
-    let npig: usize = es.iter().map(|e| e.npig).sum();
-    if npig == 0 {
-        return (Vec::new(), Vec::new());
-    }
-    // (image, rank) of every kept detection, concatenated in image order, then a stable
-    // sort by descending score (numpy mergesort of -score).
+/// `(score, image among the evaluated ones, rank in its image)` of every detection, in
+/// pycocotools' accumulate order: concatenated in image order, then a stable sort by
+/// descending score (numpy mergesort of -score). Scores do not depend on the area range,
+/// and the stable order restricted to `rank < maxDet` is the stable order of that subset,
+/// so one sort serves every (area range, maxDet).
+fn rank_detections(evals: &[Option<[ImageEval; 4]>]) -> Vec<(f64, u32, u32)> {
     let mut all: Vec<(f64, u32, u32)> = Vec::new();
-    for (e_i, e) in es.iter().enumerate() {
-        for (d, &s) in e.scores.iter().take(max_det).enumerate() {
+    for (e_i, e) in evals.iter().flatten().enumerate() {
+        for (d, &s) in e[0].scores.iter().enumerate() {
             all.push((s, e_i as u32, d as u32));
         }
     }
     all.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal));
-    let nd = all.len();
+    all
+}
+
+/// Outcome of each ranked detection at each IoU threshold for area range `a`, gathered
+/// once into `[t][j]` order (`IGNORED`, `TP` or `FP`), with the non-ignored ground-truth
+/// count; `None` where pycocotools leaves -1 (no image evaluated, or `npig == 0`).
+fn outcomes_in_rank_order(
+    evals: &[Option<[ImageEval; 4]>],
+    ranked: &[(f64, u32, u32)],
+    a: usize,
+    nt: usize,
+) -> Option<(Vec<u8>, usize)> {
+    let es: Vec<&ImageEval> = evals.iter().flatten().map(|e| &e[a]).collect();
+    if es.is_empty() {
+        return None;
+    }
+    let npig: usize = es.iter().map(|e| e.npig).sum();
+    if npig == 0 {
+        return None;
+    }
+    let n = ranked.len();
+    let mut flags = vec![IGNORED; nt * n];
+    for (j, &(_, e_i, d)) in ranked.iter().enumerate() {
+        let e = es[e_i as usize];
+        let nd = e.scores.len();
+        for t in 0..nt {
+            let at = t * nd + d as usize;
+            if !e.ignored[at] {
+                flags[t * n + j] = if e.matched[at] { TP } else { FP };
+            }
+        }
+    }
+    Some((flags, npig))
+}
+
+const IGNORED: u8 = 0;
+const TP: u8 = 1;
+const FP: u8 = 2;
+
+/// `accumulate` for one (class, area range, maxDet): precision `[t][r]` and recall `[t]`.
+fn accumulate(
+    ranked: &[(f64, u32, u32)],
+    flags: &[u8],
+    npig: usize,
+    max_det: usize,
+    opts: &CocoOptions,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = ranked.len();
+    let keep: Vec<usize> = (0..n)
+        .filter(|&j| (ranked[j].2 as usize) < max_det)
+        .collect();
+    let nd = keep.len();
     let nt = opts.iou_thresholds.len();
     let nr = opts.recall_thresholds.len();
     let mut precision = vec![0.0; nt * nr];
@@ -409,17 +457,13 @@ fn accumulate(
     let mut rc = vec![0.0; nd];
     let mut pr = vec![0.0; nd];
     for t in 0..nt {
+        let f = &flags[t * n..(t + 1) * n];
         let (mut tp, mut fp) = (0.0f64, 0.0f64);
-        for (j, &(_, e_i, d)) in all.iter().enumerate() {
-            let e = es[e_i as usize];
-            let at = t * e.scores.len() + d as usize;
-            let (m, ig) = (e.matched[at], e.ignored[at]);
-            if !ig {
-                if m {
-                    tp += 1.0;
-                } else {
-                    fp += 1.0;
-                }
+        for (j, &idx) in keep.iter().enumerate() {
+            match f[idx] {
+                TP => tp += 1.0,
+                FP => fp += 1.0,
+                _ => {}
             }
             rc[j] = tp / npig as f64;
             pr[j] = tp / (fp + tp + f64::EPSILON);

@@ -28,6 +28,28 @@ fn err(record: impl Into<String>, reason: impl Into<String>) -> MetricsError {
     }
 }
 
+/// A JSON syntax error, with a clearer message for the non-finite literals Python's `json`
+/// writes (`NaN`, `Infinity`), which JSON does not allow.
+fn parse_json(text: &str, what: &str) -> Result<Value, MetricsError> {
+    serde_json::from_str(text).map_err(|e| {
+        let (line, col) = (e.line(), e.column());
+        let rest = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .and_then(|l| l.get(col.saturating_sub(1)..))
+            .unwrap_or("")
+            .trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == ',');
+        let bad = ["NaN", "Infinity", "-Infinity"].into_iter().find(|t| rest.starts_with(t));
+        match bad {
+            Some(t) => err(
+                what,
+                format!("line {line} column {col}: `{t}` is not a valid JSON number (scores and boxes must be finite)"),
+            ),
+            None => err(what, e.to_string()),
+        }
+    })
+}
+
 fn field<'a>(
     obj: &'a Map<String, Value>,
     name: &str,
@@ -104,8 +126,7 @@ impl CocoGt {
     /// `annotations` (`image_id`, `category_id`, `bbox` = `[x, y, w, h]`, optional `area`,
     /// and `iscrowd` (crowd region), `ignore` or `difficult` (ignored box) = 1).
     pub fn parse(text: &str) -> Result<Self, MetricsError> {
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| err("ground-truth file", e.to_string()))?;
+        let root = parse_json(text, "ground-truth file")?;
         let mut image_ids = Vec::new();
         for (i, im) in objects(&root, "images", "ground-truth file")?
             .into_iter()
@@ -190,8 +211,7 @@ impl CocoGt {
     /// Parses a COCO results list (`image_id`, `category_id`, `bbox` = `[x, y, w, h]`,
     /// `score`) and appends the detections, in file order, to [`CocoGt::dataset`].
     pub fn add_results(&mut self, text: &str) -> Result<(), MetricsError> {
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| err("detections file", e.to_string()))?;
+        let root = parse_json(text, "detections file")?;
         let arr = root
             .as_array()
             .ok_or_else(|| err("detections file", "not a JSON array of results"))?;

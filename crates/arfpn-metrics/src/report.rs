@@ -233,6 +233,29 @@ impl Report {
         s
     }
 
+    /// The VOC all-point PR curves as CSV, one row per ranked (non-ignored) detection:
+    /// `class,rank,score,tp,fp,precision,recall` (cumulative counts).
+    pub fn pr_curves_csv(&self) -> String {
+        let mut s = String::from("class,rank,score,tp,fp,precision,recall\n");
+        for (c, cr) in self.voc.per_class.iter().zip(&self.classes) {
+            let k = &c.curve;
+            for i in 0..k.scores.len() {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{}",
+                    csv_field(&cr.name),
+                    i + 1,
+                    k.scores[i],
+                    k.tp[i],
+                    k.fp[i],
+                    k.precision[i],
+                    k.recall[i]
+                );
+            }
+        }
+        s
+    }
+
     /// A readable table: per class counts, APs and P/R/F1, the mean row, pycocotools' 12
     /// lines and the confusion matrix.
     pub fn to_table(&self) -> String {

@@ -98,8 +98,8 @@ pub struct VocClassResult {
     /// Detections neither TP nor FP (matched to an ignored box).
     pub ignored: usize,
     pub curve: PrCurve,
-    /// Outcome of every detection of this class, indexed like [`Dataset::dets`] order
-    /// restricted to this class: pairs `(detection index, outcome)` in rank order.
+    /// Every detection of this class as `(index into Dataset::dets, outcome)`, in rank
+    /// order (descending score, ties in input order).
     pub outcomes: Vec<(usize, Outcome)>,
 }
 

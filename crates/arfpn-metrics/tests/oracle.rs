@@ -5,14 +5,15 @@
 //!
 //! Python is found via `ARFPN_ORACLE_PYTHON`, else `python3`; `scripts/oracle-env.sh`
 //! builds a suitable venv. Without Python, numpy or pycocotools the test SKIPS with a
-//! printed reason.
+//! printed reason, unless `ARFPN_ORACLE_REQUIRED=1` (set by CI once the venv is built),
+//! which turns the skip into a failure.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use arfpn_metrics::{
     evaluate_coco, evaluate_voc, BoxConvention, CocoGt, CocoOptions, DifficultPolicy,
-    IouComparison, VocMethod, VocOptions,
+    IouComparison, Report, ReportOptions, VocMethod, VocOptions,
 };
 use serde_json::Value;
 
@@ -27,6 +28,8 @@ fn python() -> Option<String> {
         .unwrap_or(false);
     if ok {
         Some(py)
+    } else if std::env::var("ARFPN_ORACLE_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("ARFPN_ORACLE_REQUIRED=1 but `{py}` cannot import numpy and pycocotools");
     } else {
         eprintln!(
             "SKIP oracle: `{py}` cannot import numpy and pycocotools \
@@ -171,6 +174,45 @@ fn agrees_with_devkit_port_and_pycocotools() {
             tally.num(&format!("{name} coco class {k} ap"), pc.ap, &w["ap"]);
             tally.num(&format!("{name} coco class {k} ap50"), pc.ap50, &w["ap50"]);
             tally.num(&format!("{name} coco class {k} ap75"), pc.ap75, &w["ap75"]);
+        }
+        // The `evaluate` example's JSON (Report::summary_json), default VOC options.
+        let rep = Report::evaluate(
+            data,
+            &ReportOptions {
+                coco: CocoOptions::with_max_dets(max_dets),
+                ..ReportOptions::default()
+            },
+        )
+        .unwrap();
+        let js = rep.summary_json();
+        let v = case["voc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["strict"] == false && v["plus_one"] == false && v["difficult"] == "ignore")
+            .unwrap();
+        for (k, cname) in data.class_names.iter().enumerate() {
+            let what = format!("{name} summary_json {cname}");
+            for (key, src) in [("voc07", "ap11"), ("voc", "ap_all")] {
+                let got = &js[key]["per_class"][cname];
+                tally.num(&format!("{what} {key}"), got["ap"].as_f64(), &v[src][k]);
+                tally.count(
+                    &format!("{what} {key} tp"),
+                    got["tp"].as_u64().unwrap() as usize,
+                    &v["tp"][k],
+                );
+            }
+            for key in ["ap", "ap50", "ap75"] {
+                let got = js["coco"]["per_class"][cname][key].as_f64();
+                tally.num(&format!("{what} coco {key}"), got, &c["per_class"][k][key]);
+            }
+        }
+        for (i, key) in ["ap", "ap50", "ap75"].into_iter().enumerate() {
+            tally.num(
+                &format!("{name} summary_json coco {key}"),
+                js["coco"][key].as_f64(),
+                &c["stats"][i],
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -99,6 +99,12 @@ fn report_json_has_the_interface_shape() {
     let csv = rep.to_csv();
     assert_eq!(csv.lines().count(), 4);
     assert!(csv.lines().nth(1).unwrap().starts_with("a,4,3,3,"));
+    let curves = rep.pr_curves_csv();
+    assert_eq!(curves.lines().count(), 1 + 6);
+    assert_eq!(
+        curves.lines().nth(3).unwrap(),
+        "a,3,0.7,2,1,0.6666666666666666,0.5"
+    );
     let table = rep.to_table();
     assert!(
         table.contains("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]")
@@ -147,4 +153,16 @@ fn pr_plots_are_written_as_png_and_svg() {
     assert!(text.contains("Recall") && text.contains("Precision"));
     assert!(plot_pr_curves(&res, &d.class_names, dir.join("pr.gif")).is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn empty_inputs_do_not_panic() {
+    for (ni, nc) in [(0, 0), (0, 2), (3, 0), (3, 2)] {
+        let d = Dataset::new(ni, (0..nc).map(|k| format!("c{k}")).collect());
+        let rep = Report::evaluate(&d, &ReportOptions::default()).unwrap();
+        assert_eq!(rep.voc.map, None);
+        assert_eq!(rep.coco.stats.ap, None);
+        assert!(rep.summary_json()["voc07"]["map"].is_null());
+        assert!(!rep.to_table().is_empty());
+    }
 }
