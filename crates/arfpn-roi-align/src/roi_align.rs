@@ -211,15 +211,14 @@ fn roi_taps<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiTaps<T> {
     }
 }
 
-/// Transposes each of `batch` row-major `[rows, cols]` matrices to `[cols, rows]`, in
+/// Transposes each row-major `[rows, cols]` matrix of `x` (a batch of them) to `[cols, rows]`, in
 /// cache-sized tiles, in parallel. `[N, C, HW]` <-> `[N, HW, C]`.
-pub(crate) fn transpose<T: Real>(x: &[T], batch: usize, rows: usize, cols: usize) -> Vec<T> {
+pub(crate) fn transpose<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     const TILE: usize = 32;
     let mut out = vec![T::zero(); x.len()];
     if rows == 0 || cols == 0 {
         return out;
     }
-    let _ = batch;
     out.par_chunks_mut(rows * cols)
         .zip(x.par_chunks(rows * cols))
         .for_each(|(o, a)| {
@@ -250,7 +249,7 @@ fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> 
         return out;
     }
     let (c, h, w) = (d.c, d.h, d.w);
-    let nhwc = transpose(input, d.n, c, h * w);
+    let nhwc = transpose(input, c, h * w);
     out.par_chunks_mut(c * bins).enumerate().for_each_init(
         || vec![T::zero(); bins * c],
         |acc, (k, o)| {
@@ -360,7 +359,7 @@ fn backward_cpu<T: Real>(
                 }
             },
         );
-    transpose(&gin, n, h * w, c)
+    transpose(&gin, h * w, c)
 }
 
 /// The contiguous elements of a storage under `layout`.
