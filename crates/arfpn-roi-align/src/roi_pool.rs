@@ -119,6 +119,23 @@ fn bin_max<T: Real>(
     (m, arg)
 }
 
+/// The value of [`bin_max`] without tracking the argmax (the forward's inner loop).
+#[inline]
+fn bin_value<T: Real>(plane: &[T], w: usize, (h0, h1): (usize, usize), (w0, w1): (usize, usize)) -> T {
+    if h1 <= h0 || w1 <= w0 {
+        return T::zero();
+    }
+    let mut m = T::POOL_LOWEST;
+    for y in h0..h1 {
+        for &v in &plane[y * w + w0..y * w + w1] {
+            if v > m {
+                m = v;
+            }
+        }
+    }
+    m
+}
+
 fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
     let bins = p.ph * p.pw;
     let mut out = vec![T::zero(); d.k * d.c * bins];
@@ -134,7 +151,7 @@ fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> 
                 let plane = &input[(b.batch * d.c + ch) * hw..(b.batch * d.c + ch + 1) * hw];
                 for (py, &rows) in b.rows.iter().enumerate() {
                     for (px, &cols) in b.cols.iter().enumerate() {
-                        oc[py * p.pw + px] = bin_max(plane, d.w, rows, cols).0;
+                        oc[py * p.pw + px] = bin_value(plane, d.w, rows, cols);
                     }
                 }
             }
