@@ -9,3 +9,8 @@ cd "$(dirname "$0")/.."
 nvcc --version | tail -2
 cargo clippy -j 2 -p arfpn-roi-align --features cuda --all-targets -- -D warnings
 cargo test -j 2 -p arfpn-roi-align --features cuda "$@"
+# Our kernels' PTX must also assemble for the target card (nvcc --ptx only type-checks).
+for f in "${CARGO_TARGET_DIR:-target}"/debug/build/arfpn-roi-align-*/out/*.ptx; do
+  ptxas -arch="sm_${CUDA_COMPUTE_CAP}" -o "$(mktemp)" "$f"
+  echo "ptxas sm_${CUDA_COMPUTE_CAP}: ok $f"
+done
