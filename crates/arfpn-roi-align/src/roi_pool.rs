@@ -121,7 +121,12 @@ fn bin_max<T: Real>(
 
 /// The value of [`bin_max`] without tracking the argmax (the forward's inner loop).
 #[inline]
-fn bin_value<T: Real>(plane: &[T], w: usize, (h0, h1): (usize, usize), (w0, w1): (usize, usize)) -> T {
+fn bin_value<T: Real>(
+    plane: &[T],
+    w: usize,
+    (h0, h1): (usize, usize),
+    (w0, w1): (usize, usize),
+) -> T {
     if h1 <= h0 || w1 <= w0 {
         return T::zero();
     }
