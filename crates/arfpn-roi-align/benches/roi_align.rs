@@ -7,7 +7,7 @@
 //!     cargo bench -j 2 -p arfpn-roi-align --no-run
 //!     <bench binary> --bench --warm-up-time 1 --measurement-time 5
 use arfpn_roi_align::{roi_align, roi_pool, MultiScaleRoIAlign};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 struct Lcg(u64);
@@ -86,7 +86,6 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
-    let _ = DType::F32;
 }
 
 criterion_group!(benches, bench);

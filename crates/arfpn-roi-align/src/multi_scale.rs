@@ -238,7 +238,14 @@ impl MultiScaleRoIAlign {
             )?);
             order.extend(idx);
         }
-        let all = Tensor::cat(&pooled, 0)?;
+        let all = if pooled.len() == 1 {
+            pooled.remove(0)
+        } else {
+            Tensor::cat(&pooled, 0)?
+        };
+        if order.iter().enumerate().all(|(j, &i)| j == i as usize) {
+            return Ok(all); // already in input order (e.g. every box on one level)
+        }
         // `order[j]` is the input index of row j of `all`; invert it.
         let mut inverse = vec![0u32; d.k];
         for (j, &i) in order.iter().enumerate() {

@@ -9,9 +9,11 @@
 //! each output column `pw` one of `(pixel column, weight)`; these are reused for every channel.
 //! * forward: the input is transposed once to `[N, H, W, C]`, so each tap is a contiguous,
 //!   vectorised `acc[c] += w * row[c]` over all channels; rayon runs over RoIs.
-//! * backward: rayon runs over the `N * C` planes of the gradient; each plane visits the RoIs
-//!   of its image in input order. No atomics, no races, and the summation order of every
-//!   element is fixed, so the result is deterministic and independent of the thread count.
+//! * backward: the output gradient is transposed to `[K, bins, C]` and scattered into an
+//!   `[N, H, W, C]` buffer with the same vectorised axpy; rayon runs over bands of rows, each
+//!   band visiting the RoIs in input order. No atomics, no races, and the summation order of
+//!   every element is fixed, so the result is deterministic and independent of the thread
+//!   count. The buffer is transposed back to `[N, C, H, W]` at the end.
 use crate::real::Real;
 use crate::rois::{check, Dims};
 use candle_core::backend::BackendStorage;
@@ -209,28 +211,34 @@ fn roi_taps<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiTaps<T> {
     }
 }
 
-/// `[N, C, HW]` -> `[N, HW, C]`, in cache-sized blocks of pixels, in parallel.
-pub(crate) fn nchw_to_nhwc<T: Real>(x: &[T], n: usize, c: usize, hw: usize) -> Vec<T> {
-    const BLOCK: usize = 64;
+/// Transposes each row-major `[rows, cols]` matrix of `x` (a batch of them) to `[cols, rows]`, in
+/// cache-sized tiles, in parallel. `[N, C, HW]` <-> `[N, HW, C]`.
+pub(crate) fn transpose<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
     let mut out = vec![T::zero(); x.len()];
-    if c == 0 || hw == 0 {
+    if rows == 0 || cols == 0 {
         return out;
     }
-    out.par_chunks_mut(BLOCK * c)
-        .enumerate()
-        .for_each(|(b, o)| {
-            let first = b * BLOCK; // global pixel index over n * hw
-            let rows = o.len() / c;
-            for r in 0..rows {
-                let (img, px) = ((first + r) / hw, (first + r) % hw);
-                let src = &x[img * c * hw + px..];
-                let dst = &mut o[r * c..(r + 1) * c];
-                for (ch, d) in dst.iter_mut().enumerate() {
-                    *d = src[ch * hw];
-                }
-            }
+    out.par_chunks_mut(rows * cols)
+        .zip(x.par_chunks(rows * cols))
+        .for_each(|(o, a)| {
+            // Each task writes TILE output rows (= input columns c0..c0 + TILE).
+            o.par_chunks_mut(TILE * rows)
+                .enumerate()
+                .for_each(|(t, ob)| {
+                    let c0 = t * TILE;
+                    let nc = ob.len() / rows;
+                    for r0 in (0..rows).step_by(TILE) {
+                        let r1 = (r0 + TILE).min(rows);
+                        for j in 0..nc {
+                            let orow = &mut ob[j * rows..(j + 1) * rows];
+                            for (i, v) in orow[r0..r1].iter_mut().enumerate() {
+                                *v = a[(r0 + i) * cols + c0 + j];
+                            }
+                        }
+                    }
+                });
         });
-    let _ = n;
     out
 }
 
@@ -241,7 +249,7 @@ fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> 
         return out;
     }
     let (c, h, w) = (d.c, d.h, d.w);
-    let nhwc = nchw_to_nhwc(input, d.n, c, h * w);
+    let nhwc = transpose(input, c, h * w);
     out.par_chunks_mut(c * bins).enumerate().for_each_init(
         || vec![T::zero(); bins * c],
         |acc, (k, o)| {
@@ -276,6 +284,9 @@ fn axpy<T: Real>(acc: &mut [T], a: T, x: &[T]) {
     }
 }
 
+/// Rows of the `[N * H, W * C]` gradient each backward task owns.
+const BAND_ROWS: usize = 4;
+
 fn backward_cpu<T: Real>(
     grad: &[T],
     rois: &[T],
@@ -287,39 +298,68 @@ fn backward_cpu<T: Real>(
 ) -> Vec<T> {
     let bins = p.ph * p.pw;
     let k = rois.len() / 5;
-    let mut gin = vec![T::zero(); n * c * h * w];
     if k == 0 || c == 0 {
-        return gin;
+        return vec![T::zero(); n * c * h * w];
     }
     let taps: Vec<RoiTaps<T>> = (0..k)
         .into_par_iter()
         .map(|i| roi_taps(&rois[i * 5..i * 5 + 5], p, h, w))
         .collect();
-    let mut by_image = vec![Vec::new(); n];
-    for (i, t) in taps.iter().enumerate() {
-        by_image[t.batch].push(i);
-    }
-    gin.par_chunks_mut(h * w)
+    // Rows of the map each RoI touches (global row = batch * h + y), to skip RoIs quickly.
+    let rows: Vec<(usize, usize)> = taps
+        .iter()
+        .map(|t| {
+            let (lo, hi) =
+                t.y.idx
+                    .iter()
+                    .fold((usize::MAX, 0), |(a, b), &y| (a.min(y), b.max(y + 1)));
+            (t.batch * h + lo.min(hi), t.batch * h + hi)
+        })
+        .collect();
+    // Scatter into an [N, H, W, C] gradient; each task owns BAND_ROWS rows and visits the RoIs
+    // in input order, so no element is written by two threads and every element's
+    // summation order is fixed. For each output row `py` that reaches the band, the RoI's
+    // gradient of that row is first transposed to [pw, C] so that a tap is a contiguous axpy.
+    let row_len = w * c;
+    let mut gin = vec![T::zero(); n * h * row_len];
+    gin.par_chunks_mut(BAND_ROWS * row_len)
         .enumerate()
-        .for_each(|(plane_idx, plane)| {
-            let (img, ch) = (plane_idx / c, plane_idx % c);
-            for &i in &by_image[img] {
-                let t = &taps[i];
-                let g = &grad[(i * c + ch) * bins..(i * c + ch + 1) * bins];
-                for py in 0..p.ph {
-                    for (yi, wy) in t.y.taps(py) {
-                        let row = &mut plane[yi * w..(yi + 1) * w];
-                        for px in 0..p.pw {
-                            let gy = g[py * p.pw + px] * wy;
-                            for (xi, wx) in t.x.taps(px) {
-                                row[xi] += gy * wx;
+        .for_each_init(
+            || vec![T::zero(); p.pw * c],
+            |gb, (band, chunk)| {
+                let r0 = band * BAND_ROWS;
+                let r1 = r0 + chunk.len() / row_len;
+                for (i, t) in taps.iter().enumerate() {
+                    if rows[i].1 <= r0 || rows[i].0 >= r1 {
+                        continue;
+                    }
+                    let g = &grad[i * c * bins..(i + 1) * c * bins];
+                    for py in 0..p.ph {
+                        let in_band =
+                            |&(yi, _): &(usize, T)| (r0..r1).contains(&(t.batch * h + yi));
+                        if !t.y.taps(py).any(|tap| in_band(&tap)) {
+                            continue;
+                        }
+                        for (ch, gc) in g.chunks_exact(bins).enumerate() {
+                            for px in 0..p.pw {
+                                gb[px * c + ch] = gc[py * p.pw + px];
+                            }
+                        }
+                        for (yi, wy) in t.y.taps(py).filter(in_band) {
+                            let r = t.batch * h + yi - r0;
+                            let row = &mut chunk[r * row_len..(r + 1) * row_len];
+                            for px in 0..p.pw {
+                                let gpx = &gb[px * c..(px + 1) * c];
+                                for (xi, wx) in t.x.taps(px) {
+                                    axpy(&mut row[xi * c..(xi + 1) * c], wy * wx, gpx);
+                                }
                             }
                         }
                     }
                 }
-            }
-        });
-    gin
+            },
+        );
+    transpose(&gin, h * w, c)
 }
 
 /// The contiguous elements of a storage under `layout`.

@@ -5,8 +5,8 @@
 //! at least 1x1, and each bin takes the maximum of its pixels (0 for an empty bin). The backward
 //! op recomputes each bin's argmax from the input instead of storing it (the first maximum in
 //! row-major order wins, as in torchvision) and adds the bin's gradient there. CPU: rayon over
-//! RoIs in the forward and over the `N * C` planes in the backward (each plane visits its
-//! image's RoIs in input order: no atomics, deterministic).
+//! channels in the forward and over the `N * C` planes in the backward (each plane visits its
+//! image's RoIs in input order: no atomics, deterministic), so that a task's planes stay in cache.
 use crate::real::Real;
 use crate::roi_align::contiguous;
 use crate::rois::{check, Dims};
@@ -119,24 +119,59 @@ fn bin_max<T: Real>(
     (m, arg)
 }
 
+/// The value of [`bin_max`] without tracking the argmax (the forward's inner loop).
+#[inline]
+fn bin_value<T: Real>(
+    plane: &[T],
+    w: usize,
+    (h0, h1): (usize, usize),
+    (w0, w1): (usize, usize),
+) -> T {
+    if h1 <= h0 || w1 <= w0 {
+        return T::zero();
+    }
+    let mut m = T::POOL_LOWEST;
+    for y in h0..h1 {
+        for &v in &plane[y * w + w0..y * w + w1] {
+            m = if v > m { v } else { m };
+        }
+    }
+    m
+}
+
 fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
     let bins = p.ph * p.pw;
-    let mut out = vec![T::zero(); d.k * d.c * bins];
     if d.k == 0 || d.c == 0 {
-        return out;
+        return vec![T::zero(); d.k * d.c * bins];
     }
     let hw = d.h * d.w;
-    out.par_chunks_mut(d.c * bins)
+    let geo: Vec<RoiBins> = (0..d.k)
+        .into_par_iter()
+        .map(|k| roi_bins(&rois[k * 5..k * 5 + 5], p, d.h, d.w))
+        .collect();
+    // Channel-major first ([C, K, bins]): each task keeps one channel plane per image in cache
+    // while it visits every RoI (RoI-major order would be bound by memory latency).
+    let mut by_channel = vec![T::zero(); d.c * d.k * bins];
+    by_channel
+        .par_chunks_mut(d.k * bins)
         .enumerate()
-        .for_each(|(k, o)| {
-            let b = roi_bins(&rois[k * 5..k * 5 + 5], p, d.h, d.w);
-            for (ch, oc) in o.chunks_mut(bins).enumerate() {
+        .for_each(|(ch, o)| {
+            for (b, ok) in geo.iter().zip(o.chunks_exact_mut(bins)) {
                 let plane = &input[(b.batch * d.c + ch) * hw..(b.batch * d.c + ch + 1) * hw];
                 for (py, &rows) in b.rows.iter().enumerate() {
                     for (px, &cols) in b.cols.iter().enumerate() {
-                        oc[py * p.pw + px] = bin_max(plane, d.w, rows, cols).0;
+                        ok[py * p.pw + px] = bin_value(plane, d.w, rows, cols);
                     }
                 }
+            }
+        });
+    // Reorder [C, K, bins] -> [K, C, bins].
+    let mut out = vec![T::zero(); d.k * d.c * bins];
+    out.par_chunks_mut(d.c * bins)
+        .enumerate()
+        .for_each(|(k, o)| {
+            for (ch, oc) in o.chunks_exact_mut(bins).enumerate() {
+                oc.copy_from_slice(&by_channel[(ch * d.k + k) * bins..(ch * d.k + k + 1) * bins]);
             }
         });
     out

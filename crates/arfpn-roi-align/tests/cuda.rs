@@ -14,7 +14,8 @@ fn gpu(test: &str) -> Option<Device> {
         Ok(d) => Some(d),
         Err(e) => {
             // Written to stderr directly so that the harness does not capture it.
-            let _ = writeln!(std::io::stderr(), "SKIP {test}: no CUDA device ({e})");
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let _ = writeln!(std::io::stderr(), "SKIP {test}: no CUDA device ({first})");
             None
         }
     }

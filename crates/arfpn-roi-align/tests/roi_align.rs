@@ -182,8 +182,19 @@ fn check_against_reference(
     scale: f64,
     out: (usize, usize),
 ) {
+    check_dims(dtype, seed, aligned, sampling, scale, out, (2, 3, 7, 9));
+}
+
+fn check_dims(
+    dtype: DType,
+    seed: u64,
+    aligned: bool,
+    sampling: i32,
+    scale: f64,
+    out: (usize, usize),
+    dims: (usize, usize, usize, usize),
+) {
     let mut rng = Rng::new(seed);
-    let dims = (2, 3, 7, 9);
     let x = rng.vec(dims.0 * dims.1 * dims.2 * dims.3);
     let bx = random_boxes(
         &mut rng,
@@ -235,6 +246,13 @@ fn matches_naive_reference_on_random_boxes() {
             }
         }
     }
+}
+
+#[test]
+fn many_channels_and_odd_sizes_match_reference() {
+    // More channels and pixels than one 32-wide transpose tile, sizes not multiples of it.
+    check_dims(DType::F32, 99, true, 0, 0.5, (7, 7), (3, 37, 33, 35));
+    check_dims(DType::F64, 98, false, 2, 1.0, (2, 2), (1, 65, 9, 34));
 }
 
 #[test]
