@@ -185,7 +185,7 @@ fn forward<T: Elem + candle_core::WithDType>(
 ) -> Result<Vec<T>> {
     let xs = slice::<T>(x.0, x.1, "x")?;
     let ws = slice::<T>(w.0, w.1, "w")?;
-    let mut y = conv_cpu::conv_fwd(xs, ws, g);
+    let mut y = conv_cpu::conv_fwd(xs, ws, g, Default::default());
     if let Some(b) = b {
         let bs = slice::<T>(b.0, b.1, "b")?;
         let l = g.ho * g.wo;
@@ -221,11 +221,23 @@ fn dispatch_fwd(
     Ok((st, out_shape(g)))
 }
 
-/// Gradients of `x` and `w` from the output gradient.
-fn backward_xw(g: Geom, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+/// Gradients of `x` and `w` from the output gradient; `None` for an argument that is not
+/// part of a gradient computation (e.g. the input image, or frozen weights).
+fn backward_xw(
+    g: Geom,
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let grad = grad.contiguous()?;
-    let dx = grad.apply_op2_no_bwd(w, &ConvBwdInput(g))?;
-    let dw = x.apply_op2_no_bwd(&grad, &ConvBwdWeight(g))?;
+    let dx = match x.track_op() {
+        true => Some(grad.apply_op2_no_bwd(w, &ConvBwdInput(g))?),
+        false => None,
+    };
+    let dw = match w.track_op() {
+        true => Some(x.apply_op2_no_bwd(&grad, &ConvBwdWeight(g))?),
+        false => None,
+    };
     Ok((dx, dw))
 }
 
@@ -252,8 +264,7 @@ impl CustomOp2 for ConvFwd {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = backward_xw(self.0, x, w, grad)?;
-        Ok((Some(dx), Some(dw)))
+        backward_xw(self.0, x, w, grad)
     }
 }
 
@@ -285,7 +296,7 @@ impl CustomOp3 for ConvFwdBias {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw) = backward_xw(self.0, x, w, grad)?;
         let db = grad.contiguous()?.apply_op1_no_bwd(&ConvBwdBias(self.0))?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, dw, Some(db)))
     }
 }
 
@@ -309,11 +320,13 @@ impl CustomOp2 for ConvBwdInput {
                 slice(s1, l1, "grad")?,
                 slice(s2, l2, "w")?,
                 g,
+                Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_input(
                 slice(s1, l1, "grad")?,
                 slice(s2, l2, "w")?,
                 g,
+                Default::default(),
             )),
             s => {
                 return Err(NnError::DType {
@@ -347,11 +360,13 @@ impl CustomOp2 for ConvBwdWeight {
                 slice(s1, l1, "x")?,
                 slice(s2, l2, "grad")?,
                 g,
+                Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_weight(
                 slice(s1, l1, "x")?,
                 slice(s2, l2, "grad")?,
                 g,
+                Default::default(),
             )),
             s => {
                 return Err(NnError::DType {

@@ -85,7 +85,7 @@ fn parallelism() -> gemm::Parallelism {
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, every operand given by (row stride, column
-/// stride) over slices that the caller sized.
+/// stride) over slices that the caller sized (checked).
 #[allow(clippy::too_many_arguments)]
 fn matmul<T: Elem>(
     m: usize,
@@ -95,27 +95,68 @@ fn matmul<T: Elem>(
     dst_rs: usize,
     accumulate: bool,
     lhs: &[T],
-    (lhs_rs, lhs_cs): (usize, usize),
+    lhs_strides: (usize, usize),
     rhs: &[T],
-    (rhs_rs, rhs_cs): (usize, usize),
+    rhs_strides: (usize, usize),
+    par: gemm::Parallelism,
 ) {
     if m == 0 || n == 0 {
         return;
     }
-    // Bounds the unsafe call below: the largest index touched in each operand.
     assert!((m - 1) * dst_rs + n <= dst.len());
+    // SAFETY: `dst` holds every index the product writes (asserted); the operands are
+    // checked by `matmul_raw`; `dst` cannot alias them (a `&mut` borrow).
+    unsafe {
+        matmul_raw(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_rs,
+            accumulate,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            par,
+        )
+    }
+}
+
+/// As [`matmul`] with a raw destination.
+///
+/// # Safety
+/// `dst + i·dst_rs + j` must be valid for writes, and not read or written by anyone else
+/// during the call, for all `i < m`, `j < n`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_raw<T: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[T],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[T],
+    (rhs_rs, rhs_cs): (usize, usize),
+    par: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds of the two operands: the largest index each product reads.
     if k > 0 {
         assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len());
         assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len());
     }
-    // SAFETY: the asserts above keep every access inside the three slices; `dst` does not
-    // alias `lhs` or `rhs` (a `&mut` borrow).
+    // SAFETY: operand reads are in bounds (asserted), dst is the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -130,7 +171,7 @@ fn matmul<T: Elem>(
             false,
             false,
             false,
-            parallelism(),
+            par,
         )
     }
 }
@@ -151,150 +192,371 @@ fn valid_range(off: isize, stride: usize, size: usize, out_len: usize) -> (usize
     (lo, hi.clamp(lo, out_len))
 }
 
-/// Column matrix `[Cg·kh·kw, Ho·Wo]` of one image group `x: [Cg, H, W]`.
-fn im2col<T: Elem>(x: &[T], g: &Geom, cols: &mut [T]) {
-    let (h, w, kh, kw, ho, wo) = (g.h, g.w, g.kh, g.kw, g.ho, g.wo);
-    let l = g.l();
-    cols.par_chunks_mut(l).enumerate().for_each(|(row, out)| {
-        let c = row / (kh * kw);
+/// How the work is cut into cache-sized pieces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tiling {
+    /// Bytes of column matrix one work item keeps (in L2/L3) at a time.
+    pub tile_bytes: usize,
+    /// Fewest output positions per tile (a multiple of 16 unless 1).
+    pub min_tile: usize,
+    /// Target rows (`channels·kh·kw`) of a channel block in the input and weight gradients.
+    pub block_rows: usize,
+}
+
+impl Default for Tiling {
+    fn default() -> Self {
+        Self {
+            tile_bytes: 1 << 21,
+            min_tile: 64,
+            block_rows: 128,
+        }
+    }
+}
+
+impl Tiling {
+    /// Output positions per tile for a column matrix of `rows` rows.
+    fn tile_len<T>(&self, rows: usize, l: usize) -> usize {
+        let t = self.tile_bytes / (std::mem::size_of::<T>() * rows.max(1));
+        let t = t.max(self.min_tile);
+        let t = if t >= 16 { t / 16 * 16 } else { t };
+        t.min(l).max(1)
+    }
+
+    /// Channels per block so that a block has about `block_rows` column rows.
+    fn channel_block(&self, g: &Geom) -> usize {
+        (self.block_rows / (g.kh * g.kw)).clamp(1, g.cg())
+    }
+}
+
+/// A raw pointer that work items share; each item touches a disjoint region (see callers).
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: only used to hand disjoint sub-regions of one buffer to parallel work items.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
+    fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Rows `channels c0..c0+cb` of the column matrix of one image group `x: [Cg, H, W]`,
+/// restricted to output positions `l0..l0+lt`, written as `cols: [cb·kh·kw, lt]`.
+fn im2col_tile<T: Elem>(
+    x: &[T],
+    g: &Geom,
+    c0: usize,
+    cb: usize,
+    l0: usize,
+    lt: usize,
+    cols: &mut [T],
+) {
+    let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
+    for (row, out) in cols[..cb * kh * kw * lt].chunks_mut(lt).enumerate() {
+        let c = c0 + row / (kh * kw);
         let i = (row / kw) % kh;
         let j = row % kw;
         let plane = &x[c * h * w..(c + 1) * h * w];
         let off_y = (i * g.dil) as isize - g.pad as isize;
         let off_x = (j * g.dil) as isize - g.pad as isize;
-        let (y0, y1) = valid_range(off_y, g.stride, h, ho);
+        let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
         let (x0, x1) = valid_range(off_x, g.stride, w, wo);
-        for (oy, line) in out.chunks_mut(wo).enumerate() {
+        let mut l = l0;
+        while l < l0 + lt {
+            let oy = l / wo;
+            let xa = l % wo;
+            let xb = wo.min(xa + (l0 + lt - l));
+            let seg = &mut out[l - l0..l - l0 + (xb - xa)];
             if oy < y0 || oy >= y1 {
-                line.fill(T::ZERO);
-                continue;
-            }
-            let iy = (oy * g.stride) as isize + off_y;
-            let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-            line[..x0].fill(T::ZERO);
-            line[x1..].fill(T::ZERO);
-            let ix0 = (x0 * g.stride) as isize + off_x;
-            if g.stride == 1 {
-                let ix0 = ix0 as usize;
-                line[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+                seg.fill(T::ZERO);
             } else {
-                for (k, v) in line[x0..x1].iter_mut().enumerate() {
-                    *v = src[ix0 as usize + k * g.stride];
+                let iy = ((oy * g.stride) as isize + off_y) as usize;
+                let src = &plane[iy * w..(iy + 1) * w];
+                let a = x0.clamp(xa, xb);
+                let b = x1.clamp(a, xb);
+                seg[..a - xa].fill(T::ZERO);
+                seg[b - xa..].fill(T::ZERO);
+                if a == b {
+                    l += xb - xa;
+                    continue;
                 }
-            }
-        }
-    });
-}
-
-/// Adds the column matrix `cols: [Cg·kh·kw, Ho·Wo]` back into one image group `dx: [Cg, H, W]`.
-fn col2im_add<T: Elem>(cols: &[T], g: &Geom, dx: &mut [T]) {
-    let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
-    let l = g.l();
-    dx.par_chunks_mut(h * w).enumerate().for_each(|(c, plane)| {
-        for i in 0..kh {
-            for j in 0..kw {
-                let row = (c * kh + i) * kw + j;
-                let src = &cols[row * l..(row + 1) * l];
-                let off_y = (i * g.dil) as isize - g.pad as isize;
-                let off_x = (j * g.dil) as isize - g.pad as isize;
-                let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
-                let (x0, x1) = valid_range(off_x, g.stride, w, wo);
-                for oy in y0..y1 {
-                    let iy = ((oy * g.stride) as isize + off_y) as usize;
-                    let dst = &mut plane[iy * w..(iy + 1) * w];
-                    let line = &src[oy * wo..(oy + 1) * wo];
-                    let ix0 = ((x0 * g.stride) as isize + off_x) as usize;
-                    if g.stride == 1 {
-                        for (d, s) in dst[ix0..ix0 + (x1 - x0)].iter_mut().zip(&line[x0..x1]) {
-                            *d += *s;
-                        }
-                    } else {
-                        for (k, s) in line[x0..x1].iter().enumerate() {
-                            dst[ix0 + k * g.stride] += *s;
-                        }
+                let ix = ((a * g.stride) as isize + off_x) as usize;
+                let dst = &mut seg[a - xa..b - xa];
+                if g.stride == 1 {
+                    dst.copy_from_slice(&src[ix..ix + (b - a)]);
+                } else {
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        *v = src[ix + k * g.stride];
                     }
                 }
             }
+            l += xb - xa;
         }
-    });
+    }
+}
+
+/// Adds `cols: [cb·kh·kw, lt]` (channels `c0..c0+cb`, output positions `l0..l0+lt`) into
+/// the planes `dx: [cb, H, W]` of those channels.
+fn col2im_tile<T: Elem>(cols: &[T], g: &Geom, cb: usize, l0: usize, lt: usize, dx: &mut [T]) {
+    let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
+    for (row, src) in cols[..cb * kh * kw * lt].chunks(lt).enumerate() {
+        let c = row / (kh * kw);
+        let i = (row / kw) % kh;
+        let j = row % kw;
+        let plane = &mut dx[c * h * w..(c + 1) * h * w];
+        let off_y = (i * g.dil) as isize - g.pad as isize;
+        let off_x = (j * g.dil) as isize - g.pad as isize;
+        let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
+        let (x0, x1) = valid_range(off_x, g.stride, w, wo);
+        let mut l = l0;
+        while l < l0 + lt {
+            let oy = l / wo;
+            let xa = l % wo;
+            let xb = wo.min(xa + (l0 + lt - l));
+            if oy >= y0 && oy < y1 {
+                let seg = &src[l - l0..l - l0 + (xb - xa)];
+                let iy = ((oy * g.stride) as isize + off_y) as usize;
+                let dst = &mut plane[iy * w..(iy + 1) * w];
+                let a = x0.clamp(xa, xb);
+                let b = x1.clamp(a, xb);
+                if a == b {
+                    l += xb - xa;
+                    continue;
+                }
+                let ix = ((a * g.stride) as isize + off_x) as usize;
+                let seg = &seg[a - xa..b - xa];
+                if g.stride == 1 {
+                    for (d, s) in dst[ix..ix + (b - a)].iter_mut().zip(seg) {
+                        *d += *s;
+                    }
+                } else {
+                    for (k, s) in seg.iter().enumerate() {
+                        dst[ix + k * g.stride] += *s;
+                    }
+                }
+            }
+            l += xb - xa;
+        }
+    }
+}
+
+/// `[start, start+len)` chunks of `0..total`.
+fn chunks(total: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..total.div_ceil(len)).map(move |i| (i * len, len.min(total - i * len)))
 }
 
 /// Forward: `x [N, C, H, W]`, `wt [O, C/groups, kh, kw]` → `[N, O, Ho, Wo]`.
-pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom) -> Vec<T> {
+///
+/// Work items are (image, group, tile of output positions); each builds its column tile in
+/// a per-thread buffer and multiplies it single-threaded, items running in parallel.
+pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let mut y = vec![T::ZERO; g.n * g.o * l];
-    let mut cols = if g.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; k * l]
-    };
-    for b in 0..g.n {
-        for gr in 0..g.groups {
+    if g.is_pointwise() {
+        for b in 0..g.n {
+            for gr in 0..g.groups {
+                let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+                let ws = &wt[gr * og * k..(gr + 1) * og * k];
+                let ys = &mut y[(b * g.o + gr * og) * l..][..og * l];
+                matmul(
+                    og,
+                    l,
+                    k,
+                    ys,
+                    l,
+                    false,
+                    ws,
+                    (k, 1),
+                    xs,
+                    (l, 1),
+                    parallelism(),
+                );
+            }
+        }
+        return y;
+    }
+    let lt = tiling.tile_len::<T>(k, l);
+    let items: Vec<(usize, usize, (usize, usize))> = (0..g.n)
+        .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(l, lt).map(move |t| (b, gr, t))))
+        .collect();
+    let yp = SharedMut(y.as_mut_ptr());
+    let ylen = y.len();
+    items.into_par_iter().for_each_init(
+        || vec![T::ZERO; k * lt],
+        |cols, (b, gr, (l0, len))| {
             let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
             let ws = &wt[gr * og * k..(gr + 1) * og * k];
-            let ys = &mut y[(b * g.o + gr * og) * l..][..og * l];
-            let cols: &[T] = if g.is_pointwise() {
-                xs
-            } else {
-                im2col(xs, g, &mut cols);
-                &cols
+            im2col_tile(xs, g, 0, cg, l0, len, cols);
+            let off = (b * g.o + gr * og) * l + l0;
+            // SAFETY: item (b, gr, tile) writes rows gr·og..(gr+1)·og of image b, columns
+            // l0..l0+len only: disjoint from every other item, inside `y` (checked below).
+            assert!(off + (og - 1) * l + len <= ylen);
+            unsafe {
+                matmul_raw(
+                    og,
+                    len,
+                    k,
+                    yp.ptr().add(off),
+                    l,
+                    false,
+                    ws,
+                    (k, 1),
+                    &cols[..k * len],
+                    (len, 1),
+                    gemm::Parallelism::None,
+                )
             };
-            matmul(og, l, k, ys, l, false, ws, (k, 1), cols, (l, 1));
-        }
-    }
+        },
+    );
     y
 }
 
 /// Input gradient: `dy [N, O, Ho, Wo]`, `wt` → `dx [N, C, H, W]`.
-pub(crate) fn conv_bwd_input<T: Elem>(dy: &[T], wt: &[T], g: &Geom) -> Vec<T> {
+///
+/// Work items are (image, group, block of input channels): `dcols = W[:, block]ᵀ · dY`, tile by
+/// tile, scattered by col2im into that block's planes of `dx` (disjoint between items).
+pub(crate) fn conv_bwd_input<T: Elem>(dy: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let mut dx = vec![T::ZERO; g.n * g.c * g.h * g.w];
-    let mut dcols = if g.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; k * l]
-    };
-    for b in 0..g.n {
-        for gr in 0..g.groups {
-            let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
-            let ws = &wt[gr * og * k..(gr + 1) * og * k];
-            let dxs = &mut dx[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
-            // Wᵀ[k, o] = W[o, k]: row stride 1, column stride k.
-            if g.is_pointwise() {
-                matmul(k, l, og, dxs, l, false, ws, (1, k), dys, (l, 1));
-            } else {
-                matmul(k, l, og, &mut dcols, l, false, ws, (1, k), dys, (l, 1));
-                col2im_add(&dcols, g, dxs);
+    if g.is_pointwise() {
+        for b in 0..g.n {
+            for gr in 0..g.groups {
+                let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
+                let ws = &wt[gr * og * k..(gr + 1) * og * k];
+                let dxs = &mut dx[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+                // Wᵀ[k, o] = W[o, k]: row stride 1, column stride k.
+                matmul(
+                    k,
+                    l,
+                    og,
+                    dxs,
+                    l,
+                    false,
+                    ws,
+                    (1, k),
+                    dys,
+                    (l, 1),
+                    parallelism(),
+                );
             }
         }
+        return dx;
     }
+    let khw = g.kh * g.kw;
+    let cb = tiling.channel_block(g);
+    let lt = tiling.tile_len::<T>(cb * khw, l);
+    let items: Vec<(usize, usize, (usize, usize))> = (0..g.n)
+        .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(cg, cb).map(move |c| (b, gr, c))))
+        .collect();
+    let dxp = SharedMut(dx.as_mut_ptr());
+    let dxlen = dx.len();
+    let plane = g.h * g.w;
+    items.into_par_iter().for_each_init(
+        || vec![T::ZERO; cb * khw * lt],
+        |dcols, (b, gr, (c0, nc))| {
+            let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
+            let ws = &wt[gr * og * k..(gr + 1) * og * k];
+            let off = (b * g.c + gr * cg + c0) * plane;
+            assert!(off + nc * plane <= dxlen);
+            // SAFETY: item (b, gr, c0..c0+nc) is the only one touching these planes of dx.
+            let dxs = unsafe { std::slice::from_raw_parts_mut(dxp.ptr().add(off), nc * plane) };
+            let m = nc * khw;
+            for (l0, len) in chunks(l, lt) {
+                // dcols[r, l] = Σ_o W[o, c0·khw + r] · dY[o, l0 + l]
+                matmul(
+                    m,
+                    len,
+                    og,
+                    &mut dcols[..m * len],
+                    len,
+                    false,
+                    &ws[c0 * khw..],
+                    (1, k),
+                    &dys[l0..],
+                    (l, 1),
+                    gemm::Parallelism::None,
+                );
+                col2im_tile(dcols, g, nc, l0, len, dxs);
+            }
+        },
+    );
     dx
 }
 
 /// Weight gradient: `x`, `dy` → `dw [O, C/groups, kh, kw]`.
-pub(crate) fn conv_bwd_weight<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+///
+/// Work items are (group, block of input channels): `dW[:, block] = Σ_images Σ_tiles dY ·
+/// cols(block)ᵀ`, accumulated in place (columns of dW disjoint between items).
+pub(crate) fn conv_bwd_weight<T: Elem>(x: &[T], dy: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let mut dw = vec![T::ZERO; g.o * k];
-    let mut cols = if g.is_pointwise() {
-        Vec::new()
-    } else {
-        vec![T::ZERO; k * l]
-    };
-    for b in 0..g.n {
-        for gr in 0..g.groups {
-            let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
-            let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
-            let dws = &mut dw[gr * og * k..(gr + 1) * og * k];
-            let cols: &[T] = if g.is_pointwise() {
-                xs
-            } else {
-                im2col(xs, g, &mut cols);
-                &cols
-            };
-            // colsᵀ[l, k] = cols[k, l]: row stride 1, column stride l.
-            matmul(og, k, l, dws, k, b > 0, dys, (l, 1), cols, (1, l));
+    if g.is_pointwise() {
+        for b in 0..g.n {
+            for gr in 0..g.groups {
+                let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+                let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
+                let dws = &mut dw[gr * og * k..(gr + 1) * og * k];
+                // xᵀ[l, k] = x[k, l]: row stride 1, column stride l.
+                matmul(
+                    og,
+                    k,
+                    l,
+                    dws,
+                    k,
+                    b > 0,
+                    dys,
+                    (l, 1),
+                    xs,
+                    (1, l),
+                    parallelism(),
+                );
+            }
         }
+        return dw;
     }
+    let khw = g.kh * g.kw;
+    let cb = tiling.channel_block(g);
+    let lt = tiling.tile_len::<T>(cb * khw, l);
+    let items: Vec<(usize, (usize, usize))> = (0..g.groups)
+        .flat_map(|gr| chunks(cg, cb).map(move |c| (gr, c)))
+        .collect();
+    let dwp = SharedMut(dw.as_mut_ptr());
+    let dwlen = dw.len();
+    items.into_par_iter().for_each_init(
+        || vec![T::ZERO; cb * khw * lt],
+        |cols, (gr, (c0, nc))| {
+            let n = nc * khw;
+            let off = gr * og * k + c0 * khw;
+            assert!(off + (og - 1) * k + n <= dwlen);
+            let mut first = true;
+            for b in 0..g.n {
+                let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+                let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
+                for (l0, len) in chunks(l, lt) {
+                    im2col_tile(xs, g, c0, nc, l0, len, cols);
+                    // SAFETY: item (gr, c0..c0+nc) alone writes rows gr·og.. of dw, columns
+                    // c0·khw..c0·khw+n (in bounds, checked above).
+                    unsafe {
+                        matmul_raw(
+                            og,
+                            n,
+                            len,
+                            dwp.ptr().add(off),
+                            k,
+                            !first,
+                            &dys[l0..],
+                            (l, 1),
+                            &cols[..n * len],
+                            (1, len),
+                            gemm::Parallelism::None,
+                        )
+                    };
+                    first = false;
+                }
+            }
+        },
+    );
     dw
 }
 
@@ -315,7 +577,118 @@ pub(crate) fn conv_bwd_bias<T: Elem>(dy: &[T], n: usize, o: usize, l: usize) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::valid_range;
+    use super::*;
+
+    /// Direct-loop convolution, input gradient and weight gradient (f64).
+    fn naive(x: &[f64], w: &[f64], dy: &[f64], g: &Geom) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (cg, og) = (g.cg(), g.og());
+        let mut y = vec![0.0; g.n * g.o * g.ho * g.wo];
+        let mut dx = vec![0.0; x.len()];
+        let mut dw = vec![0.0; w.len()];
+        for b in 0..g.n {
+            for o in 0..g.o {
+                let gr = o / og;
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let yi = ((b * g.o + o) * g.ho + oy) * g.wo + ox;
+                        for c in 0..cg {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride + i * g.dil) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + j * g.dil) as isize - g.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((b * g.c + gr * cg + c) * g.h + iy as usize) * g.w
+                                        + ix as usize;
+                                    let wi = ((o * cg + c) * g.kh + i) * g.kw + j;
+                                    y[yi] += x[xi] * w[wi];
+                                    dx[xi] += w[wi] * dy[yi];
+                                    dw[wi] += x[xi] * dy[yi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (y, dx, dw)
+    }
+
+    fn vals(n: usize, seed: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 1000) as f64) / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// The tiled kernels against direct loops, with tilings small enough that tiles split
+    /// output rows and channel blocks split the input channels.
+    #[test]
+    fn tiled_kernels_equal_direct_loops() {
+        // (n, c, h, w, o, k, stride, pad, dil, groups)
+        let cases = [
+            (2, 5, 7, 6, 4, 3, 1, 1, 1, 1),
+            (1, 3, 9, 8, 5, 3, 2, 1, 1, 1),
+            (2, 4, 8, 9, 2, 7, 2, 3, 1, 1),
+            (1, 6, 6, 7, 4, 3, 2, 1, 1, 2),
+            (1, 3, 9, 10, 2, 3, 1, 2, 2, 1),
+            (2, 5, 5, 6, 3, 1, 2, 0, 1, 1),
+            (1, 4, 5, 5, 3, 1, 1, 0, 1, 1),
+            (1, 2, 4, 5, 3, 3, 3, 3, 1, 1),
+        ];
+        let tilings = [
+            Tiling::default(),
+            Tiling {
+                tile_bytes: 1,
+                min_tile: 1,
+                block_rows: 1,
+            },
+            Tiling {
+                tile_bytes: 8 * 9 * 5,
+                min_tile: 1,
+                block_rows: 10,
+            },
+            Tiling {
+                tile_bytes: 8 * 20 * 7,
+                min_tile: 7,
+                block_rows: 20,
+            },
+        ];
+        for (ci, &(n, c, h, w, o, k, stride, pad, dil, groups)) in cases.iter().enumerate() {
+            let eff = dil * (k - 1) + 1;
+            let g = Geom {
+                n,
+                c,
+                h,
+                w,
+                o,
+                kh: k,
+                kw: k,
+                ho: (h + 2 * pad - eff) / stride + 1,
+                wo: (w + 2 * pad - eff) / stride + 1,
+                stride,
+                pad,
+                dil,
+                groups,
+            };
+            let x = vals(n * c * h * w, ci);
+            let wt = vals(o * (c / groups) * k * k, ci + 100);
+            let dy = vals(n * o * g.ho * g.wo, ci + 200);
+            let (y, dx, dw) = naive(&x, &wt, &dy, &g);
+            for t in tilings {
+                let close = |a: &[f64], b: &[f64], what: &str| {
+                    assert_eq!(a.len(), b.len());
+                    for (u, v) in a.iter().zip(b) {
+                        assert!((u - v).abs() < 1e-9, "case {ci} {t:?} {what}: {u} vs {v}");
+                    }
+                };
+                close(&conv_fwd(&x, &wt, &g, t), &y, "forward");
+                close(&conv_bwd_input(&dy, &wt, &g, t), &dx, "dx");
+                close(&conv_bwd_weight(&x, &dy, &g, t), &dw, "dw");
+            }
+        }
+    }
 
     #[test]
     fn valid_range_matches_brute_force() {
