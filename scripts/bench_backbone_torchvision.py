@@ -23,7 +23,7 @@ def timed(fn, runs):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times), statistics.median(times)
 
 
 def main():
@@ -47,7 +47,10 @@ def main():
 
         net.train()
         fb = timed(step, args.runs)
-        print(f"{depth}_fpn_frozenbn forward {fwd * 1000:.0f} ms, forward+backward {fb * 1000:.0f} ms")
+        print(
+            f"{depth}_fpn_frozenbn forward min {fwd[0] * 1000:.0f} ms median {fwd[1] * 1000:.0f} ms, "
+            f"forward+backward min {fb[0] * 1000:.0f} ms median {fb[1] * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":
