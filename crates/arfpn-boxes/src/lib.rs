@@ -1,7 +1,18 @@
 //! Typed boxes and the box operations shared by the arfpn crates.
 //!
 //! This crate has no tensor dependency: datasets, metrics and the detector's CPU-side
-//! target assignment all speak [`BBox`].
+//! target assignment all speak [`BBox`] slices.
+//!
+//! | file | what |
+//! |---|---|
+//! | `bbox.rs` | [`BBox`] |
+//! | `iou.rs` | [`iou_matrix`], [`pairwise_iou`] |
+//! | `box_coder.rs` | [`BoxCoder`]: deltas with weights and the `ln(1000/16)` clamp |
+//! | `box_ops.rs` | [`clip_boxes`], [`remove_small_boxes`] |
+//! | `matcher.rs` | [`Matcher`] → [`Match`] (`Matched(gt)` / `Background` / `Ignore`) |
+//! | `sampler.rs` | [`BalancedSampler`] → [`Sample`] |
+//! | `nms.rs` | [`nms`], [`batched_nms`] |
+//! | `rng.rs` | [`SplitMix64`], the seeded generator the sampler uses |
 //!
 //! # Pixel convention
 //! Boxes are **continuous corner coordinates** `(x1, y1, x2, y2)` in pixels of the image
@@ -18,10 +29,24 @@
 //! (detectron2's convention). Matchers label anchors with enums, not magic numbers.
 
 mod bbox;
+mod box_coder;
+mod box_ops;
+mod error;
 mod iou;
+mod matcher;
+mod nms;
+mod rng;
+mod sampler;
 
 pub use bbox::BBox;
+pub use box_coder::{BoxCoder, Deltas, DEFAULT_SCALE_CLAMP};
+pub use box_ops::{clip_boxes, remove_small_boxes};
+pub use error::BoxError;
 pub use iou::{iou_matrix, pairwise_iou};
+pub use matcher::{Match, Matcher};
+pub use nms::{batched_nms, nms};
+pub use rng::SplitMix64;
+pub use sampler::{BalancedSampler, Sample};
 
 /// Index of a foreground class, `0..num_classes`. See the crate docs for the background rule.
 pub type ClassId = usize;

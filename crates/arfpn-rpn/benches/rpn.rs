@@ -1,0 +1,129 @@
+//! Anchor generation, matching/targets and proposal selection for a 480×640 image with
+//! FPN levels P2–P6 (strides 4–64) and the dense RBC anchors (9 per location, ≈ 230 k
+//! anchors), against ≈ 230 cell-sized ground-truth boxes.
+
+use std::hint::black_box;
+
+use arfpn_boxes::{BBox, SplitMix64};
+use arfpn_rpn::{
+    rpn_targets, select_proposals, AnchorConfig, AnchorGenerator, LevelPredictions, RpnConfig,
+};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+const H: usize = 480;
+const W: usize = 640;
+const STRIDES: [usize; 5] = [4, 8, 16, 32, 64];
+
+fn names() -> Vec<String> {
+    STRIDES
+        .iter()
+        .map(|s| format!("p{}", s.trailing_zeros()))
+        .collect()
+}
+
+fn grids() -> Vec<(usize, usize)> {
+    // Feature sizes of a 480×640 input: ceil(size / stride).
+    STRIDES
+        .iter()
+        .map(|s| (H.div_ceil(*s), W.div_ceil(*s)))
+        .collect()
+}
+
+fn generate(g: &AnchorGenerator) -> Vec<BBox> {
+    let mut all = Vec::new();
+    for (l, (h, w)) in grids().into_iter().enumerate() {
+        all.extend_from_slice(&g.grid_anchors(l, h, w).unwrap());
+    }
+    all
+}
+
+/// ≈ 230 round-ish cells, 8–40 px, in the image.
+fn cells(rng: &mut SplitMix64) -> Vec<BBox> {
+    (0..230)
+        .map(|_| {
+            let s = 8.0 + rng.next_f32() * 32.0;
+            let e = 0.8 + rng.next_f32() * 0.4;
+            let (cx, cy) = (rng.next_f32() * W as f32, rng.next_f32() * H as f32);
+            BBox::from_cxcywh(cx, cy, s * e, s / e)
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let config = RpnConfig::default();
+    let gen = AnchorGenerator::new(&config.anchors, &names(), &STRIDES).unwrap();
+    let anchors = generate(&gen);
+    eprintln!("{} anchors", anchors.len());
+
+    c.bench_function("anchors_480x640_p2-p6_dense_uncached", |b| {
+        b.iter(|| {
+            let g = AnchorGenerator::new(&AnchorConfig::default(), &names(), &STRIDES).unwrap();
+            black_box(generate(&g))
+        })
+    });
+    c.bench_function("anchors_480x640_p2-p6_dense_cached", |b| {
+        b.iter(|| black_box(generate(&gen)))
+    });
+
+    let mut rng = SplitMix64::new(5);
+    let gt = cells(&mut rng);
+    let matcher = config.matcher().unwrap();
+    let sampler = config.sampler().unwrap();
+    let coder = config.box_coder().unwrap();
+    let m = matcher.match_boxes(&gt, &anchors);
+    eprintln!(
+        "{} positive anchors for {} cells",
+        m.iter().filter(|m| m.is_foreground()).count(),
+        gt.len()
+    );
+    c.bench_function("match_230gt_x_230k_anchors", |b| {
+        b.iter(|| black_box(matcher.match_boxes(black_box(&gt), black_box(&anchors))))
+    });
+    c.bench_function("rpn_targets_230gt_x_230k_anchors", |b| {
+        let mut r = SplitMix64::new(0);
+        b.iter(|| {
+            black_box(rpn_targets(
+                &anchors, &gt, &matcher, &sampler, &coder, &mut r,
+            ))
+        })
+    });
+
+    // Proposal selection on random logits and small random deltas, test settings.
+    let obj: Vec<f32> = (0..anchors.len())
+        .map(|_| (rng.next_f32() - 0.5) * 8.0)
+        .collect();
+    let deltas: Vec<[f32; 4]> = (0..anchors.len())
+        .map(|_| [0.0; 4].map(|_: f32| (rng.next_f32() - 0.5) * 0.4))
+        .collect();
+    let mut levels = Vec::new();
+    let mut start = 0;
+    for (l, (h, w)) in grids().into_iter().enumerate() {
+        let n = h * w * gen.num_anchors_per_location()[l];
+        levels.push(LevelPredictions {
+            anchors: &anchors[start..start + n],
+            objectness: &obj[start..start + n],
+            deltas: &deltas[start..start + n],
+        });
+        start += n;
+    }
+    for (phase, params) in [("test", config.test), ("train", config.train)] {
+        let p = select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap();
+        eprintln!("{phase}: {} proposals", p.len());
+        c.bench_function(
+            &format!(
+                "proposals_230k_anchors_{phase}_pre{}_post{}",
+                params.pre_nms_top_n, params.post_nms_top_n
+            ),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap(),
+                    )
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,179 @@
+//! Turning objectness and deltas into proposals (torchvision's `filter_proposals`).
+
+use arfpn_boxes::{batched_nms, BBox, BoxCoder, Deltas};
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, RpnError};
+
+/// How many proposals to keep and how to filter them (one phase: train or test).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProposalParams {
+    /// Highest-objectness anchors kept **per level** before NMS.
+    pub pre_nms_top_n: usize,
+    /// Proposals kept **per image** after NMS.
+    pub post_nms_top_n: usize,
+    /// NMS IoU threshold (per level).
+    pub nms_thresh: f32,
+    /// Boxes narrower or shorter than this (pixels) are dropped.
+    pub min_size: f32,
+    /// Proposals with objectness probability below this are dropped.
+    pub score_thresh: f32,
+}
+
+impl ProposalParams {
+    /// Checks the ranges; `phase` names the field in errors.
+    pub fn validate(&self, phase: &'static str) -> Result<()> {
+        if self.pre_nms_top_n == 0 || self.post_nms_top_n == 0 {
+            return Err(RpnError::config(
+                phase,
+                "pre_nms_top_n and post_nms_top_n must be > 0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.nms_thresh) {
+            return Err(RpnError::config(
+                phase,
+                format!("nms_thresh must be in [0, 1], got {}", self.nms_thresh),
+            ));
+        }
+        if !(self.min_size >= 0.0 && self.min_size.is_finite()) {
+            return Err(RpnError::config(
+                phase,
+                format!("min_size must be finite and >= 0, got {}", self.min_size),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.score_thresh) {
+            return Err(RpnError::config(
+                phase,
+                format!("score_thresh must be in [0, 1], got {}", self.score_thresh),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The proposals of one image, in decreasing score order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Proposals {
+    /// Boxes clipped to the image, finite, at least `min_size` wide and high.
+    pub boxes: Vec<BBox>,
+    /// Objectness probabilities (sigmoid of the logits).
+    pub scores: Vec<f32>,
+    /// Pyramid level each proposal came from.
+    pub levels: Vec<usize>,
+}
+
+impl Proposals {
+    /// Number of proposals.
+    pub fn len(&self) -> usize {
+        self.boxes.len()
+    }
+
+    /// No proposals.
+    pub fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+}
+
+/// One level of one image: anchors with their objectness logits and deltas (parallel).
+#[derive(Clone, Copy, Debug)]
+pub struct LevelPredictions<'a> {
+    pub anchors: &'a [BBox],
+    pub objectness: &'a [f32],
+    pub deltas: &'a [Deltas],
+}
+
+/// Indices of the `k` largest values, largest first (equal values: lower index first);
+/// NaN counts as the smallest value.
+pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let key = |i: usize| {
+        let v = values[i];
+        if v.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            v
+        }
+    };
+    let cmp = |a: &usize, b: &usize| key(*b).total_cmp(&key(*a)).then(a.cmp(b));
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(idx.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, cmp);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(cmp);
+    idx
+}
+
+/// Proposals for one image of `height × width` pixels.
+///
+/// Per level: the `pre_nms_top_n` anchors with the highest logits are decoded, scored with
+/// a sigmoid, clipped to the image; boxes or scores that are not finite (NaN deltas or
+/// logits) are dropped, then boxes smaller than `min_size` and scores below `score_thresh`.
+/// NMS runs per level, and the best `post_nms_top_n` of all levels are kept.
+pub fn select_proposals(
+    levels: &[LevelPredictions<'_>],
+    height: f32,
+    width: f32,
+    coder: &BoxCoder,
+    params: &ProposalParams,
+) -> Result<Proposals> {
+    let mut boxes = Vec::new();
+    let mut scores = Vec::new();
+    let mut level_of = Vec::new();
+    for (l, lp) in levels.iter().enumerate() {
+        let n = lp.anchors.len();
+        if lp.objectness.len() != n || lp.deltas.len() != n {
+            return Err(RpnError::input(
+                "predictions",
+                format!(
+                    "level {l}: {n} anchors, {} objectness values, {} deltas",
+                    lp.objectness.len(),
+                    lp.deltas.len()
+                ),
+            ));
+        }
+        for i in top_k(lp.objectness, params.pre_nms_top_n) {
+            let score = sigmoid(lp.objectness[i]);
+            let b = coder
+                .decode_one(&lp.anchors[i], lp.deltas[i])
+                .clip(width, height);
+            if !(b.is_finite() && score.is_finite())
+                || b.width() < params.min_size
+                || b.height() < params.min_size
+                || score < params.score_thresh
+            {
+                continue;
+            }
+            boxes.push(b);
+            scores.push(score);
+            level_of.push(l);
+        }
+    }
+    let mut keep = batched_nms(&boxes, &scores, &level_of, params.nms_thresh)?;
+    keep.truncate(params.post_nms_top_n);
+    Ok(Proposals {
+        boxes: keep.iter().map(|&i| boxes[i]).collect(),
+        scores: keep.iter().map(|&i| scores[i]).collect(),
+        levels: keep.iter().map(|&i| level_of[i]).collect(),
+    })
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_and_ignores_nan() {
+        let v = [0.5, f32::NAN, 2.0, 0.5, -1.0];
+        assert_eq!(top_k(&v, 3), vec![2, 0, 3]);
+        assert_eq!(top_k(&v, 10), vec![2, 0, 3, 4, 1]);
+        assert!(top_k(&v, 0).is_empty());
+    }
+}

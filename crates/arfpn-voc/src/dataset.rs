@@ -1,0 +1,440 @@
+//! [`VocDataset`]: one split of a VOC directory, validated, with a seeded reproducible
+//! order and parallel image decoding.
+//!
+//! Layout (Pascal VOC): `<root>/Annotations/<id>.xml`, `<root>/JPEGImages/<filename>`,
+//! `<root>/ImageSets/Main/<split>.txt`.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::annotation::{read_annotation, Object, ParsedAnnotation, Sample};
+use crate::error::{Action, Problem, Result, VocError};
+use crate::image_io::{image_size, load_rgb};
+use crate::labels::{LabelSet, Labels};
+use crate::rng::SplitMix64;
+use crate::splits::read_split;
+
+/// What to do with bad input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// The first problem that would remove an image or an object is returned as the error
+    /// (warnings such as near-duplicates never fail).
+    #[default]
+    Strict,
+    /// Load everything valid; every problem is returned in [`VocDataset::problems`] with
+    /// what was done about it. Nothing is dropped without a [`Problem`].
+    Lenient,
+}
+
+/// How much of each image [`VocDataset::open`] checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageCheck {
+    /// Do not touch the images (fastest; problems surface when decoding).
+    None,
+    /// Read each image's header: finds missing files, unknown formats and size mismatches.
+    #[default]
+    Header,
+    /// Decode every image fully (finds truncated/corrupt pixel data too).
+    Decode,
+}
+
+/// Options of [`VocDataset::open`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadOptions {
+    pub labels: Labels,
+    pub mode: Mode,
+    pub image_check: ImageCheck,
+    /// Same-class box pairs with IoU above this are reported as near-duplicates
+    /// (warnings, both kept); `None` disables the check. Default 0.8.
+    pub near_duplicate_iou: Option<f32>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            labels: Labels::Discover,
+            mode: Mode::Strict,
+            image_check: ImageCheck::Header,
+            near_duplicate_iou: Some(0.8),
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Lenient loading with the given label source.
+    pub fn lenient(labels: Labels) -> Self {
+        Self {
+            labels,
+            mode: Mode::Lenient,
+            ..Self::default()
+        }
+    }
+
+    /// Strict loading with the given label source.
+    pub fn strict(labels: Labels) -> Self {
+        Self {
+            labels,
+            ..Self::default()
+        }
+    }
+}
+
+/// One split of a VOC dataset, loaded and validated.
+///
+/// ```no_run
+/// use arfpn_voc::{LabelSet, Labels, LoadOptions, VocDataset};
+/// let ds = VocDataset::open("data/bccd", "train", &LoadOptions::lenient(Labels::Explicit(LabelSet::bccd())))?;
+/// for p in ds.problems() { eprintln!("{p}"); }
+/// for batch in ds.batches(Some(42), 8) {
+///     for item in batch.items { let _ = (item.sample.objects.len(), item.image.dimensions()); }
+///     for p in batch.skipped { eprintln!("skipped: {p}"); }
+/// }
+/// # Ok::<(), arfpn_voc::VocError>(())
+/// ```
+#[derive(Debug)]
+pub struct VocDataset {
+    root: PathBuf,
+    split: String,
+    labels: LabelSet,
+    samples: Vec<Sample>,
+    problems: Vec<Problem>,
+}
+
+/// Per-id result of the parallel read phase.
+struct Read {
+    id: String,
+    xml: PathBuf,
+    parsed: Result<ParsedAnnotation>,
+    image_problem: Option<VocError>,
+}
+
+fn check_image(xml: &Path, image: &Path, w: u32, h: u32, check: ImageCheck) -> Option<VocError> {
+    let dims = match check {
+        ImageCheck::None => return None,
+        ImageCheck::Header => image_size(image),
+        ImageCheck::Decode => load_rgb(image).map(|i| i.dimensions()),
+    };
+    match dims {
+        Err(VocError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Some(VocError::MissingImage {
+                path: xml.to_path_buf(),
+                image: image.to_path_buf(),
+            })
+        }
+        Err(e) => Some(e),
+        Ok((iw, ih)) if (iw, ih) != (w, h) => Some(VocError::SizeMismatch {
+            path: xml.to_path_buf(),
+            image: image.to_path_buf(),
+            xml_width: w,
+            xml_height: h,
+            width: iw,
+            height: ih,
+        }),
+        Ok(_) => None,
+    }
+}
+
+/// Same-class pairs with IoU above `thr`, as (i, j, iou) with `i < j` in object order.
+pub fn near_duplicates(objects: &[Object], thr: f32) -> Vec<(usize, usize, f32)> {
+    let mut out = Vec::new();
+    for i in 0..objects.len() {
+        for j in i + 1..objects.len() {
+            if objects[i].class == objects[j].class {
+                let iou = objects[i].bbox.iou(&objects[j].bbox);
+                if iou > thr {
+                    out.push((i, j, iou));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl VocDataset {
+    /// Read, validate and index the split `split` of the VOC directory `root`
+    /// (annotations parsed and images checked in parallel).
+    ///
+    /// Fails on an unreadable split file, and in [`Mode::Strict`] on the first problem (in
+    /// split order) that would drop an image or object. In [`Mode::Lenient`] every problem
+    /// is kept in [`Self::problems`].
+    pub fn open(root: impl AsRef<Path>, split: &str, opts: &LoadOptions) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let ids = read_split(&root, split)?;
+        Self::open_ids(root, split, ids, opts)
+    }
+
+    /// Like [`Self::open`] with an explicit id list; `split` only names the result.
+    pub fn open_ids(
+        root: impl AsRef<Path>,
+        split: &str,
+        ids: Vec<String>,
+        opts: &LoadOptions,
+    ) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let reads: Vec<Read> = ids
+            .into_par_iter()
+            .map(|id| {
+                let xml = root.join("Annotations").join(format!("{id}.xml"));
+                let parsed = read_annotation(&xml);
+                let image_problem = parsed.as_ref().ok().and_then(|p| {
+                    let a = &p.annotation;
+                    let img = root.join("JPEGImages").join(&a.filename);
+                    check_image(&xml, &img, a.width, a.height, opts.image_check)
+                });
+                Read {
+                    id,
+                    xml,
+                    parsed,
+                    image_problem,
+                }
+            })
+            .collect();
+        let labels = match &opts.labels {
+            Labels::Explicit(l) => l.clone(),
+            Labels::Discover => {
+                let names = reads
+                    .iter()
+                    .filter_map(|r| r.parsed.as_ref().ok())
+                    .flat_map(|p| p.annotation.objects.iter().map(|o| o.name.as_str()));
+                LabelSet::discover(names).map_err(|_| {
+                    VocError::InvalidLabelSet(format!(
+                        "no class could be discovered in split {split:?} of {}: no valid object",
+                        root.display()
+                    ))
+                })?
+            }
+        };
+        let strict = opts.mode == Mode::Strict;
+        let mut problems = Vec::new();
+        let mut samples = Vec::new();
+        let mut report = |id: &str, name: Option<String>, action: Action, error: VocError| {
+            if strict && action != Action::Kept {
+                return Err(error);
+            }
+            problems.push(Problem {
+                id: id.to_string(),
+                name,
+                action,
+                error,
+            });
+            Ok(())
+        };
+        for r in reads {
+            let p = match r.parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    report(&r.id, None, Action::DroppedImage, e)?;
+                    continue;
+                }
+            };
+            if let Some(e) = r.image_problem {
+                report(&r.id, None, Action::DroppedImage, e)?;
+                continue;
+            }
+            for oe in p.object_errors {
+                report(&r.id, oe.name, Action::DroppedObject, oe.error)?;
+            }
+            let a = p.annotation;
+            let mut objects = Vec::with_capacity(a.objects.len());
+            let mut fields = Vec::with_capacity(a.objects.len());
+            for (o, src) in a.objects.into_iter().zip(p.source_index) {
+                match labels.id(&o.name) {
+                    Some(class) => {
+                        objects.push(Object {
+                            bbox: o.bbox,
+                            class,
+                            difficult: o.difficult,
+                            truncated: o.truncated,
+                        });
+                        fields.push(src);
+                    }
+                    None => report(
+                        &r.id,
+                        Some(o.name.clone()),
+                        Action::DroppedObject,
+                        VocError::UnknownClass {
+                            path: r.xml.clone(),
+                            field: format!("object[{src}]/name"),
+                            name: o.name,
+                            known: labels.names().join(", "),
+                        },
+                    )?,
+                }
+            }
+            if let Some(thr) = opts.near_duplicate_iou {
+                for (i, j, iou) in near_duplicates(&objects, thr) {
+                    let name = labels.name(objects[i].class).unwrap_or("?").to_string();
+                    report(
+                        &r.id,
+                        Some(name.clone()),
+                        Action::Kept,
+                        VocError::NearDuplicate {
+                            path: r.xml.clone(),
+                            field_a: format!("object[{}]", fields[i]),
+                            field_b: format!("object[{}]", fields[j]),
+                            name,
+                            iou,
+                        },
+                    )?;
+                }
+            }
+            samples.push(Sample {
+                image_path: root.join("JPEGImages").join(&a.filename),
+                id: r.id,
+                width: a.width,
+                height: a.height,
+                objects,
+            });
+        }
+        Ok(Self {
+            root,
+            split: split.to_string(),
+            labels,
+            samples,
+            problems,
+        })
+    }
+
+    /// The dataset directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The split name.
+    pub fn split(&self) -> &str {
+        &self.split
+    }
+
+    /// The label set (explicit or discovered).
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The kept samples, in split-file order.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Every problem found by [`Self::open`] (lenient mode), in split order.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// Number of kept samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// No sample was kept.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Sample indices in a reproducible order: split order for `None`, a seeded shuffle
+    /// (identical on every platform) for `Some(seed)`. Use e.g. `base_seed + epoch`.
+    pub fn order(&self, seed: Option<u64>) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.samples.len()).collect();
+        if let Some(s) = seed {
+            SplitMix64::new(s).shuffle(&mut idx);
+        }
+        idx
+    }
+
+    /// Decode sample `index` (RGB) and check its size against the annotation.
+    pub fn load(&self, index: usize) -> Result<LoadedImage> {
+        let sample = self
+            .samples
+            .get(index)
+            .ok_or_else(|| VocError::InvalidArgument {
+                name: "index",
+                reason: format!("{index} >= {} samples", self.samples.len()),
+            })?;
+        let image = load_rgb(&sample.image_path)?;
+        if image.dimensions() != (sample.width, sample.height) {
+            return Err(VocError::SizeMismatch {
+                path: self
+                    .root
+                    .join("Annotations")
+                    .join(format!("{}.xml", sample.id)),
+                image: sample.image_path.clone(),
+                xml_width: sample.width,
+                xml_height: sample.height,
+                width: image.width(),
+                height: image.height(),
+            });
+        }
+        Ok(LoadedImage {
+            sample: sample.clone(),
+            image,
+        })
+    }
+
+    /// Iterate over all samples in [`Self::order`]`(seed)`, `batch_size` at a time, each
+    /// batch decoded in parallel (rayon). An image that fails to decode is not yielded; it
+    /// is reported in [`Batch::skipped`].
+    pub fn batches(&self, seed: Option<u64>, batch_size: usize) -> Batches<'_> {
+        Batches {
+            ds: self,
+            order: self.order(seed),
+            pos: 0,
+            batch_size: batch_size.max(1),
+        }
+    }
+}
+
+/// A decoded image with its (cloned) annotation.
+#[derive(Clone, Debug)]
+pub struct LoadedImage {
+    pub sample: Sample,
+    pub image: RgbImage,
+}
+
+/// One batch of [`VocDataset::batches`].
+#[derive(Debug)]
+pub struct Batch {
+    /// Successfully decoded images, in iteration order.
+    pub items: Vec<LoadedImage>,
+    /// Images of this batch that could not be decoded, with why.
+    pub skipped: Vec<Problem>,
+}
+
+/// Iterator returned by [`VocDataset::batches`].
+pub struct Batches<'a> {
+    ds: &'a VocDataset,
+    order: Vec<usize>,
+    pos: usize,
+    batch_size: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Batch;
+    fn next(&mut self) -> Option<Batch> {
+        if self.pos >= self.order.len() {
+            return None;
+        }
+        let end = (self.pos + self.batch_size).min(self.order.len());
+        let idx = &self.order[self.pos..end];
+        self.pos = end;
+        let results: Vec<(usize, Result<LoadedImage>)> =
+            idx.par_iter().map(|&i| (i, self.ds.load(i))).collect();
+        let mut batch = Batch {
+            items: Vec::with_capacity(results.len()),
+            skipped: Vec::new(),
+        };
+        for (i, r) in results {
+            match r {
+                Ok(item) => batch.items.push(item),
+                Err(error) => batch.skipped.push(Problem {
+                    id: self.ds.samples[i].id.clone(),
+                    name: None,
+                    action: Action::DroppedImage,
+                    error,
+                }),
+            }
+        }
+        Some(batch)
+    }
+}
