@@ -114,6 +114,21 @@ fn spatial_attention_pads_to_keep_the_size() -> Result<()> {
 }
 
 #[test]
+fn spatial_attention_on_maps_smaller_than_its_kernel() -> Result<()> {
+    // A 7x7 all-ones kernel covers the whole 2x1 map from every cell (zero padding elsewhere):
+    // each logit is the sum of the descriptor over the map.
+    let vb = vb_from(vec![
+        ("conv.weight", t(&[1.0; 98], &[1, 2, 7, 7])),
+        ("conv.bias", t(&[0.0], &[1])),
+    ]);
+    let sa = SpatialAttention::new(7, vb)?;
+    let x = t(&[1.0, 2.0, -1.0, 0.0], &[1, 2, 2, 1]);
+    // Pixel 0: mean 0, max 1; pixel 1: mean 1, max 2 -> logit 4 everywhere.
+    close(&sa.weights(&x)?, &[sigmoid(4.0), sigmoid(4.0)]);
+    Ok(())
+}
+
+#[test]
 fn cbam_is_channel_from_avg_and_max_then_spatial() -> Result<()> {
     // Shared MLP = identity with zero biases, so channel logits = relu(avg) + relu(max).
     let vb = vb_from(vec![

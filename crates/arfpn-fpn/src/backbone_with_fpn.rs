@@ -54,10 +54,7 @@ impl BackboneWithFpn {
                  pad them with arfpn_fpn::pad_to_multiple"
             )));
         }
-        let feats = self
-            .backbone
-            .forward_t(images, train)
-            .map_err(|e| FpnError::Input(format!("backbone: {e}")))?;
+        let feats = self.backbone.forward_t(images, train)?;
         self.fpn.forward(&feats)
     }
 }

@@ -12,6 +12,9 @@ pub enum FpnError {
     /// The feature maps passed to `forward` do not match the build-time shapes or sizes.
     #[error("FPN forward input: {0}")]
     Input(String),
+    /// The backbone under the FPN failed.
+    #[error("backbone: {0}")]
+    Backbone(#[from] arfpn_backbone::BackboneError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
