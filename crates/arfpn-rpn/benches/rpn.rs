@@ -1,8 +1,13 @@
 //! Anchor generation, matching/targets and proposal selection for a 480×640 image with
 //! FPN levels P2–P6 (strides 4–64) and the dense RBC anchors (9 per location, ≈ 230 k
 //! anchors), against ≈ 230 cell-sized ground-truth boxes.
+//!
+//! The inputs are written to `$TMPDIR/arfpn_rpn_bench.f32` (or `$ARFPN_RPN_BENCH`) for
+//! `scripts/bench_rpn_torchvision.py`: little-endian f32 values `L, n_0..n_{L-1}, G`, then the
+//! `R = Σ n_l` anchors (4 each), `R` logits, `R` deltas (4 each) and `G` ground-truth boxes.
 
 use std::hint::black_box;
+use std::io::Write;
 
 use arfpn_boxes::{BBox, SplitMix64};
 use arfpn_rpn::{
@@ -106,6 +111,7 @@ fn bench(c: &mut Criterion) {
         });
         start += n;
     }
+    write_file(&levels, &gt);
     for (phase, params) in [("test", config.test), ("train", config.train)] {
         let p = select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap();
         eprintln!("{phase}: {} proposals", p.len());
@@ -123,6 +129,30 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+}
+
+fn write_file(levels: &[LevelPredictions<'_>], gt: &[BBox]) {
+    let path = std::env::var_os("ARFPN_RPN_BENCH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("arfpn_rpn_bench.f32"));
+    let mut v: Vec<f32> = vec![levels.len() as f32];
+    v.extend(levels.iter().map(|l| l.anchors.len() as f32));
+    v.push(gt.len() as f32);
+    for l in levels {
+        v.extend(l.anchors.iter().flat_map(|b| b.to_array()));
+    }
+    for l in levels {
+        v.extend_from_slice(l.objectness);
+    }
+    for l in levels {
+        v.extend(l.deltas.iter().flatten());
+    }
+    v.extend(gt.iter().flat_map(|b| b.to_array()));
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .expect("write the bench inputs");
+    eprintln!("wrote the inputs to {}", path.display());
 }
 
 criterion_group!(benches, bench);
