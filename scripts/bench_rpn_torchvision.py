@@ -6,6 +6,8 @@ Run the Rust bench first (it writes the file), then:
     python scripts/bench_rpn_torchvision.py [INPUT_FILE]
 INPUT_FILE defaults to $ARFPN_RPN_BENCH or $TMPDIR/arfpn_rpn_bench.f32 (format in
 crates/arfpn-rpn/benches/rpn.rs). Needs torch + torchvision; uses 2 threads.
+Also compares arfpn's match labels and test-phase proposals (INPUT_FILE + ".out") with
+torchvision's on the same input, and exits with status 1 if they disagree.
 """
 import os
 import sys
@@ -24,7 +26,7 @@ from torchvision.ops import box_iou
 H, W, STRIDES = 480, 640, [4, 8, 16, 32, 64]
 
 
-def timeit(fn, min_time=2.0):
+def timeit(fn, min_time=float(os.environ.get("MIN_TIME", 2.0))):
     fn()
     runs, start = 0, time.perf_counter()
     while True:
@@ -55,7 +57,16 @@ def main():
     assert ag(images, feats)[0].shape[0] == R
     print(f"torchvision anchors_480x640_p2-p6_dense: {timeit(lambda: ag(images, feats)) * 1e3:.2f} ms")
 
+    ours = np.fromfile(path + ".out", dtype="<f4")
+    our_labels = torch.from_numpy(ours[:R].astype(np.int64))
+    P = int(ours[R]); our_props = torch.from_numpy(ours[R + 1:R + 1 + 5 * P].reshape(P, 5).copy())
+    ok = True
+
     matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
+    tv_labels = matcher(box_iou(gt, anchors))
+    same = int((tv_labels == our_labels).sum())
+    print(f"match labels identical to torchvision's: {same} / {R}")
+    ok &= same == R
     t = timeit(lambda: matcher(box_iou(gt, anchors)))
     print(f"torchvision match_230gt_x_230k_anchors (box_iou + Matcher): {t * 1e3:.2f} ms")
 
@@ -68,10 +79,23 @@ def main():
             with torch.no_grad():
                 props = rpn.box_coder.decode(deltas, [anchors]).view(1, -1, 4)
                 return rpn.filter_proposals(props, logits.view(1, -1), [(H, W)], counts)
-        boxes, _ = run()
+        boxes, scores = run()
+        if phase == "test":
+            # Same set of boxes; the order of equal scores is unspecified in torchvision.
+            tv = torch.cat([boxes[0], scores[0][:, None]], 1)
+            found = (tv[:, None, :4] - our_props[None, :, :4]).abs().amax(-1).amin(0) < 1e-3
+            score_diff = (tv[:, 4].sort().values - our_props[:, 4].sort().values).abs().max().item()
+            print(f"test proposals: torchvision {len(tv)}, arfpn {P}, arfpn boxes found in "
+                  f"torchvision's (1e-3 px): {int(found.sum())}, max score difference {score_diff:.1e}")
+            ok &= len(tv) == P and bool(found.all()) and score_diff < 1e-5
         t = timeit(run)
         print(f"torchvision proposals_{phase}_pre{pre}_post{post} (decode all + filter_proposals): "
               f"{t * 1e3:.2f} ms, {boxes[0].shape[0]} proposals")
+
+
+    if not ok:
+        print("MISMATCH with torchvision")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

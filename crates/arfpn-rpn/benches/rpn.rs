@@ -5,13 +5,17 @@
 //! The inputs are written to `$TMPDIR/arfpn_rpn_bench.f32` (or `$ARFPN_RPN_BENCH`) for
 //! `scripts/bench_rpn_torchvision.py`: little-endian f32 values `L, n_0..n_{L-1}, G`, then the
 //! `R = Σ n_l` anchors (4 each), `R` logits, `R` deltas (4 each) and `G` ground-truth boxes.
+//! Our results go to the same path with `.out` appended, for the script to compare with
+//! torchvision's: `R` match labels (gt index, -1 background, -2 ignore, as torchvision's
+//! `Matcher`), then `P` and the `P` test-phase proposals `x1 y1 x2 y2 score`.
 
 use std::hint::black_box;
 use std::io::Write;
 
-use arfpn_boxes::{BBox, SplitMix64};
+use arfpn_boxes::{BBox, Match, SplitMix64};
 use arfpn_rpn::{
-    rpn_targets, select_proposals, AnchorConfig, AnchorGenerator, LevelPredictions, RpnConfig,
+    rpn_targets, select_proposals, AnchorConfig, AnchorGenerator, LevelPredictions, Proposals,
+    RpnConfig,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -111,7 +115,9 @@ fn bench(c: &mut Criterion) {
         });
         start += n;
     }
-    write_file(&levels, &gt);
+    let path = write_file(&levels, &gt);
+    let test = select_proposals(&levels, H as f32, W as f32, &coder, &config.test).unwrap();
+    write_results(&path, &m, &test);
     for (phase, params) in [("test", config.test), ("train", config.train)] {
         let p = select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap();
         eprintln!("{phase}: {} proposals", p.len());
@@ -131,7 +137,27 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-fn write_file(levels: &[LevelPredictions<'_>], gt: &[BBox]) {
+fn write_results(path: &std::path::Path, m: &[Match], p: &Proposals) {
+    let mut v: Vec<f32> = m
+        .iter()
+        .map(|m| match m {
+            Match::Matched(g) => *g as f32,
+            Match::Background => -1.0,
+            Match::Ignore => -2.0,
+        })
+        .collect();
+    v.push(p.len() as f32);
+    for (b, s) in p.boxes.iter().zip(&p.scores) {
+        v.extend(b.to_array());
+        v.push(*s);
+    }
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut out = path.as_os_str().to_owned();
+    out.push(".out");
+    std::fs::write(&out, bytes).expect("write the bench results");
+}
+
+fn write_file(levels: &[LevelPredictions<'_>], gt: &[BBox]) -> std::path::PathBuf {
     let path = std::env::var_os("ARFPN_RPN_BENCH")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("arfpn_rpn_bench.f32"));
@@ -153,6 +179,7 @@ fn write_file(levels: &[LevelPredictions<'_>], gt: &[BBox]) {
         .and_then(|mut f| f.write_all(&bytes))
         .expect("write the bench inputs");
     eprintln!("wrote the inputs to {}", path.display());
+    path
 }
 
 criterion_group!(benches, bench);
