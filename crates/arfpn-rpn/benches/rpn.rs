@@ -85,6 +85,27 @@ fn bench(c: &mut Criterion) {
         m.iter().filter(|m| m.is_foreground()).count(),
         gt.len()
     );
+    // Anchor coverage of the cells: best anchor IoU per cell, for the presets.
+    for (name, preset) in [
+        ("rbc_dense", AnchorConfig::rbc_dense()),
+        ("paper(32) = torchvision", AnchorConfig::paper(32.0)),
+        ("paper(4)", AnchorConfig::paper(4.0)),
+    ] {
+        let a = generate(&AnchorGenerator::new(&preset, &names(), &STRIDES).unwrap());
+        let best: Vec<f32> = gt
+            .iter()
+            .map(|g| a.iter().map(|a| g.iou(a)).fold(0.0, f32::max))
+            .collect();
+        let frac = |t: f32| best.iter().filter(|&&b| b >= t).count();
+        eprintln!(
+            "{name}: {} anchors; cells with an anchor of IoU >= 0.7 / 0.5 / 0.3: {} / {} / {} of {}",
+            a.len(),
+            frac(0.7),
+            frac(0.5),
+            frac(0.3),
+            gt.len()
+        );
+    }
     c.bench_function("match_230gt_x_230k_anchors", |b| {
         b.iter(|| black_box(matcher.match_boxes(black_box(&gt), black_box(&anchors))))
     });
