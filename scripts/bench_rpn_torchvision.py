@@ -50,7 +50,7 @@ def main():
     gt = torch.from_numpy(v[o:o + 4 * G].reshape(G, 4).copy())
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}: {R} anchors, {G} gt")
 
-    sizes = tuple(tuple(8.0 * 2 ** l * 2 ** (k / 3) for k in range(3)) for l in range(L))
+    sizes = tuple(tuple(8.0 * 2 ** l * 2 ** (2 * k / 3) for k in range(3)) for l in range(L))  # AnchorConfig::rbc_dense
     ag = AnchorGenerator(sizes=sizes, aspect_ratios=((0.5, 1.0, 2.0),) * L)
     images = ImageList(torch.zeros(1, 3, H, W), [(H, W)])
     feats = [torch.zeros(1, 1, -(-H // s), -(-W // s)) for s in STRIDES]
