@@ -59,7 +59,7 @@ impl<T: Clone> Levels<T> {
 /// from 8 to 12.7 px within 2^(1/3) (IoU ≥ 0.63).
 ///
 /// Measured on 230 random 8–40 px cells in 480×640 (the `arfpn-rpn` bench prints it): the
-/// share of cells that have an anchor with IoU ≥ 0.7 / 0.5 is 58 % / 99 % for
+/// share of cells that have an anchor with IoU ≥ 0.7 / 0.5 is 60 % / 99 % for
 /// `rbc_dense`, 36 % / 99 % for sizes `8·2^l·{1, 2^(1/3), 2^(2/3)}` (no overlap between
 /// levels, same anchor count), 34 % / 56 % for torchvision's `paper(32)` and 3 % / 26 %
 /// for `paper(4)`. Cells without a 0.7 anchor are trained through the low-quality
