@@ -3,7 +3,9 @@
 //! torchvision's `nms`/`batched_nms` time exactly the same input.
 //!
 //! File format: little-endian f32 rows `x1 y1 x2 y2 score group`, first the "clustered"
-//! set, then the "uniform" set (10 000 rows each).
+//! set, then the "uniform" set (10 000 rows each). The indices arfpn keeps go to the same
+//! path with `.out` appended (f32 values: for each set, `nms` then `batched_nms`, a count
+//! followed by the kept indices) for the script to compare with torchvision's.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -67,7 +69,7 @@ fn cases() -> Vec<Case> {
     out
 }
 
-fn write_file(cases: &[Case]) {
+fn write_file(cases: &[Case]) -> std::path::PathBuf {
     let path = std::env::var_os("ARFPN_NMS_BOXES")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("arfpn_nms_boxes_10000.f32"));
@@ -82,11 +84,26 @@ fn write_file(cases: &[Case]) {
     let mut f = std::fs::File::create(&path).expect("create the boxes file");
     f.write_all(&bytes).expect("write the boxes file");
     eprintln!("wrote {} boxes to {}", 2 * N, path.display());
+    path
 }
 
 fn bench(c: &mut Criterion) {
     let cases = cases();
-    write_file(&cases);
+    let path = write_file(&cases);
+    let mut kept: Vec<f32> = Vec::new();
+    for (_, boxes, scores, groups) in &cases {
+        for k in [
+            nms(boxes, scores, 0.7).unwrap(),
+            batched_nms(boxes, scores, groups, 0.7).unwrap(),
+        ] {
+            kept.push(k.len() as f32);
+            kept.extend(k.iter().map(|&i| i as f32));
+        }
+    }
+    let mut out = path.into_os_string();
+    out.push(".out");
+    let bytes: Vec<u8> = kept.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&out, bytes).expect("write the kept indices");
     for (name, boxes, scores, groups) in &cases {
         let kept = nms(boxes, scores, 0.7).unwrap().len();
         let kept_b = batched_nms(boxes, scores, groups, 0.7).unwrap().len();

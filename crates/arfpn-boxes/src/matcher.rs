@@ -168,24 +168,26 @@ impl Matcher {
         let index = GtIndex::new(gt);
         let mut best: Vec<Option<(usize, f32)>> = Vec::with_capacity(preds.len());
         let mut gt_best = vec![0.0f32; gt.len()];
-        for p in preds {
+        // (prediction, gt, iou) each time a prediction reached a gt's running best: every
+        // final best (ties included) is among them, so no second pass is needed.
+        let mut candidates: Vec<(usize, usize, f32)> = Vec::new();
+        for (i, p) in preds.iter().enumerate() {
             let mut b: Option<(usize, f32)> = None;
             index.for_each_overlap(gt, p, |g, q| {
                 if b.is_none_or(|(bg, bq)| q > bq || (q == bq && g < bg)) {
                     b = Some((g, q));
                 }
-                if q > gt_best[g] {
+                if q >= gt_best[g] {
                     gt_best[g] = q;
+                    candidates.push((i, g, q));
                 }
             });
             best.push(b);
         }
         let mut out: Vec<Match> = best.iter().map(|b| self.label(*b)).collect();
         if self.allow_low_quality_matches {
-            for (i, p) in preds.iter().enumerate() {
-                let mut hit = false;
-                index.for_each_overlap(gt, p, |g, q| hit |= q == gt_best[g]);
-                if hit {
+            for (i, g, q) in candidates {
+                if q == gt_best[g] {
                     if let Some((bg, _)) = best[i] {
                         out[i] = Match::Matched(bg);
                     }
@@ -393,7 +395,7 @@ mod tests {
         let mut rng = SplitMix64::new(42);
         for case in 0..200 {
             let integer = case % 2 == 0; // integer boxes produce many exact ties
-            // Spread over up to 10x the box size, so the grid index has many cells.
+                                         // Spread over up to 10x the box size, so the grid index has many cells.
             let spread = [1.0, 4.0, 10.0][case % 3];
             let (ng, np) = (rng.below(40), 1 + rng.below(300));
             let gt = random_boxes(&mut rng, ng, integer, spread);
