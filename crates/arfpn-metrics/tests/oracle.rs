@@ -8,6 +8,7 @@
 //! printed reason, unless `ARFPN_ORACLE_REQUIRED=1` (set by CI once the venv is built),
 //! which turns the skip into a failure.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -31,7 +32,10 @@ fn python() -> Option<String> {
     } else if std::env::var("ARFPN_ORACLE_REQUIRED").is_ok_and(|v| v == "1") {
         panic!("ARFPN_ORACLE_REQUIRED=1 but `{py}` cannot import numpy and pycocotools");
     } else {
-        eprintln!(
+        // Written to the stderr handle, not through `eprintln!`, so that the test
+        // harness does not capture it: a skip must be visible in the CI log.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP oracle: `{py}` cannot import numpy and pycocotools \
              (run scripts/oracle-env.sh and set ARFPN_ORACLE_PYTHON)"
         );
