@@ -55,6 +55,29 @@ impl SplitMix64 {
         }
     }
 
+    /// A uniform float in `[0, 1)` (53 random mantissa bits).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform float in `[lo, hi)`.
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    /// A standard normal sample (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// Shuffles `items` uniformly (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        let k = items.len();
+        self.choose_prefix(items, k);
+    }
+
     /// Moves a uniformly chosen `k`-subset of `items` to `items[..k]`, in random order
     /// (partial Fisher–Yates). `k` larger than `items.len()` shuffles everything.
     pub fn choose_prefix<T>(&mut self, items: &mut [T], k: usize) {
@@ -69,6 +92,24 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffle_is_a_permutation_and_floats_are_in_range() {
+        let mut r = SplitMix64::new(3);
+        let mut v: Vec<usize> = (0..100).collect();
+        r.shuffle(&mut v);
+        let mut s = v.clone();
+        s.sort();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+        assert_ne!(v, s);
+        for _ in 0..1000 {
+            let u = r.uniform();
+            assert!((0.0..1.0).contains(&u));
+            let x = r.range(-2.0, 5.0);
+            assert!((-2.0..5.0).contains(&x));
+            assert!(r.normal().is_finite());
+        }
+    }
 
     #[test]
     fn reference_values() {

@@ -14,8 +14,8 @@ use crate::annotation::{read_annotation, Object, ParsedAnnotation, Sample};
 use crate::error::{Action, Problem, Result, VocError};
 use crate::image_io::{image_size, load_rgb};
 use crate::labels::{LabelSet, Labels};
-use crate::rng::SplitMix64;
 use crate::splits::read_split;
+use arfpn_boxes::SplitMix64;
 
 /// What to do with bad input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,7 +42,7 @@ pub mod error;
 pub mod image_io;
 pub mod labels;
 pub mod oversample;
-pub mod rng;
+
 pub mod splits;
 pub mod stats;
 pub mod synthetic;

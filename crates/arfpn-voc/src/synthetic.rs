@@ -44,9 +44,9 @@ use serde::{Deserialize, Serialize};
 use crate::annotation::{Object, Sample};
 use crate::error::{Result, VocError};
 use crate::labels::{rbc, LabelSet, RBC14_CLASSES};
-use crate::rng::SplitMix64;
 use crate::splits::write_split;
 use crate::transforms::gaussian_blur_f32;
+use arfpn_boxes::SplitMix64;
 
 /// Image file format of a written synthetic dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
