@@ -1,6 +1,8 @@
 //! FPN: build-time checks, shapes, known values, P6, padding, and gradients through the
 //! top-down path (which catches candle's overwriting upsample backward).
 
+// The test helpers (deterministic tensors, finite-difference check) are the backbone's.
+#[path = "../../arfpn-backbone/tests/common/mod.rs"]
 mod common;
 
 use arfpn_backbone::{AttentionKind, NormKind, ResNet, ResNetConfig};
