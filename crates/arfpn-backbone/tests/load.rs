@@ -51,9 +51,31 @@ fn torchvision_like_file(list: &str, name: &str) -> (PathBuf, HashMap<String, Te
 
 fn assert_loads_torchvision(cfg: ResNetConfig, list: &str) -> Result<()> {
     let (file, tensors) = torchvision_like_file(list, list);
-    let (vm, net) = build(&cfg.with_norm(NormKind::frozen_batch_norm()));
+    let cfg = cfg.with_norm(NormKind::frozen_batch_norm());
+    let (vm, net) = build(&cfg);
     let report = load_safetensors(&vm, &file).map_err(candle_core::Error::wrap)?;
+    // The same network built directly from the file: loading into an already-built model
+    // must give identical outputs (frozen BN statistics included).
+    let direct = ResNet::new(
+        &cfg,
+        VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu),
+    )
+    .map_err(candle_core::Error::wrap)?;
     std::fs::remove_file(&file).ok();
+    let x = lcg_tensor(&[1, 3, 64, 64], 9, DType::F32)?;
+    let (a, b) = (
+        net.forward_t(&x, false).map_err(candle_core::Error::wrap)?,
+        direct
+            .forward_t(&x, false)
+            .map_err(candle_core::Error::wrap)?,
+    );
+    for (fa, fb) in a.iter().zip(&b) {
+        let d = (&fa.tensor - &fb.tensor)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(d, 0.0, "{} differs after loading", fa.name);
+    }
     assert!(report.missing.is_empty(), "missing: {:?}", report.missing);
     assert_eq!(report.unexpected, ["fc.bias", "fc.weight"]);
     assert!(!report.ignored.is_empty());

@@ -92,12 +92,18 @@ impl Module for GroupNorm {
 
 /// BatchNorm with fixed statistics and affine parameters, as torchvision's
 /// `ops.FrozenBatchNorm2d`: `y = (x − running_mean) / sqrt(running_var + eps) · weight + bias`.
-/// The four tensors are detached when the layer is built, so they never receive a gradient
-/// (an optimizer skips them); the input does.
+/// The four tensors are detached views of the variables, so they never receive a gradient
+/// (an optimizer skips them); the input does. Because they share the variables' storage,
+/// weights loaded into the `VarMap` *after* the layer was built (e.g. torchvision's
+/// ImageNet statistics through `VarMap::load`) take effect: the affine is recomputed from
+/// them on every forward (four `[C]`-sized ops).
 #[derive(Clone, Debug)]
 pub struct FrozenBatchNorm2d {
-    scale: Tensor,
-    shift: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    eps: f64,
     channels: usize,
 }
 
@@ -105,31 +111,36 @@ pub struct FrozenBatchNorm2d {
 /// `running_var` (1) from `vb`. torchvision's default `eps` is `1e-5`.
 pub fn frozen_batch_norm2d(channels: usize, eps: f64, vb: VarBuilder) -> Result<FrozenBatchNorm2d> {
     check_eps("frozen_batch_norm2d", eps)?;
-    let weight = vb
-        .get_with_hints(channels, "weight", Init::Const(1.0))?
-        .detach();
-    let bias = vb
-        .get_with_hints(channels, "bias", Init::Const(0.0))?
-        .detach();
-    let mean = vb
-        .get_with_hints(channels, "running_mean", Init::Const(0.0))?
-        .detach();
-    let var = vb
-        .get_with_hints(channels, "running_var", Init::Const(1.0))?
-        .detach();
-    let scale = (weight * (var + eps)?.sqrt()?.recip()?)?;
-    let shift = (bias - (mean * &scale)?)?;
+    let get = |name: &str, init: f64| -> Result<Tensor> {
+        Ok(vb
+            .get_with_hints(channels, name, Init::Const(init))?
+            .detach())
+    };
     Ok(FrozenBatchNorm2d {
-        scale: scale.reshape((1, channels, 1, 1))?,
-        shift: shift.reshape((1, channels, 1, 1))?,
+        weight: get("weight", 1.0)?,
+        bias: get("bias", 0.0)?,
+        running_mean: get("running_mean", 0.0)?,
+        running_var: get("running_var", 1.0)?,
+        eps,
         channels,
     })
+}
+
+impl FrozenBatchNorm2d {
+    /// The per-channel `(scale, shift)` of `y = x · scale + shift`, each `[1, C, 1, 1]`.
+    pub fn affine(&self) -> Result<(Tensor, Tensor)> {
+        let scale = (&self.weight * (&self.running_var + self.eps)?.sqrt()?.recip()?)?;
+        let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        let dims = (1, self.channels, 1, 1);
+        Ok((scale.reshape(dims)?, shift.reshape(dims)?))
+    }
 }
 
 impl Module for FrozenBatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
-        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+        let (scale, shift) = self.affine()?;
+        x.broadcast_mul(&scale)?.broadcast_add(&shift)
     }
 }
 

@@ -94,6 +94,34 @@ fn group_norm_defaults_and_errors() -> Result<()> {
     Ok(())
 }
 
+/// Statistics loaded into the `VarMap` after the layer was built (the pretrained-weights path:
+/// build the backbone, then load torchvision's file) must take effect.
+#[test]
+fn frozen_batch_norm_sees_weights_loaded_after_it_was_built() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+    let bn = frozen_batch_norm2d(2, 0.0, vb)?;
+    let x = Tensor::new(&[[[[3.0f64]], [[0.0]]]], &Device::Cpu)?;
+    // Initial values (1, 0, 0, 1): identity.
+    assert_eq!(bn.forward(&x)?.flatten_all()?.to_vec1::<f64>()?, [3.0, 0.0]);
+    {
+        let data = vm.data().lock().unwrap();
+        for (name, v) in [
+            ("weight", [2.0f64, -1.0]),
+            ("bias", [0.5, 1.0]),
+            ("running_mean", [1.0, -2.0]),
+            ("running_var", [4.0, 0.25]),
+        ] {
+            data[name].set(&Tensor::new(&v, &Device::Cpu)?)?;
+        }
+    }
+    assert_eq!(
+        bn.forward(&x)?.flatten_all()?.to_vec1::<f64>()?,
+        [2.5, -3.0]
+    );
+    Ok(())
+}
+
 #[test]
 fn frozen_batch_norm_is_a_fixed_affine_with_input_gradient_only() -> Result<()> {
     let w = Tensor::new(&[2.0f64, -1.0], &Device::Cpu)?;
