@@ -27,6 +27,7 @@ mod conv;
 mod conv_cpu;
 mod error;
 mod feature_map;
+mod group_norm_cpu;
 mod lr_schedule;
 mod norm;
 mod pool;

@@ -1,12 +1,14 @@
 //! Normalisation layers with torchvision's parameter names: GroupNorm, frozen BatchNorm (fixed
 //! affine) and trainable BatchNorm.
 //!
-//! All three are compositions of candle tensor ops, so their gradients are candle's autograd
-//! (checked by finite differences in the tests) — unlike `candle_nn::LayerNorm`/`RmsNorm`,
-//! whose fused contiguous path has no backward.
+//! GroupNorm runs as a fused custom op with its own backward on the CPU (`group_norm_cpu.rs`)
+//! and as candle tensor ops elsewhere; the BatchNorms are compositions of candle ops. Every
+//! gradient is checked by finite differences in the tests — unlike `candle_nn::LayerNorm`/
+//! `RmsNorm`, whose fused contiguous path silently has no backward.
 
 use crate::error::{config_err, shape_err};
-use candle_core::{Module, ModuleT, Result, Tensor, D};
+use crate::group_norm_cpu::GroupNormFwd;
+use candle_core::{DType, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 fn check_nchw(
@@ -76,7 +78,35 @@ pub fn group_norm(
 }
 
 impl Module for GroupNorm {
+    /// On the CPU, for f32/f64 with parameters of the input's dtype, a fused custom op
+    /// (`group_norm_cpu.rs`); elsewhere the composition of candle ops
+    /// ([`GroupNorm::forward_composed`]). Both compute the same values and gradients.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_nchw("group_norm", x, self.channels)?;
+        let dt = x.dtype();
+        if x.device().is_cpu()
+            && matches!(dt, DType::F32 | DType::F64)
+            && self.weight.dtype() == dt
+            && self.bias.dtype() == dt
+        {
+            let op = GroupNormFwd {
+                groups: self.num_groups,
+                eps: self.eps,
+            };
+            return x.contiguous()?.apply_op3(
+                &self.weight.contiguous()?,
+                &self.bias.contiguous()?,
+                op,
+            );
+        }
+        self.forward_composed(x)
+    }
+}
+
+impl GroupNorm {
+    /// GroupNorm written with candle tensor ops (the reference for the fused CPU op, and the
+    /// path on other devices).
+    pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = check_nchw("group_norm", x, self.channels)?;
         let xg = x.reshape((n, self.num_groups, (c / self.num_groups) * h * w))?;
         let mean = xg.mean_keepdim(D::Minus1)?;

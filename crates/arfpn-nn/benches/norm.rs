@@ -1,0 +1,49 @@
+//! GroupNorm (32 groups) on a 1×256×120×160 map (a stride-4 ResNet level at 480×640): the fused
+//! CPU op beside the same layer written with candle tensor ops, forward and forward+backward.
+//!
+//! cargo bench -j 2 -p arfpn-nn --bench norm --no-run
+//! <binary> --bench --warm-up-time 1 --measurement-time 5 --sample-size 10
+
+use arfpn_nn::group_norm;
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn bench(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let gn = group_norm(
+        32,
+        256,
+        1e-5,
+        VarBuilder::from_varmap(&vm, DType::F32, &dev),
+    )
+    .unwrap();
+    let x =
+        Var::from_tensor(&Tensor::randn(0f32, 1f32, (1, 256, 120, 160), &dev).unwrap()).unwrap();
+    let mut g = c.benchmark_group("group_norm_256x120x160");
+    g.bench_function("fused/forward", |b| b.iter(|| gn.forward(&x).unwrap()));
+    g.bench_function("composed/forward", |b| {
+        b.iter(|| gn.forward_composed(&x).unwrap())
+    });
+    g.bench_function("fused/forward_backward", |b| {
+        b.iter(|| {
+            gn.forward(&x)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        })
+    });
+    g.bench_function("composed/forward_backward", |b| {
+        b.iter(|| {
+            let y = gn.forward_composed(&x).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
