@@ -23,6 +23,7 @@
 //! weight decay. The crate's tests check the softmax_last_dim, layer_norm, upsample and conv
 //! cases against candle so that a candle upgrade that fixes them is noticed.
 
+mod allocator;
 mod conv;
 mod conv_cpu;
 mod error;
@@ -34,6 +35,7 @@ mod pool;
 mod sgd;
 mod upsample;
 
+pub use allocator::keep_freed_memory;
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::NnError;
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
