@@ -390,10 +390,8 @@ impl CustomOp2 for RoiAlign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l1.shape().dims4()?;
-        let (k, _) = l2.shape().dims2()?;
-        let d = Dims { n, c, h, w, k };
-        let shape = Shape::from((k, c, self.p.ph, self.p.pw));
+        let d = Dims::from_layouts(l1, l2)?;
+        let shape = Shape::from((d.k, d.c, self.p.ph, self.p.pw));
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(r)) => CpuStorage::F32(forward_cpu(
                 contiguous(x, l1, "roi_align")?,
@@ -420,11 +418,10 @@ impl CustomOp2 for RoiAlign {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (_, c, h, w) = l1.shape().dims4()?;
-        let (k, _) = l2.shape().dims2()?;
-        let l = self.launch(k * c * self.p.ph * self.p.pw, c, h, w);
+        let d = Dims::from_layouts(l1, l2)?;
+        let l = self.launch(d.k * d.c * self.p.ph * self.p.pw, d.c, d.h, d.w);
         let out = crate::cuda::roi_align_fwd((s1, l1), (s2, l2), &l)?;
-        Ok((out, Shape::from((k, c, self.p.ph, self.p.pw))))
+        Ok((out, Shape::from((d.k, d.c, self.p.ph, self.p.pw))))
     }
 
     fn bwd(

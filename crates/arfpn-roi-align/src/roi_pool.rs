@@ -230,9 +230,7 @@ impl CustomOp2 for RoiPool {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l1.shape().dims4()?;
-        let (k, _) = l2.shape().dims2()?;
-        let d = Dims { n, c, h, w, k };
+        let d = Dims::from_layouts(l1, l2)?;
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(r)) => CpuStorage::F32(forward_cpu(
                 contiguous(x, l1, "roi_pool")?,
@@ -248,7 +246,7 @@ impl CustomOp2 for RoiPool {
             )),
             _ => return Err(dtype_error("roi_pool")),
         };
-        Ok((out, Shape::from((k, c, self.p.ph, self.p.pw))))
+        Ok((out, Shape::from((d.k, d.c, self.p.ph, self.p.pw))))
     }
 
     #[cfg(feature = "cuda")]
@@ -259,11 +257,10 @@ impl CustomOp2 for RoiPool {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (_, c, h, w) = l1.shape().dims4()?;
-        let (k, _) = l2.shape().dims2()?;
-        let l = launch(&self.p, k, c, h, w);
+        let d = Dims::from_layouts(l1, l2)?;
+        let l = launch(&self.p, d.k, d.c, d.h, d.w);
         let out = crate::cuda::roi_pool_fwd((s1, l1), (s2, l2), &l)?;
-        Ok((out, Shape::from((k, c, self.p.ph, self.p.pw))))
+        Ok((out, Shape::from((d.k, d.c, self.p.ph, self.p.pw))))
     }
 
     fn bwd(
@@ -309,9 +306,7 @@ impl CustomOp3 for RoiPoolBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l2.shape().dims4()?;
-        let (k, _) = l3.shape().dims2()?;
-        let d = Dims { n, c, h, w, k };
+        let d = Dims::from_layouts(l2, l3)?;
         let op = "roi_pool backward";
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(r)) => {
@@ -334,7 +329,7 @@ impl CustomOp3 for RoiPoolBackward {
             }
             _ => return Err(dtype_error(op)),
         };
-        Ok((out, Shape::from((n, c, h, w))))
+        Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
 
     #[cfg(feature = "cuda")]
@@ -347,10 +342,10 @@ impl CustomOp3 for RoiPoolBackward {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (n, c, h, w) = l2.shape().dims4()?;
-        let (k, _) = l3.shape().dims2()?;
-        let l = launch(&self.p, k, c, h, w);
-        let out = crate::cuda::roi_pool_bwd((s1, l1), (s2, l2), (s3, l3), n * c * h * w, &l)?;
-        Ok((out, Shape::from((n, c, h, w))))
+        let d = Dims::from_layouts(l2, l3)?;
+        let l = launch(&self.p, d.k, d.c, d.h, d.w);
+        let out =
+            crate::cuda::roi_pool_bwd((s1, l1), (s2, l2), (s3, l3), d.n * d.c * d.h * d.w, &l)?;
+        Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
 }

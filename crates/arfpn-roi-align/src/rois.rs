@@ -1,7 +1,7 @@
 //! Argument checks shared by `roi_align` and `roi_pool`: shapes, dtypes, devices and the box
 //! values themselves, so that no kernel (CPU or CUDA) can read out of bounds.
 use crate::RoiError;
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Layout, Tensor};
 
 /// The sizes of a checked call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +11,16 @@ pub(crate) struct Dims {
     pub h: usize,
     pub w: usize,
     pub k: usize,
+}
+
+impl Dims {
+    /// The sizes of a `[N, C, H, W]` map and `[K, 5]` boxes, read from their layouts (inside
+    /// a custom op, after [`check`] has validated the tensors).
+    pub(crate) fn from_layouts(map: &Layout, boxes: &Layout) -> candle_core::Result<Self> {
+        let (n, c, h, w) = map.shape().dims4()?;
+        let (k, _) = boxes.shape().dims2()?;
+        Ok(Dims { n, c, h, w, k })
+    }
 }
 
 /// Largest `|coordinate * spatial_scale|` accepted: beyond 2^24 f32 no longer represents every
