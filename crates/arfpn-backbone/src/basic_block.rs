@@ -40,17 +40,7 @@ impl BasicBlock {
             padding: 1,
             ..Default::default()
         };
-        let downsample = if Downsample::needed(in_c, planes, stride) {
-            Some(Downsample::new(
-                in_c,
-                planes,
-                stride,
-                norm,
-                vb.pp("downsample"),
-            )?)
-        } else {
-            None
-        };
+        let downsample = Downsample::if_needed(in_c, planes, stride, norm, vb.pp("downsample"))?;
         Ok(Self {
             conv1: conv2d(in_c, planes, 3, c1, false, vb.pp("conv1"))?,
             bn1: Norm::new(norm, planes, vb.pp("bn1"))?,

@@ -41,17 +41,7 @@ impl Bottleneck {
             ..Default::default()
         };
         let one = Conv2dConfig::default();
-        let downsample = if Downsample::needed(in_c, out_c, stride) {
-            Some(Downsample::new(
-                in_c,
-                out_c,
-                stride,
-                norm,
-                vb.pp("downsample"),
-            )?)
-        } else {
-            None
-        };
+        let downsample = Downsample::if_needed(in_c, out_c, stride, norm, vb.pp("downsample"))?;
         Ok(Self {
             conv1: conv2d(in_c, planes, 1, one, false, vb.pp("conv1"))?,
             bn1: Norm::new(norm, planes, vb.pp("bn1"))?,

@@ -16,25 +16,26 @@ pub(crate) struct Downsample {
 }
 
 impl Downsample {
-    pub(crate) fn new(
+    /// The shortcut projection when the unit changes the stride or the channel count, `None`
+    /// (identity shortcut) otherwise.
+    pub(crate) fn if_needed(
         in_c: usize,
         out_c: usize,
         stride: usize,
         norm: &NormKind,
         vb: VarBuilder,
-    ) -> Result<Self> {
+    ) -> Result<Option<Self>> {
+        if stride == 1 && in_c == out_c {
+            return Ok(None);
+        }
         let cfg = Conv2dConfig {
             stride,
             ..Default::default()
         };
-        Ok(Self {
+        Ok(Some(Self {
             conv: conv2d(in_c, out_c, 1, cfg, false, vb.pp("0"))?,
             norm: Norm::new(norm, out_c, vb.pp("1"))?,
-        })
-    }
-
-    pub(crate) fn needed(in_c: usize, out_c: usize, stride: usize) -> bool {
-        stride != 1 || in_c != out_c
+        }))
     }
 
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
