@@ -25,6 +25,7 @@
 
 use crate::conv_cpu::{self, Elem, Geom};
 use crate::error::{config_err, shape_err, NnError};
+use crate::storage::contiguous_slice;
 use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor,
@@ -209,29 +210,17 @@ fn conv2d_candle(
 }
 
 /// The contiguous data of a CPU storage as a slice of `T`.
-fn slice<'a, T: candle_core::WithDType>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    what: &'static str,
-) -> Result<&'a [T]> {
-    let data = s.as_slice::<T>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => Err(config_err(OP, what, "must be contiguous")),
-    }
-}
-
 fn forward<T: Elem + candle_core::WithDType>(
     g: &Geom,
     x: (&CpuStorage, &Layout),
     w: (&CpuStorage, &Layout),
     b: Option<(&CpuStorage, &Layout)>,
 ) -> Result<Vec<T>> {
-    let xs = slice::<T>(x.0, x.1, "x")?;
-    let ws = slice::<T>(w.0, w.1, "w")?;
+    let xs = contiguous_slice::<T>(x.0, x.1, OP, "x")?;
+    let ws = contiguous_slice::<T>(w.0, w.1, OP, "w")?;
     let mut y = conv_cpu::conv_fwd(xs, ws, g, Default::default());
     if let Some(b) = b {
-        let bs = slice::<T>(b.0, b.1, "b")?;
+        let bs = contiguous_slice::<T>(b.0, b.1, OP, "b")?;
         let l = g.ho * g.wo;
         for (i, plane) in y.chunks_mut(l).enumerate() {
             let bias = bs[i % g.o];
@@ -361,14 +350,14 @@ impl CustomOp2 for ConvBwdInput {
         let g = &self.0;
         let st = match s1 {
             CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_input(
-                slice(s1, l1, "grad")?,
-                slice(s2, l2, "w")?,
+                contiguous_slice(s1, l1, OP, "grad")?,
+                contiguous_slice(s2, l2, OP, "w")?,
                 g,
                 Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_input(
-                slice(s1, l1, "grad")?,
-                slice(s2, l2, "w")?,
+                contiguous_slice(s1, l1, OP, "grad")?,
+                contiguous_slice(s2, l2, OP, "w")?,
                 g,
                 Default::default(),
             )),
@@ -401,14 +390,14 @@ impl CustomOp2 for ConvBwdWeight {
         let g = &self.0;
         let st = match s1 {
             CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_weight(
-                slice(s1, l1, "x")?,
-                slice(s2, l2, "grad")?,
+                contiguous_slice(s1, l1, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "grad")?,
                 g,
                 Default::default(),
             )),
             CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_weight(
-                slice(s1, l1, "x")?,
-                slice(s2, l2, "grad")?,
+                contiguous_slice(s1, l1, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "grad")?,
                 g,
                 Default::default(),
             )),
@@ -435,12 +424,18 @@ impl CustomOp1 for ConvBwdBias {
         let g = &self.0;
         let l = g.ho * g.wo;
         let st = match s1 {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(conv_cpu::conv_bwd_bias(slice(s1, l1, "grad")?, g.n, g.o, l))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(conv_cpu::conv_bwd_bias(slice(s1, l1, "grad")?, g.n, g.o, l))
-            }
+            CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_bias(
+                contiguous_slice(s1, l1, OP, "grad")?,
+                g.n,
+                g.o,
+                l,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(conv_cpu::conv_bwd_bias(
+                contiguous_slice(s1, l1, OP, "grad")?,
+                g.n,
+                g.o,
+                l,
+            )),
             s => {
                 return Err(NnError::DType {
                     op: OP,

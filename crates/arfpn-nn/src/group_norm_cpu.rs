@@ -8,6 +8,7 @@
 //! The per-(sample, group) partial sums of `dw`/`db` are reduced in a fixed order, so the
 //! result does not depend on the thread count.
 
+use crate::storage::contiguous_slice;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -33,13 +34,6 @@ impl Real for f64 {
     fn of(v: f64) -> Self {
         v
     }
-}
-
-fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg("group_norm: expected a contiguous tensor".into())
-    })?;
-    Ok(&s.as_slice::<T>()?[a..b])
 }
 
 /// `(mean, 1/sqrt(var + eps))` of one group (two passes, biased variance).
@@ -102,17 +96,17 @@ impl CustomOp3 for GroupNormFwd {
         let (c, hw) = dims(lx)?;
         let out = match sx {
             CpuStorage::F32(_) => CpuStorage::F32(forward(
-                contiguous(sx, lx)?,
-                contiguous(sw, lw)?,
-                contiguous(sb, lb)?,
+                contiguous_slice(sx, lx, "group_norm", "x")?,
+                contiguous_slice(sw, lw, "group_norm", "weight")?,
+                contiguous_slice(sb, lb, "group_norm", "bias")?,
                 c,
                 hw,
                 *self,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(forward(
-                contiguous(sx, lx)?,
-                contiguous(sw, lw)?,
-                contiguous(sb, lb)?,
+                contiguous_slice(sx, lx, "group_norm", "x")?,
+                contiguous_slice(sw, lw, "group_norm", "weight")?,
+                contiguous_slice(sb, lb, "group_norm", "bias")?,
                 c,
                 hw,
                 *self,
@@ -218,17 +212,17 @@ impl CustomOp3 for GroupNormBwd {
         let (c, hw) = dims(lx)?;
         let out = match sx {
             CpuStorage::F32(_) => CpuStorage::F32(backward(
-                contiguous(sdy, ldy)?,
-                contiguous(sx, lx)?,
-                contiguous(sw, lw)?,
+                contiguous_slice(sdy, ldy, "group_norm", "grad")?,
+                contiguous_slice(sx, lx, "group_norm", "x")?,
+                contiguous_slice(sw, lw, "group_norm", "weight")?,
                 c,
                 hw,
                 *self,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(backward(
-                contiguous(sdy, ldy)?,
-                contiguous(sx, lx)?,
-                contiguous(sw, lw)?,
+                contiguous_slice(sdy, ldy, "group_norm", "grad")?,
+                contiguous_slice(sx, lx, "group_norm", "x")?,
+                contiguous_slice(sw, lw, "group_norm", "weight")?,
                 c,
                 hw,
                 *self,

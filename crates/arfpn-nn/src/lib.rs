@@ -33,6 +33,7 @@ mod lr_schedule;
 mod norm;
 mod pool;
 mod sgd;
+mod storage;
 mod upsample;
 
 pub use allocator::keep_freed_memory;

@@ -5,6 +5,7 @@
 
 use crate::conv_cpu::Elem;
 use crate::error::{config_err, shape_err, NnError};
+use crate::storage::contiguous_slice;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -137,14 +138,6 @@ fn window_argmax<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize) -> Op
     best.map(|(i, _)| i)
 }
 
-fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let d = s.as_slice::<T>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&d[a..b]),
-        None => Err(config_err(OP, "x", "must be contiguous")),
-    }
-}
-
 fn pool_fwd<T: Elem + candle_core::WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
     let mut y = vec![T::ZERO; g.n * g.c * g.ho * g.wo];
     y.par_chunks_mut(g.ho * g.wo)
@@ -190,8 +183,12 @@ impl CustomOp1 for MaxPoolFwd {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let st = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(pool_fwd(contiguous::<f32>(s, l)?, g)),
-            CpuStorage::F64(_) => CpuStorage::F64(pool_fwd(contiguous::<f64>(s, l)?, g)),
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(pool_fwd(contiguous_slice::<f32>(s, l, OP, "x")?, g))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(pool_fwd(contiguous_slice::<f64>(s, l, OP, "x")?, g))
+            }
             s => {
                 return Err(NnError::DType {
                     op: OP,
@@ -225,12 +222,16 @@ impl CustomOp2 for MaxPoolBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let st = match s1 {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(pool_bwd(contiguous::<f32>(s1, l1)?, contiguous(s2, l2)?, g))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(pool_bwd(contiguous::<f64>(s1, l1)?, contiguous(s2, l2)?, g))
-            }
+            CpuStorage::F32(_) => CpuStorage::F32(pool_bwd(
+                contiguous_slice::<f32>(s1, l1, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "x")?,
+                g,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(pool_bwd(
+                contiguous_slice::<f64>(s1, l1, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "x")?,
+                g,
+            )),
             s => {
                 return Err(NnError::DType {
                     op: OP,
