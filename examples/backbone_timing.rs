@@ -2,13 +2,23 @@
 //! same workloads as `benches/backbone_fpn.rs` and `scripts/bench_backbone_torchvision.py`.
 //! On a shared machine the minimum is the most stable figure to compare.
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release --example backbone_timing -- [runs]`
+//! `RAYON_NUM_THREADS=2 cargo run --release --example backbone_timing -- [--runs N]`
 
 use arfpn_backbone::{NormKind, ResNet, ResNetConfig};
 use arfpn_fpn::{BackboneWithFpn, FpnConfig};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use clap::Parser;
 use std::time::Instant;
+
+/// Time ResNet-18/50-FPN forward and forward+backward at 480x640 on the CPU (random weights).
+#[derive(Parser)]
+#[command(name = "backbone_timing")]
+struct Args {
+    /// Timed runs per workload (after one warm-up run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    runs: u64,
+}
 
 fn stats(mut t: Vec<f64>) -> (f64, f64) {
     t.sort_by(|a, b| a.total_cmp(b));
@@ -16,15 +26,11 @@ fn stats(mut t: Vec<f64>) -> (f64, f64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs = Args::parse().runs as usize;
     // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): without it a
     // training step spends a quarter of its time in the kernel zeroing fresh pages.
     let tuned = arfpn_nn::keep_freed_memory();
     println!("allocator tuned: {tuned}");
-    let runs: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5);
     let x = Tensor::randn(0f32, 1.0, (1, 3, 480, 640), &Device::Cpu)?;
     let frozen = NormKind::FrozenBatchNorm { eps: 0.0 };
     for (name, cfg) in [

@@ -67,7 +67,14 @@ impl AttentionFactory for GatedChannelFactory {
     }
 }
 
+/// Plug a user-defined attention module ("gated channel") into every residual unit of a
+/// small ResNet-50 and run it forward and backward (random weights, CPU).
+#[derive(clap::Parser)]
+#[command(name = "custom_attention")]
+struct Args {}
+
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let Args {} = clap::Parser::parse();
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);

@@ -10,53 +10,58 @@
 //! READMEs count them, and the kept count), image sizes, box size distribution per class,
 //! images lacking a class, and every problem (`--quiet`: only the counts per kind).
 
+mod cli;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use arfpn_voc::splits::list_splits;
 use arfpn_voc::stats::{quantile, SplitStats};
-use arfpn_voc::{LabelSet, Labels, LoadOptions, Mode, VocDataset};
+use arfpn_voc::{dataset_labels, LabelSet, Labels, LoadOptions, Mode, VocDataset};
+use clap::Parser;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: dataset_stats DATASET_DIR [--splits a,b,..] [--labels A,B,..] [--strict] [--quiet]"
-    );
-    ExitCode::from(2)
+/// Per-split and per-class statistics of a Pascal VOC dataset, and every problem found.
+#[derive(Parser)]
+#[command(name = "dataset_stats")]
+struct Args {
+    /// The dataset folder (Annotations/, JPEGImages/, ImageSets/Main/).
+    #[arg(value_parser = cli::existing_dir)]
+    dataset_dir: PathBuf,
+    /// Splits to read, comma-separated [default: train,val,test where present, else all].
+    #[arg(long, value_parser = cli::split_list)]
+    splits: Option<Vec<String>>,
+    /// The label set, comma-separated in id order [default: DATASET_DIR/classes.txt, else
+    /// every class name of the splits, sorted].
+    #[arg(long, value_parser = cli::label_list)]
+    labels: Option<LabelSet>,
+    /// Stop at the first problem that would drop an image or object.
+    #[arg(long)]
+    strict: bool,
+    /// Print only the problem counts per kind, not every problem.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let mut root: Option<PathBuf> = None;
-    let mut splits: Option<Vec<String>> = None;
-    let mut labels = Labels::Discover;
-    let mut mode = Mode::Lenient;
-    let mut quiet = false;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--splits" => match args.next() {
-                Some(v) => splits = Some(v.split(',').map(str::to_string).collect()),
-                None => return usage(),
-            },
-            "--labels" => match args.next().map(|v| LabelSet::new(v.split(','))) {
-                Some(Ok(l)) => labels = Labels::Explicit(l),
-                Some(Err(e)) => {
-                    eprintln!("--labels: {e}");
-                    return ExitCode::from(2);
-                }
-                None => return usage(),
-            },
-            "--strict" => mode = Mode::Strict,
-            "--quiet" => quiet = true,
-            "-h" | "--help" => return usage(),
-            _ if root.is_none() && !a.starts_with("--") => root = Some(PathBuf::from(a)),
-            _ => return usage(),
-        }
-    }
-    let Some(root) = root else { return usage() };
-    let splits = match splits {
+    let a = Args::parse();
+    let root = a.dataset_dir;
+    let quiet = a.quiet;
+    let mode = if a.strict {
+        Mode::Strict
+    } else {
+        Mode::Lenient
+    };
+    let splits = match a.splits {
         Some(s) => s,
         None => match list_splits(&root) {
+            Ok(all) if all.is_empty() => {
+                eprintln!(
+                    "error: {}: no split file (ImageSets/Main/<split>.txt)",
+                    root.display()
+                );
+                return ExitCode::FAILURE;
+            }
             Ok(all) => {
                 let std: Vec<String> = ["train", "val", "test"]
                     .iter()
@@ -75,46 +80,22 @@ fn main() -> ExitCode {
             }
         },
     };
-    // A `classes.txt` (one name per line, id order; written by make_synthetic) fixes the
-    // label set; otherwise discover it over all splits together so ids agree between splits.
-    if labels == Labels::Discover {
-        if let Ok(text) = std::fs::read_to_string(root.join("classes.txt")) {
-            match LabelSet::new(text.lines().map(str::trim).filter(|l| !l.is_empty())) {
-                Ok(l) => labels = Labels::Explicit(l),
-                Err(e) => {
-                    eprintln!("{}: {e}", root.join("classes.txt").display());
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    }
-    if labels == Labels::Discover {
-        let mut names = std::collections::BTreeSet::new();
-        for split in &splits {
-            let opts = LoadOptions {
-                mode: Mode::Lenient,
-                image_check: arfpn_voc::ImageCheck::None,
-                near_duplicate_iou: None,
-                ..Default::default()
-            };
-            match VocDataset::open(&root, split, &opts) {
-                Ok(ds) => names.extend(ds.labels().names().iter().cloned()),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        match LabelSet::new(names) {
-            Ok(l) => labels = Labels::Explicit(l),
+    // One label set for all splits, so that ids agree between them: `--labels`, else
+    // `classes.txt`, else discovered over the splits that have objects (an empty split is
+    // valid and contributes nothing).
+    let labels = match a.labels {
+        Some(l) => l,
+        None => match dataset_labels(&root, &splits) {
+            Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
-        }
-    }
+        },
+    };
+    let names: Vec<String> = labels.names().to_vec();
     let opts = LoadOptions {
-        labels,
+        labels: Labels::Explicit(labels),
         mode,
         ..Default::default()
     };
@@ -127,24 +108,33 @@ fn main() -> ExitCode {
                 stats.push(SplitStats::compute(&ds));
                 datasets.push(ds);
             }
-            Err(e) => {
+            Err(e) if mode == Mode::Strict => {
                 eprintln!("error (strict mode): {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         }
     }
     let elapsed = t0.elapsed();
-    let names: Vec<String> = datasets[0].labels().names().to_vec();
     println!(
         "dataset {}  (classes: {})",
         root.display(),
         names.join(", ")
     );
     println!(
-        "loaded and validated {} splits in {:.2}s (XML parse + image header check)\n",
+        "loaded and validated {} splits in {:.2}s (XML parse + image file check)",
         splits.len(),
         elapsed.as_secs_f64()
     );
+    for (split, s) in splits.iter().zip(&stats) {
+        if s.images_listed == 0 {
+            println!("split {split:?} is empty (0 images listed)");
+        }
+    }
+    println!();
 
     // Counts table.
     let header: Vec<String> = splits

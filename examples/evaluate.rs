@@ -5,103 +5,177 @@
 //! cargo run --release --example evaluate -- --gt GT.json --detections DETS.json \
 //!     [--iou-strict] [--plus-one] [--max-dets N] [--json]
 //!     [--score-threshold T] [--csv OUT.csv] [--curves OUT.csv] [--plot OUT.png|OUT.svg]
+//! cargo run --release --example evaluate -- --data VOC_DIR --split test --detections DETS.json ...
+//! cargo run --release --example evaluate -- --data VOC_DIR --split test --checkpoint MODEL.safetensors [--json] [--plot DIR/pr.png]
 //! ```
+//! * `--checkpoint FILE` (with `--data/--split`): runs the detector on the split's images
+//!   (whole images, one at a time) instead of reading `--detections`; the checkpoint's class
+//!   list must be the dataset's.
+//! * `--data VOC_DIR --split S`: the ground truth read straight from a VOC split (strict
+//!   loading, label set from `classes.txt` or discovered over all splits), converted as
+//!   `voc_to_coco` does: image ids `1..` in split-file order, `category_id` = class id + 1
+//!   in the label set's order. Detections must use those ids.
 //! * `GT.json`: COCO instances (`images`, `annotations` with `bbox` = `[x, y, w, h]`,
 //!   `category_id`, optional `area`, and `difficult`, `ignore` or `iscrowd` = 1 meaning
 //!   "ignored"; `categories` with `id` and `name`). `DETS.json`: a COCO results list
-//!   (`image_id`, `category_id`, `bbox`, `score`).
+//!   (`image_id`, `category_id`, `bbox`, `score`); integral floats such as `1.0` are
+//!   accepted as ids, as pycocotools does. An empty list is evaluated (all zeros) with a
+//!   warning.
 //! * `--iou-strict`: VOC matching with `IoU > 0.5` (py-faster-rcnn / detectron2) instead of
 //!   the devkit's `>=`. `--plus-one`: VOC areas with the devkit's `+1` pixel. Both affect
 //!   the VOC numbers only; COCO always follows pycocotools.
 //! * `--max-dets N`: COCO's per-image-and-class cap (default 100; maxDets = [1, 10, N]).
 //! * `--json`: print only the summary JSON object on stdout (see `Report::summary_json`).
-//! * `--score-threshold T` (0.5): P/R/F1 columns and confusion matrix; `--csv` writes the
+//! * `--score-threshold T` (0.5, in [0, 1]): P/R/F1 columns and confusion matrix; `--csv` writes the
 //!   per-class table, `--curves` the PR curve points, `--plot` draws the PR curves.
 
+mod cli;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use arfpn_metrics::{
     plot_pr_curves, BoxConvention, CocoGt, CocoOptions, IouComparison, Report, ReportOptions,
     VocOptions,
 };
+use arfpn_voc::coco::{to_coco_json, CocoExportOptions};
+use arfpn_voc::splits::list_splits;
+use arfpn_voc::{dataset_labels, Labels, LoadOptions, VocDataset};
+use clap::{ArgGroup, Parser};
 
+/// Evaluate COCO-format detections with VOC07 11-point, VOC all-point and COCO rules.
+#[derive(Parser)]
+#[command(name = "evaluate")]
+#[command(group(ArgGroup::new("ground_truth").required(true).args(["gt", "data"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["detections", "checkpoint"])))]
 struct Args {
-    gt: String,
-    dets: String,
-    strict: bool,
+    /// Ground truth: a COCO instances file.
+    #[arg(long, value_parser = cli::existing_file)]
+    gt: Option<PathBuf>,
+    /// Ground truth: a Pascal VOC folder (with --split).
+    #[arg(long, value_parser = cli::existing_dir, requires = "split")]
+    data: Option<PathBuf>,
+    /// The VOC split to evaluate against (with --data).
+    #[arg(long, requires = "data")]
+    split: Option<String>,
+    /// The detections: a COCO results list.
+    #[arg(long, value_parser = cli::existing_file)]
+    detections: Option<PathBuf>,
+    /// Or a detector checkpoint to run on the split (needs --data and --split).
+    #[arg(long, value_parser = cli::existing_file, requires = "data")]
+    checkpoint: Option<PathBuf>,
+    /// VOC matching with IoU > 0.5 (py-faster-rcnn, detectron2) instead of the devkit's >=.
+    #[arg(long)]
+    iou_strict: bool,
+    /// VOC areas with the devkit's +1 pixel.
+    #[arg(long)]
     plus_one: bool,
-    max_dets: usize,
+    /// COCO's per-image-and-class detection cap (maxDets = [1, 10, N]).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    max_dets: u64,
+    /// Print only the summary JSON object.
+    #[arg(long)]
     json: bool,
+    /// Score threshold of the P/R/F1 columns and the confusion matrix, in [0, 1].
+    #[arg(long, default_value_t = 0.5, value_parser = cli::unit_f64, allow_negative_numbers = true)]
     score_threshold: f64,
-    csv: Option<String>,
-    curves: Option<String>,
-    plot: Option<String>,
+    /// Write the per-class table as CSV.
+    #[arg(long, value_parser = cli::output_file)]
+    csv: Option<PathBuf>,
+    /// Write the PR curve points as CSV.
+    #[arg(long, value_parser = cli::output_file)]
+    curves: Option<PathBuf>,
+    /// Draw the PR curves (.png or .svg).
+    #[arg(long, value_parser = plot_file)]
+    plot: Option<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: evaluate --gt GT.json --detections DETS.json [--iou-strict] [--plus-one] \
-[--max-dets N] [--json] [--score-threshold T] [--csv OUT.csv] [--curves OUT.csv] [--plot OUT.png|OUT.svg]";
-
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let mut a = Args {
-        gt: String::new(),
-        dets: String::new(),
-        strict: false,
-        plus_one: false,
-        max_dets: 100,
-        json: false,
-        score_threshold: 0.5,
-        csv: None,
-        curves: None,
-        plot: None,
-    };
-    let mut gt = None;
-    let mut dets = None;
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--gt" => gt = Some(value("--gt")?),
-            "--detections" => dets = Some(value("--detections")?),
-            "--iou-strict" => a.strict = true,
-            "--plus-one" => a.plus_one = true,
-            "--json" => a.json = true,
-            "--max-dets" => {
-                let v = value("--max-dets")?;
-                a.max_dets = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("--max-dets: {v:?} is not a positive integer"))?;
-            }
-            "--score-threshold" => {
-                let v = value("--score-threshold")?;
-                a.score_threshold = v
-                    .parse()
-                    .ok()
-                    .filter(|x: &f64| x.is_finite())
-                    .ok_or_else(|| format!("--score-threshold: {v:?} is not a number"))?;
-            }
-            "--csv" => a.csv = Some(value("--csv")?),
-            "--curves" => a.curves = Some(value("--curves")?),
-            "--plot" => a.plot = Some(value("--plot")?),
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
+fn plot_file(s: &str) -> Result<PathBuf, String> {
+    let p = cli::output_file(s)?;
+    match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png" | "svg") => Ok(p),
+        _ => Err(format!("{s}: the file name must end in .png or .svg")),
     }
-    a.gt = gt.ok_or_else(|| format!("--gt is required\n{USAGE}"))?;
-    a.dets = dets.ok_or_else(|| format!("--detections is required\n{USAGE}"))?;
-    Ok(a)
+}
+
+fn read(p: &Path) -> Result<String, String> {
+    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The ground truth as COCO JSON text, from `--gt` or from `--data/--split`.
+fn ground_truth(a: &Args) -> Result<String, String> {
+    if let Some(gt) = &a.gt {
+        return read(gt);
+    }
+    let (Some(root), Some(split)) = (&a.data, &a.split) else {
+        return Err("give --gt GT.json or --data VOC_DIR --split NAME".into());
+    };
+    let splits = list_splits(root).map_err(|e| e.to_string())?;
+    let labels = dataset_labels(root, &splits).map_err(|e| e.to_string())?;
+    let ds = VocDataset::open(root, split, &LoadOptions::strict(Labels::Explicit(labels)))
+        .map_err(|e| e.to_string())?;
+    to_coco_json(ds.samples(), ds.labels(), CocoExportOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Runs the checkpoint on the `--data/--split` images; COCO results with image ids `1..` in
+/// split order, as `ground_truth` numbers them.
+fn run_checkpoint(a: &Args, checkpoint: &Path) -> Result<String, String> {
+    let (Some(root), Some(split)) = (&a.data, &a.split) else {
+        return Err("--checkpoint needs --data VOC_DIR --split NAME".into());
+    };
+    let detector =
+        arfpn::Detector::load(checkpoint, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    let splits = list_splits(root).map_err(|e| e.to_string())?;
+    let labels = dataset_labels(root, &splits).map_err(|e| e.to_string())?;
+    if labels.names() != detector.classes() {
+        return Err(format!(
+            "{} was trained on classes {:?}, {} has {:?}",
+            checkpoint.display(),
+            detector.classes(),
+            root.display(),
+            labels.names()
+        ));
+    }
+    let ds = VocDataset::open(root, split, &LoadOptions::strict(Labels::Explicit(labels)))
+        .map_err(|e| e.to_string())?;
+    let (dets, _) = arfpn::detect_all(&detector, &ds).map_err(|e| e.to_string())?;
+    let results: Vec<arfpn::CocoResult> = dets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| arfpn::coco_results(d, (i + 1) as u64))
+        .collect();
+    serde_json::to_string(&results).map_err(|e| e.to_string())
 }
 
 fn run(a: &Args) -> Result<(), String> {
-    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
-    let mut gt = CocoGt::parse(&read(&a.gt)?).map_err(|e| format!("{}: {e}", a.gt))?;
-    gt.add_results(&read(&a.dets)?)
-        .map_err(|e| format!("{}: {e}", a.dets))?;
+    let gt_name = match (&a.gt, &a.data) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(d)) => format!(
+            "{} split {:?}",
+            d.display(),
+            a.split.as_deref().unwrap_or("")
+        ),
+        (None, None) => String::new(),
+    };
+    let mut gt = CocoGt::parse(&ground_truth(a)?).map_err(|e| format!("{gt_name}: {e}"))?;
+    let (dets, results) = match (&a.checkpoint, &a.detections) {
+        (Some(ck), _) => (ck.display().to_string(), run_checkpoint(a, ck)?),
+        (None, Some(d)) => (d.display().to_string(), read(d)?),
+        (None, None) => return Err("give --detections DETS.json or --checkpoint FILE".into()),
+    };
+    gt.add_results(&results)
+        .map_err(|e| format!("{dets}: {e}"))?;
+    if gt.dataset.dets.is_empty() {
+        eprintln!("warning: {dets} holds no detections: every AP and recall is 0");
+    }
     let opts = ReportOptions {
         voc: VocOptions {
-            comparison: if a.strict {
+            comparison: if a.iou_strict {
                 IouComparison::Greater
             } else {
                 IouComparison::GreaterEqual
@@ -113,15 +187,18 @@ fn run(a: &Args) -> Result<(), String> {
             },
             ..VocOptions::default()
         },
-        coco: CocoOptions::with_max_dets(a.max_dets),
+        coco: CocoOptions::with_max_dets(a.max_dets as usize),
         score_threshold: a.score_threshold,
     };
     let report = Report::evaluate(&gt.dataset, &opts).map_err(|e| e.to_string())?;
+    let write = |p: &Path, text: String| {
+        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
     if let Some(p) = &a.csv {
-        std::fs::write(p, report.to_csv()).map_err(|e| format!("cannot write {p}: {e}"))?;
+        write(p, report.to_csv())?;
     }
     if let Some(p) = &a.curves {
-        std::fs::write(p, report.pr_curves_csv()).map_err(|e| format!("cannot write {p}: {e}"))?;
+        write(p, report.pr_curves_csv())?;
     }
     if let Some(p) = &a.plot {
         plot_pr_curves(&report.voc, &gt.dataset.class_names, p).map_err(|e| e.to_string())?;
@@ -135,13 +212,7 @@ fn run(a: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

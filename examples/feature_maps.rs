@@ -1,24 +1,78 @@
-//! Heat maps of the intermediate feature maps (C2–C4, P2–P4) and spatial attention maps of
-//! the FPN, C-ARFPN and CS-ARFPN variants over an input image: the paper's Figure 7.
+//! Heat maps of the intermediate feature maps (backbone C2–C5, FPN P2–P6) and spatial
+//! attention maps of the FPN, C-ARFPN and CS-ARFPN variants over an input image: the
+//! paper's Figure 7.
 //!
 //! ```text
 //! cargo run --release --example feature_maps -- [--image smear.png] [--weights VARIANT=FILE]... [--out DIR]
 //! ```
 //!
 //! Without `--image` a synthetic blood smear is drawn (pale background, red discs with a
-//! lighter centre, some overlapping). Without `--weights` the networks keep their random
-//! initialisation, which shows the mechanics only: Figure 7 needs trained detectors, e.g.
-//! `--weights cs-arfpn=cs_arfpn.safetensors` with `backbone.*` / `fpn.*` tensor names. PNGs go
-//! to `DIR` (default `target/feature_maps`), one per variant and map, plus the input.
+//! lighter centre, some overlapping). **Without `--weights` the networks keep their random
+//! initialisation**: the maps then show the mechanics only (where the receptive fields and
+//! paddings fall), not what a detector attends to; Figure 7 needs trained detectors, e.g.
+//! `--weights cs-arfpn=cs_arfpn.safetensors` with `backbone.*` / `fpn.*` tensor names
+//! (VARIANT is one of `fpn`, `c-arfpn`, `cs-arfpn`; every file is checked before any work).
+//! PNGs go to `DIR` (default `target/feature_maps`): `input.png`, and per variant
+//! `VARIANT_C2..C5.png`, `VARIANT_P2..P6.png` and, for CS-ARFPN, `VARIANT_attention_layerN.U.png`.
+//!
+//! Each map is blended 50/50 over the image with a colour bar on the right (top: the
+//! largest value, bottom: the smallest, with their values):
+//! * feature maps: the channel mean of |x|, scaled between the minimum and maximum of the
+//!   map's **interior** (the outermost ring of cells left out of the range and clamped);
+//! * attention maps: the sigmoid output itself, on the fixed scale 0–1.
+//!
+//! The bright frame along the image border: every convolution pads its input with zeros
+//! (3×3 convs, and the 7×7 conv of the spatial attention over the channel mean/max maps),
+//! so the cells next to the border see zeros where interior cells see image, and respond
+//! differently. It is a property of the networks (torchvision's and the paper's pad the same
+//! way), strongest with random weights. The attention maps show it as it is (fixed scale);
+//! for the feature maps the interior range keeps it from compressing everything else into
+//! one colour.
+
+mod cli;
 
 use arfpn_backbone::{load_safetensors, AttentionKind, ResNet, ResNetConfig};
-use arfpn_fpn::{pad_to_multiple, Fpn, FpnConfig};
+use arfpn_fpn::{Fpn, FpnConfig};
+use arfpn_nn::pad_to_multiple;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use clap::Parser;
 use image::{Rgb, RgbImage};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const VARIANTS: [&str; 3] = ["fpn", "c-arfpn", "cs-arfpn"];
+
+/// Heat maps of C2–C5, P2–P6 and the spatial attention of FPN, C-ARFPN and CS-ARFPN
+/// (paper Fig. 7). Random weights unless --weights is given.
+#[derive(Parser)]
+#[command(name = "feature_maps")]
+struct Args {
+    /// Input image (JPEG/PNG/BMP) [default: a synthetic smear].
+    #[arg(long, value_parser = cli::existing_file)]
+    image: Option<PathBuf>,
+    /// Trained weights of a variant, VARIANT=FILE (VARIANT: fpn, c-arfpn, cs-arfpn);
+    /// repeatable.
+    #[arg(long, value_parser = weights_arg)]
+    weights: Vec<(String, PathBuf)>,
+    /// Output folder.
+    #[arg(long, default_value = "target/feature_maps")]
+    out: PathBuf,
+}
+
+fn weights_arg(s: &str) -> Result<(String, PathBuf), String> {
+    let (k, f) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not VARIANT=FILE"))?;
+    if !VARIANTS.contains(&k) {
+        return Err(format!(
+            "unknown variant {k:?} (one of {})",
+            VARIANTS.join(", ")
+        ));
+    }
+    Ok((k.to_string(), cli::existing_file(f)?))
+}
 
 /// A synthetic smear: ~60 red blood cells with central pallor on a pale background.
 fn synthetic_smear(w: u32, h: u32) -> RgbImage {
@@ -73,9 +127,17 @@ fn jet(t: f32) -> [f32; 3] {
     [c(3.0), c(2.0), c(1.0)]
 }
 
-/// Channel-mean of |features| (or the map itself for one channel), min-max normalised,
-/// bilinearly resized to the image, coloured and blended 50/50 over it.
-fn overlay(img: &RgbImage, map: &Tensor) -> AnyResult<RgbImage> {
+/// How a map's values become colours.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// Between the minimum and maximum of the interior cells (border ring excluded).
+    Interior,
+    /// Fixed `[lo, hi]`.
+    Fixed(f32, f32),
+}
+
+/// The channel mean of |x| (the value itself for one channel) as an `h x w` grid.
+fn channel_mean(map: &Tensor) -> AnyResult<(usize, usize, Vec<f32>)> {
     let m = map
         .abs()?
         .mean_keepdim(1)?
@@ -83,11 +145,36 @@ fn overlay(img: &RgbImage, map: &Tensor) -> AnyResult<RgbImage> {
         .squeeze(0)?
         .to_dtype(DType::F32)?;
     let (mh, mw) = m.dims2()?;
-    let v = m.flatten_all()?.to_vec1::<f32>()?;
-    let (lo, hi) = v
+    Ok((mh, mw, m.flatten_all()?.to_vec1::<f32>()?))
+}
+
+fn range(v: &[f32], mh: usize, mw: usize, scale: Scale) -> (f32, f32) {
+    match scale {
+        Scale::Fixed(lo, hi) => (lo, hi),
+        Scale::Interior => {
+            let ring = usize::from(mh >= 6 && mw >= 6);
+            let mut lo = f32::MAX;
+            let mut hi = f32::MIN;
+            for y in ring..mh - ring {
+                for x in ring..mw - ring {
+                    lo = lo.min(v[y * mw + x]);
+                    hi = hi.max(v[y * mw + x]);
+                }
+            }
+            (lo, hi)
+        }
+    }
+}
+
+/// The map bilinearly resized to the image, coloured, blended 50/50 over it, with a colour
+/// bar on the right.
+fn overlay(img: &RgbImage, map: &Tensor, scale: Scale) -> AnyResult<RgbImage> {
+    let (mh, mw, v) = channel_mean(map)?;
+    let (lo, hi) = range(&v, mh, mw, scale);
+    let norm: Vec<f32> = v
         .iter()
-        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    let norm: Vec<f32> = v.iter().map(|x| (x - lo) / (hi - lo).max(1e-12)).collect();
+        .map(|x| ((x - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0))
+        .collect();
     let (w, h) = img.dimensions();
     let sample = |fx: f32, fy: f32| {
         let x = (fx * mw as f32 - 0.5).clamp(0.0, (mw - 1) as f32);
@@ -99,39 +186,101 @@ fn overlay(img: &RgbImage, map: &Tensor) -> AnyResult<RgbImage> {
         (1.0 - ay) * ((1.0 - ax) * at(y0, x0) + ax * at(y0, x1))
             + ay * ((1.0 - ax) * at(y1, x0) + ax * at(y1, x1))
     };
-    Ok(RgbImage::from_fn(w, h, |x, y| {
-        let t = sample((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
-        let col = jet(t);
-        let p = img.get_pixel(x, y);
-        Rgb([0, 1, 2].map(|c| (0.5 * p[c] as f32 + 0.5 * 255.0 * col[c]) as u8))
-    }))
+    const BAR: u32 = 72;
+    let mut out = RgbImage::from_pixel(w + BAR, h, Rgb([255, 255, 255]));
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        if x < w {
+            let t = sample((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
+            let col = jet(t);
+            let p = img.get_pixel(x, y);
+            *px = Rgb([0, 1, 2].map(|c| (0.5 * p[c] as f32 + 0.5 * 255.0 * col[c]) as u8));
+        }
+    }
+    // Colour bar: a gradient from hi (top) to lo (bottom), labelled at both ends.
+    let (top, bottom) = (14u32, h.saturating_sub(14).max(15));
+    for y in top..bottom {
+        let t = 1.0 - (y - top) as f32 / (bottom - top - 1).max(1) as f32;
+        let col = jet(t).map(|c| (255.0 * c) as u8);
+        for x in w + 8..w + 20 {
+            out.put_pixel(x, y, Rgb(col));
+        }
+    }
+    draw_text(&mut out, w + 24, top, &label(hi));
+    draw_text(&mut out, w + 24, bottom.saturating_sub(10), &label(lo));
+    Ok(out)
+}
+
+fn label(v: f32) -> String {
+    if v != 0.0 && (v.abs() >= 1000.0 || v.abs() < 0.01) {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// 3x5 glyphs (rows top to bottom, 3 bits each) for the colour bar labels.
+fn glyph(c: char) -> Option<[u8; 5]> {
+    Some(match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 1, 1],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        '-' => [0, 0, 7, 0, 0],
+        '+' => [0, 2, 7, 2, 0],
+        'e' => [0, 7, 7, 4, 7],
+        _ => return None,
+    })
+}
+
+/// Black text at 2x scale (8 px a character, 10 px high).
+fn draw_text(img: &mut RgbImage, x0: u32, y0: u32, s: &str) {
+    for (i, c) in s.chars().enumerate() {
+        let Some(g) = glyph(c) else { continue };
+        for (row, bits) in g.iter().enumerate() {
+            for col in 0..3u32 {
+                if bits >> (2 - col) & 1 == 1 {
+                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                        let x = x0 + i as u32 * 8 + col * 2 + dx;
+                        let y = y0 + row as u32 * 2 + dy;
+                        if x < img.width() && y < img.height() {
+                            img.put_pixel(x, y, Rgb([0, 0, 0]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn save(img: &RgbImage, path: &Path) -> AnyResult<()> {
+    img.save(path)
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 fn main() -> AnyResult<()> {
-    let mut image_path: Option<PathBuf> = None;
-    let mut out = PathBuf::from("target/feature_maps");
-    let mut weights: Vec<(String, PathBuf)> = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--image" => image_path = Some(value()?.into()),
-            "--out" => out = value()?.into(),
-            "--weights" => {
-                let v = value()?;
-                let (k, f) = v.split_once('=').ok_or("--weights takes VARIANT=FILE")?;
-                weights.push((k.to_string(), f.into()));
-            }
-            other => return Err(format!("unknown argument {other}").into()),
-        }
-    }
-    let img = match &image_path {
-        Some(p) => image::open(p)?.to_rgb8(),
+    let args = Args::parse();
+    let img = match &args.image {
+        Some(p) => image::open(p)
+            .map_err(|e| format!("{}: {e}", p.display()))?
+            .to_rgb8(),
         None => synthetic_smear(320, 256),
     };
-    std::fs::create_dir_all(&out)?;
-    img.save(out.join("input.png"))?;
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    save(&img, &out.join("input.png"))?;
     let x = pad_to_multiple(&to_tensor(&img)?, 32)?;
+    if args.weights.is_empty() {
+        println!(
+            "no --weights: random initialisation (the maps show mechanics, not learnt attention)"
+        );
+    }
 
     let variants = [
         ("fpn", AttentionKind::None),
@@ -148,17 +297,21 @@ fn main() -> AnyResult<()> {
             &arfpn_backbone::Backbone::output_shapes(&net),
             vb.pp("fpn"),
         )?;
-        if let Some((_, file)) = weights.iter().find(|(k, _)| k == name) {
-            println!("{name}: {}", load_safetensors(&vm, file)?);
+        if let Some((_, file)) = args.weights.iter().find(|(k, _)| k == name) {
+            let report =
+                load_safetensors(&vm, file).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{name}: {report}");
         }
         let trace = net.forward_traced(&x, false)?;
         let p = fpn.forward(&trace.features)?;
         let mut written = Vec::new();
         // The heat maps cover the padded tensor; crop them back to the image's area.
-        for f in trace.features.iter().take(3).chain(p.iter().take(3)) {
+        for f in trace.features.iter().chain(p.iter()) {
             let crop = crop_to_image(&f.tensor, f.stride, &img)?;
-            let file = out.join(format!("{name}_{}.png", f.name));
-            overlay(&img, &crop)?.save(&file)?;
+            save(
+                &overlay(&img, &crop, Scale::Interior)?,
+                &out.join(format!("{name}_{}.png", f.name)),
+            )?;
             written.push(f.name.clone());
         }
         // Spatial attention of the last unit of layer1..layer3 (CBAM only).
@@ -169,7 +322,10 @@ fn main() -> AnyResult<()> {
             if let Some(m) = u.maps.iter().find(|m| m.name == "spatial") {
                 let stride = 4 << unit[5..6].parse::<usize>()?.saturating_sub(1);
                 let crop = crop_to_image(&m.tensor, stride, &img)?;
-                overlay(&img, &crop)?.save(out.join(format!("{name}_attention_{unit}.png")))?;
+                save(
+                    &overlay(&img, &crop, Scale::Fixed(0.0, 1.0))?,
+                    &out.join(format!("{name}_attention_{unit}.png")),
+                )?;
                 written.push(format!("attention {unit}"));
             }
         }

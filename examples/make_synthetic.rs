@@ -3,73 +3,112 @@
 //!
 //! ```sh
 //! cargo run --release --example make_synthetic -- OUT_DIR [--images N] [--seed S]
-//!     [--width W] [--height H] [--png]
+//!     [--width W] [--height H] [--png] [--profile default|realistic] [--cell-scale X]
 //! ```
-//! Defaults: 24 images of 500x375 px (the paper's crop size), seed 0, JPEG.
+//! Defaults: 24 images of 500x375 px (the paper's crop size), seed 0, JPEG, the `default`
+//! profile (the quickstart's look) at cell scale 1 (≈ 21 px cells). `--profile realistic`
+//! gives overlapping size distributions between classes, per-image stain and illumination
+//! variation and wider blur/noise; `--cell-scale 4.5` gives BCCD-like ≈ 95 px cells
+//! (0.5..=8, and the smaller image side must hold 3 cells). Sizes are limited to
+//! 64..=16384 px a side and 4096x4096 px in all (`SyntheticConfig::validate`).
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use arfpn_voc::synthetic::{write_dataset, ImageFormat, SyntheticConfig};
+use arfpn_voc::synthetic::{
+    write_dataset, ImageFormat, SyntheticConfig, MAX_CELL_SCALE, MIN_CELL_SCALE,
+};
+use clap::{Parser, ValueEnum};
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: make_synthetic OUT_DIR [--images N] [--seed S] [--width W] [--height H] [--png]"
-    );
-    ExitCode::from(2)
+/// `--profile` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    /// Today's look (the quickstart's): narrow per-class size ranges, uniform stain.
+    Default,
+    /// Overlapping sizes, stain/illumination variation, wider blur and noise.
+    Realistic,
+}
+
+/// Render a synthetic 14-class RBC smear dataset (Pascal VOC layout).
+#[derive(Parser)]
+#[command(name = "make_synthetic")]
+struct Args {
+    /// Output folder (created): JPEGImages/, Annotations/, ImageSets/Main/, classes.txt.
+    out: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    images: u64,
+    /// Seed (the dataset is identical for the same seed on every platform).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Image width, px (64..=16384; width x height at most 4096x4096 px).
+    #[arg(long, default_value_t = 500)]
+    width: u32,
+    /// Image height, px (64..=16384).
+    #[arg(long, default_value_t = 375)]
+    height: u32,
+    /// Write PNG instead of JPEG.
+    #[arg(long)]
+    png: bool,
+    /// Look of the smears.
+    #[arg(long, value_enum, default_value = "default")]
+    profile: ProfileArg,
+    /// Multiplier of the cell size (1: ~21 px cells; 4.5: BCCD-like ~95 px), 0.5..=8.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_cell_scale)]
+    cell_scale: f32,
+}
+
+fn parse_cell_scale(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .parse()
+        .map_err(|e| format!("not a number: {s:?} ({e})"))?;
+    if v.is_finite() && (MIN_CELL_SCALE..=MAX_CELL_SCALE).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is outside {MIN_CELL_SCALE}..={MAX_CELL_SCALE}"
+        ))
+    }
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let mut out: Option<PathBuf> = None;
-    let mut images = 24usize;
-    let mut seed = 0u64;
-    let mut cfg = SyntheticConfig::default();
-    while let Some(a) = args.next() {
-        let mut num = |name: &str| -> Option<u64> {
-            let v = args.next()?;
-            match v.parse() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    eprintln!("{name}: not a non-negative integer: {v:?}");
-                    None
-                }
-            }
-        };
-        match a.as_str() {
-            "--images" => match num("--images") {
-                Some(n) => images = n as usize,
-                None => return usage(),
-            },
-            "--seed" => match num("--seed") {
-                Some(n) => seed = n,
-                None => return usage(),
-            },
-            "--width" => match num("--width") {
-                Some(n) => cfg.width = n as u32,
-                None => return usage(),
-            },
-            "--height" => match num("--height") {
-                Some(n) => cfg.height = n as u32,
-                None => return usage(),
-            },
-            "--png" => cfg.format = ImageFormat::Png,
-            "-h" | "--help" => return usage(),
-            _ if out.is_none() && !a.starts_with("--") => out = Some(PathBuf::from(a)),
-            _ => return usage(),
-        }
+    let a = Args::parse();
+    let base = match a.profile {
+        ProfileArg::Default => SyntheticConfig::default(),
+        ProfileArg::Realistic => SyntheticConfig::realistic(),
+    };
+    let cfg = SyntheticConfig {
+        cell_scale: a.cell_scale,
+        width: a.width,
+        height: a.height,
+        format: if a.png {
+            ImageFormat::Png
+        } else {
+            ImageFormat::Jpeg
+        },
+        ..base
+    };
+    // All arguments are checked before anything is rendered.
+    if let Err(e) = cfg.validate() {
+        eprintln!("error: --width/--height/--cell-scale: {e}");
+        return ExitCode::from(2);
     }
-    let Some(out) = out else { return usage() };
     let t0 = Instant::now();
-    match write_dataset(&out, images, seed, &cfg) {
+    match write_dataset(&a.out, a.images as usize, a.seed, &cfg) {
         Ok(s) => {
             println!(
-                "wrote {} images ({}x{}, seed {seed}) to {} in {:.2}s: train {} / val {} / test {}",
+                "wrote {} images ({}x{}, seed {}, profile {}, cell scale {}) to {} in {:.2}s: \
+                 train {} / val {} / test {}",
                 s.images,
                 cfg.width,
                 cfg.height,
-                out.display(),
+                a.seed,
+                cfg.profile.name(),
+                cfg.cell_scale,
+                a.out.display(),
                 t0.elapsed().as_secs_f64(),
                 s.train,
                 s.val,

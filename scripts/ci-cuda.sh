@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI step: build arfpn-roi-align with `--features cuda` (CUDA 13.0 from PyPI, stub libcuda) and
+# CI step: build arfpn-roi-align and the arfpn facade with `--features cuda` (CUDA 13.0 from PyPI, stub libcuda) and
 # run its tests. Without a GPU the CUDA tests print why they skip; the CPU tests run as usual.
 # A clean run took 24 min on the shared 2-core machine (pip install + candle-kernels' nvcc
 # step dominate; ~14 min on a quiet machine per the candle notes); incremental runs ~30 s.
@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 nvcc --version | tail -2
 cargo clippy -j 2 -p arfpn-roi-align --features cuda --all-targets -- -D warnings
 cargo test -j 2 -p arfpn-roi-align --features cuda "$@"
+# The facade with the whole detector: builds, passes clippy, and its GPU test (skipping
+# without a device) agrees with the CPU where a device is present.
+cargo clippy -j 2 -p arfpn --features cuda --all-targets -- -D warnings
+cargo test -j 2 -p arfpn --features cuda --test cuda --lib
 # Our kernels' PTX must also assemble for the target card (nvcc --ptx only type-checks).
 for f in "${CARGO_TARGET_DIR:-target}"/debug/build/arfpn-roi-align-*/out/*.ptx; do
   ptxas -arch="sm_${CUDA_COMPUTE_CAP}" -o "$(mktemp)" "$f"

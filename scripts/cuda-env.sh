@@ -39,10 +39,16 @@ _arfpn_cuda_setup() {
       ln -sf "$f" "$home/lib64/lib$l.so"
     done
     # The stub needs the list of driver functions cudarc declares: fetch cudarc if needed.
-    src="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.10/src/driver/sys/mod.rs 2>/dev/null | head -1)"
+    # (`|| true`: on a fresh machine the glob matches nothing yet, and a failing `ls` must
+    # not end a caller running under `set -euo pipefail`.)
+    src="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.10/src/driver/sys/mod.rs 2>/dev/null | head -1 || true)"
     if [ -z "$src" ]; then
       (cd "$root" && cargo fetch --quiet) || return 1
-      src="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.10/src/driver/sys/mod.rs | head -1)"
+      src="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.10/src/driver/sys/mod.rs 2>/dev/null | head -1 || true)"
+      if [ -z "$src" ]; then
+        echo "cuda-env.sh: cudarc 0.19.10's sources are not in the cargo registry after cargo fetch" >&2
+        return 1
+      fi
     fi
     grep -oP '^pub unsafe fn \Kcu\w+(?=\()' "$src" | sort -u \
       | sed 's/.*/int &(void){return 100;}/' > "$home/lib64/stubs/stub.c"

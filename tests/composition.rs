@@ -4,17 +4,19 @@
 
 use std::path::PathBuf;
 
-use arfpn_backbone::{AttentionKind, NormKind, ResNet, ResNetConfig};
-use arfpn_boxes::{BBox, SplitMix64};
+use arfpn_backbone::{AttentionKind, NormKind, ResNetConfig};
+use arfpn_boxes::{BBox, ClassId, GroundTruth, SplitMix64};
 use arfpn_fpn::{BackboneWithFpn, FpnConfig};
 use arfpn_metrics::{CocoGt, Report, ReportOptions};
-use arfpn_roi_align::MultiScaleRoIAlign;
+use arfpn_nn::{ImageBatch, SeededVarMap};
+use arfpn_roi_align::{MultiScaleRoIAlign, Rois};
 use arfpn_rpn::{RegionProposalNetwork, RpnConfig};
 use arfpn_voc::coco::{to_coco_json, CocoExportOptions};
 use arfpn_voc::synthetic::{write_dataset, SyntheticConfig};
 use arfpn_voc::{LabelSet, Labels, LoadOptions, VocDataset};
-use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{DType, Device, Tensor};
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("arfpn-{name}-{}", std::process::id()));
@@ -87,12 +89,14 @@ fn synthetic_dataset_flows_through_coco_into_the_metrics() {
 
 /// Backbone (CBAM) -> FPN -> RPN (train and test) -> multi-scale RoIAlign on P2-P5, with the
 /// levels described only by the strides the feature maps carry; the RPN loss and the pooled
-/// features both send gradients back into the first convolution of the backbone.
+/// features both send gradients back into the first convolution of the backbone. Weights are
+/// seeded and named as torchvision's Faster R-CNN (`backbone.body.*`, `backbone.fpn.*`,
+/// `rpn.head.*`).
 #[test]
-fn backbone_fpn_rpn_and_roi_align_compose() -> Result<()> {
+fn backbone_fpn_rpn_and_roi_align_compose() -> TestResult {
     let dev = Device::Cpu;
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    let vars = SeededVarMap::new(5);
+    let vb = vars.var_builder(DType::F32, &dev);
     let rcfg = ResNetConfig::resnet18()
         .with_width(8)
         .with_stage_depths([1, 1, 1, 1])
@@ -101,70 +105,56 @@ fn backbone_fpn_rpn_and_roi_align_compose() -> Result<()> {
             reduction: 4,
             kernel_size: 3,
         });
-    let backbone = ResNet::new(&rcfg, vb.pp("backbone")).map_err(candle_core::Error::wrap)?;
     let fpn_cfg = FpnConfig {
         out_channels: 8,
         extra_p6: true,
     };
-    let net = BackboneWithFpn::new(Box::new(backbone), &fpn_cfg, vb.pp("fpn"))
-        .map_err(candle_core::Error::wrap)?;
+    let net = BackboneWithFpn::resnet(&rcfg, &fpn_cfg, vb.pp("backbone"))?;
     let shapes = net.output_shapes();
     assert_eq!(
         shapes.iter().map(|s| s.stride).collect::<Vec<_>>(),
         [4, 8, 16, 32, 64]
     );
-    let rpn = RegionProposalNetwork::new(RpnConfig::default(), &shapes, vb.pp("rpn"))
-        .map_err(candle_core::Error::wrap)?;
+    let rpn = RegionProposalNetwork::new(RpnConfig::default(), &shapes, vb.pp("rpn"))?;
 
-    let (h, w) = (64, 96);
-    let image = Tensor::rand(0f32, 1f32, (1, 3, h, w), &dev)?;
-    let maps = net
-        .forward_t(&image, true)
-        .map_err(candle_core::Error::wrap)?;
-    let gt = vec![vec![
-        BBox::new(10.0, 12.0, 31.0, 33.0),
-        BBox::new(50.0, 20.0, 70.0, 41.0),
-    ]];
-    let out = rpn
-        .forward_train(&maps, &[(h, w)], &gt, &mut SplitMix64::new(5))
-        .map_err(candle_core::Error::wrap)?;
-    let loss = out.losses.total().map_err(candle_core::Error::wrap)?;
+    let image = Tensor::rand(0f32, 1f32, (3, 64, 96), &dev)?;
+    let batch = ImageBatch::from_images(&[image], net.size_divisibility())?;
+    let size = batch.sizes[0];
+    let maps = net.forward_t(&batch.tensor, true)?;
+    let gt = [GroundTruth::new(
+        vec![
+            BBox::new(10.0, 12.0, 31.0, 33.0),
+            BBox::new(50.0, 20.0, 70.0, 41.0),
+        ],
+        vec![ClassId::new(0), ClassId::new(3)],
+    )?];
+    let out = rpn.forward_train(&maps, &batch.sizes, &gt, &mut SplitMix64::new(5))?;
+    let loss = out.losses.total()?;
     assert!(loss.to_scalar::<f32>()?.is_finite());
-    let conv1 = vm
-        .data()
-        .lock()
-        .unwrap()
-        .get("backbone.conv1.weight")
+    let named = vars.named_vars();
+    let conv1 = &named
+        .iter()
+        .find(|(n, _)| n == "backbone.body.conv1.weight")
         .expect("torchvision name of the stem convolution")
-        .clone();
+        .1;
     let g = loss.backward()?;
     let g1 = g.get(conv1.as_tensor()).expect("RPN loss reaches the stem");
     assert!(g1.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
 
-    let proposals = rpn
-        .forward_test(&maps, &[(h, w)])
-        .map_err(candle_core::Error::wrap)?;
+    let proposals = rpn.forward_test(&maps, &batch.sizes)?;
     let props = &proposals[0];
     assert!(!props.boxes.is_empty());
     for b in &props.boxes {
-        assert!(
-            b.is_valid() && b.x2 <= w as f32 && b.y2 <= h as f32,
-            "{b:?}"
-        );
+        assert!(b.is_valid() && *b == b.clip(size), "{b:?}");
     }
     // The RoI levels are those of stride <= 32 (P2-P5); P6 only feeds the RPN.
     let roi_maps: Vec<_> = maps.iter().filter(|m| m.stride <= 32).collect();
     let strides: Vec<usize> = roi_maps.iter().map(|m| m.stride).collect();
-    let pooler =
-        MultiScaleRoIAlign::detectron2(&strides, (7, 7)).map_err(candle_core::Error::wrap)?;
+    let pooler = MultiScaleRoIAlign::detectron2(&strides, (7, 7))?;
     let k = props.boxes.len().min(50);
-    let rows: Vec<f32> = props.boxes[..k]
-        .iter()
-        .flat_map(|b| [0.0, b.x1, b.y1, b.x2, b.y2])
-        .collect();
-    let rois = Tensor::from_vec(rows, (k, 5), &dev)?;
+    let rois = Rois::from_boxes(&[props.boxes[..k].to_vec()], &dev)?;
     let feats: Vec<Tensor> = roi_maps.iter().map(|m| m.tensor.clone()).collect();
-    let pooled = pooler.forward(&feats, &rois)?;
+    let pooled = pooler.forward(&feats, &rois.tensor)?;
     assert_eq!(pooled.dims(), &[k, 8, 7, 7]);
     let g = pooled.sqr()?.sum_all()?.backward()?;
     let g1 = g

@@ -42,9 +42,25 @@ impl BasicBlock {
         };
         let downsample = Downsample::if_needed(in_c, planes, stride, norm, vb.pp("downsample"))?;
         Ok(Self {
-            conv1: conv2d(in_c, planes, 3, c1, false, vb.pp("conv1"))?,
+            conv1: conv2d(
+                in_c,
+                planes,
+                3,
+                c1,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv1"),
+            )?,
             bn1: Norm::new(norm, planes, vb.pp("bn1"))?,
-            conv2: conv2d(planes, planes, 3, c2, false, vb.pp("conv2"))?,
+            conv2: conv2d(
+                planes,
+                planes,
+                3,
+                c2,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv2"),
+            )?,
             bn2: Norm::new(norm, planes, vb.pp("bn2"))?,
             attention: attention.build(planes, vb.pp("attention"))?,
             downsample,

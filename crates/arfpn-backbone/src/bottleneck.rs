@@ -43,11 +43,35 @@ impl Bottleneck {
         let one = Conv2dConfig::default();
         let downsample = Downsample::if_needed(in_c, out_c, stride, norm, vb.pp("downsample"))?;
         Ok(Self {
-            conv1: conv2d(in_c, planes, 1, one, false, vb.pp("conv1"))?,
+            conv1: conv2d(
+                in_c,
+                planes,
+                1,
+                one,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv1"),
+            )?,
             bn1: Norm::new(norm, planes, vb.pp("bn1"))?,
-            conv2: conv2d(planes, planes, 3, c2, false, vb.pp("conv2"))?,
+            conv2: conv2d(
+                planes,
+                planes,
+                3,
+                c2,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv2"),
+            )?,
             bn2: Norm::new(norm, planes, vb.pp("bn2"))?,
-            conv3: conv2d(planes, out_c, 1, one, false, vb.pp("conv3"))?,
+            conv3: conv2d(
+                planes,
+                out_c,
+                1,
+                one,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv3"),
+            )?,
             bn3: Norm::new(norm, out_c, vb.pp("bn3"))?,
             attention: attention.build(out_c, vb.pp("attention"))?,
             downsample,

@@ -16,7 +16,7 @@
 //! Input size: any `H, W ≥ 1` runs forward (torchvision's size arithmetic, each stage
 //! `ceil`-halves). For training, and for an FPN on top, pad images to a multiple of
 //! [`Backbone::size_divisibility`] (32) so every level is exactly half the previous one
-//! (`arfpn_fpn::pad_to_multiple`).
+//! (`arfpn_nn::ImageBatch` pads them).
 //!
 //! ## Parameter counts
 //!

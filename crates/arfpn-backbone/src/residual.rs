@@ -33,7 +33,15 @@ impl Downsample {
             ..Default::default()
         };
         Ok(Some(Self {
-            conv: conv2d(in_c, out_c, 1, cfg, false, vb.pp("0"))?,
+            conv: conv2d(
+                in_c,
+                out_c,
+                1,
+                cfg,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("0"),
+            )?,
             norm: Norm::new(norm, out_c, vb.pp("1"))?,
         }))
     }

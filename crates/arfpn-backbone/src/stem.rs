@@ -22,7 +22,15 @@ impl Stem {
             ..Default::default()
         };
         Ok(Self {
-            conv1: conv2d(in_c, out_c, 7, cfg, false, vb.pp("conv1"))?,
+            conv1: conv2d(
+                in_c,
+                out_c,
+                7,
+                cfg,
+                false,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv1"),
+            )?,
             bn1: Norm::new(norm, out_c, vb.pp("bn1"))?,
         })
     }

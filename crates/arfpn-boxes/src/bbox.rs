@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ImageSize;
+
 /// An axis-aligned box `(x1, y1, x2, y2)` in continuous pixel coordinates
 /// (see the crate docs for the convention). A box with `x2 <= x1` or `y2 <= y1` is
 /// *empty*: it has zero area and zero IoU with everything.
@@ -96,8 +98,9 @@ impl BBox {
         inter / (self.area() + other.area() - inter)
     }
 
-    /// The box clipped to an image of `width × height` pixels (`[0, width] × [0, height]`).
-    pub fn clip(&self, width: f32, height: f32) -> BBox {
+    /// The box clipped to the image (`[0, width] × [0, height]`).
+    pub fn clip(&self, size: ImageSize) -> BBox {
+        let (width, height) = (size.width_f32(), size.height_f32());
         BBox::new(
             self.x1.clamp(0.0, width),
             self.y1.clamp(0.0, height),
@@ -143,7 +146,7 @@ mod tests {
         assert_eq!(BBox::new(3.0, 3.0, 1.0, 5.0).area(), 0.0);
         assert_eq!(a.flip_horizontal(100.0), BBox::new(90.0, 0.0, 100.0, 10.0));
         assert_eq!(
-            BBox::new(-5.0, 2.0, 120.0, 40.0).clip(100.0, 30.0),
+            BBox::new(-5.0, 2.0, 120.0, 40.0).clip(ImageSize::new(30, 100)),
             BBox::new(0.0, 2.0, 100.0, 30.0)
         );
         assert_eq!(

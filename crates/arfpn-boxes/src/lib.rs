@@ -10,9 +10,13 @@
 //! | `box_coder.rs` | [`BoxCoder`]: deltas with weights and the `ln(1000/16)` clamp |
 //! | `box_ops.rs` | [`clip_boxes`], [`remove_small_boxes`] |
 //! | `matcher.rs` | [`Matcher`] → [`Match`] (`Matched(gt)` / `Background` / `Ignore`) |
-//! | `sampler.rs` | [`BalancedSampler`] → [`Sample`] |
+//! | `sampler.rs` | [`BalancedSampler`] → [`BalancedSample`] |
 //! | `nms.rs` | [`nms`], [`batched_nms`] |
-//! | `rng.rs` | [`SplitMix64`], the seeded generator the sampler uses |
+//! | `rng.rs` | [`SplitMix64`], the seeded generator of the whole workspace |
+//! | `class_id.rs` | [`ClassId`] (a newtype), [`background_index`] |
+//! | `image_size.rs` | [`ImageSize`] `{ height, width }` |
+//! | `ground_truth.rs` | [`GroundTruth`] (what a detector trains on), [`Detections`] (what it returns) |
+//! | `top_k.rs` | [`top_k`] |
 //!
 //! # Pixel convention
 //! Boxes are **continuous corner coordinates** `(x1, y1, x2, y2)` in pixels of the image
@@ -31,32 +35,27 @@
 mod bbox;
 mod box_coder;
 mod box_ops;
+mod class_id;
 mod error;
+mod ground_truth;
+mod image_size;
 mod iou;
 mod matcher;
 mod nms;
 mod rng;
 mod sampler;
+mod top_k;
 
 pub use bbox::BBox;
 pub use box_coder::{BoxCoder, Deltas, DEFAULT_SCALE_CLAMP};
 pub use box_ops::{clip_boxes, remove_small_boxes};
+pub use class_id::{background_index, ClassId};
 pub use error::BoxError;
+pub use ground_truth::{Detections, GroundTruth};
+pub use image_size::ImageSize;
 pub use iou::{iou_matrix, pairwise_iou};
 pub use matcher::{Match, Matcher};
 pub use nms::{batched_nms, nms};
 pub use rng::SplitMix64;
-pub use sampler::{BalancedSampler, Sample};
-
-/// Index of a foreground class, `0..num_classes`. See the crate docs for the background rule.
-pub type ClassId = usize;
-
-/// Column of the background class in a classifier with `num_classes` foreground classes:
-/// always the last one.
-///
-/// ```
-/// assert_eq!(arfpn_boxes::background_index(14), 14);
-/// ```
-pub fn background_index(num_classes: usize) -> usize {
-    num_classes
-}
+pub use sampler::{BalancedSample, BalancedSampler};
+pub use top_k::top_k;

@@ -6,14 +6,14 @@ use crate::{BoxError, Match, SplitMix64};
 
 /// The predictions chosen for the loss, each list in ascending index order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Sample {
+pub struct BalancedSample {
     /// Indices of sampled foreground ([`Match::Matched`]) predictions.
     pub positive: Vec<usize>,
     /// Indices of sampled [`Match::Background`] predictions.
     pub negative: Vec<usize>,
 }
 
-impl Sample {
+impl BalancedSample {
     /// `positive.len() + negative.len()`.
     pub fn len(&self) -> usize {
         self.positive.len() + self.negative.len()
@@ -68,7 +68,7 @@ impl BalancedSampler {
     }
 
     /// Samples from matcher output.
-    pub fn sample(&self, matches: &[Match], rng: &mut SplitMix64) -> Sample {
+    pub fn sample(&self, matches: &[Match], rng: &mut SplitMix64) -> BalancedSample {
         let mut pos = Vec::new();
         let mut neg = Vec::new();
         for (i, m) in matches.iter().enumerate() {
@@ -87,7 +87,7 @@ impl BalancedSampler {
         mut positive: Vec<usize>,
         mut negative: Vec<usize>,
         rng: &mut SplitMix64,
-    ) -> Sample {
+    ) -> BalancedSample {
         // torchvision: int(batch * fraction), truncated.
         let want_pos = (self.batch_size_per_image as f64 * self.positive_fraction as f64) as usize;
         let num_pos = want_pos.min(positive.len());
@@ -98,7 +98,7 @@ impl BalancedSampler {
         negative.truncate(num_neg);
         positive.sort_unstable();
         negative.sort_unstable();
-        Sample { positive, negative }
+        BalancedSample { positive, negative }
     }
 }
 

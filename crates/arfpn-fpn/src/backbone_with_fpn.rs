@@ -3,24 +3,49 @@
 use crate::config::FpnConfig;
 use crate::error::{FpnError, Result};
 use crate::fpn::Fpn;
-use arfpn_backbone::Backbone;
+use arfpn_backbone::{Backbone, ResNet, ResNetConfig};
 use arfpn_nn::{FeatureMaps, ShapeSpec};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-/// `fpn(backbone(images))`. The FPN is built from the backbone's
-/// [`output_shapes`](Backbone::output_shapes); its parameters live under `fpn.`, the
-/// backbone's under `backbone.` when built with [`BackboneWithFpn::new`].
+/// `fpn(body(images))`, torchvision's `BackboneWithFPN`. The FPN is built from the body's
+/// [`output_shapes`](Backbone::output_shapes). Naming follows the workspace rule (each
+/// constructor names only its own children): under the `vb` it is given, the body's
+/// parameters live under `body.` and the FPN's under `fpn.`, so a detector that passes
+/// `vb.pp("backbone")` gets torchvision's `backbone.body.*` / `backbone.fpn.*`.
+///
+/// ```
+/// use arfpn_backbone::{NormKind, ResNetConfig};
+/// use arfpn_fpn::{BackboneWithFpn, FpnConfig};
+/// use candle_core::{DType, Device};
+/// let vm = candle_nn::VarMap::new();
+/// let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+/// let cfg = ResNetConfig::resnet18().with_width(8).with_norm(NormKind::group_norm(4));
+/// let fpn = FpnConfig { out_channels: 16, extra_p6: true };
+/// let net = BackboneWithFpn::resnet(&cfg, &fpn, vb.pp("backbone")).unwrap();
+/// assert_eq!(net.output_shapes().len(), 5);
+/// let names = vm.data().lock().unwrap();
+/// assert!(names.contains_key("backbone.body.conv1.weight"));
+/// assert!(names.contains_key("backbone.fpn.inner_blocks.0.0.weight"));
+/// ```
 pub struct BackboneWithFpn {
     backbone: Box<dyn Backbone>,
     fpn: Fpn,
 }
 
 impl BackboneWithFpn {
-    /// Builds the FPN under `vb.pp("fpn")` for an already built backbone.
+    /// Builds the FPN under `vb.pp("fpn")` for an already built body, which should have
+    /// been built under `vb.pp("body")` of the same `vb` (custom bodies: any `Backbone`).
     pub fn new(backbone: Box<dyn Backbone>, config: &FpnConfig, vb: VarBuilder) -> Result<Self> {
         let fpn = Fpn::new(config, &backbone.output_shapes(), vb.pp("fpn"))?;
         Ok(Self { backbone, fpn })
+    }
+
+    /// Builds an attention-residual ResNet body under `vb.pp("body")` and the FPN on it
+    /// under `vb.pp("fpn")`.
+    pub fn resnet(resnet: &ResNetConfig, config: &FpnConfig, vb: VarBuilder) -> Result<Self> {
+        let body = ResNet::new(resnet, vb.pp("body"))?;
+        Self::new(Box::new(body), config, vb)
     }
 
     pub fn backbone(&self) -> &dyn Backbone {
@@ -44,14 +69,14 @@ impl BackboneWithFpn {
     }
 
     /// Runs both on `[N, C, H, W]` images whose `H` and `W` are multiples of
-    /// [`size_divisibility`](Self::size_divisibility) (see [`pad_to_multiple`](crate::pad_to_multiple)).
+    /// [`size_divisibility`](Self::size_divisibility) (an [`arfpn_nn::ImageBatch`] pads them).
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Result<FeatureMaps> {
         let d = self.size_divisibility();
         let dims = images.dims();
         if dims.len() != 4 || !dims[2].is_multiple_of(d) || !dims[3].is_multiple_of(d) {
             return Err(FpnError::Input(format!(
                 "images must be [N, C, H, W] with H and W multiples of {d}, got {dims:?}; \
-                 pad them with arfpn_fpn::pad_to_multiple"
+                 batch them with arfpn_nn::ImageBatch (or arfpn_nn::pad_to_multiple)"
             )));
         }
         let feats = self.backbone.forward_t(images, train)?;

@@ -11,12 +11,15 @@ use candle_nn::VarBuilder;
 /// A feature pyramid over backbone outputs whose strides double from level to level.
 ///
 /// Outputs are named `p{log2(stride)}` (`p2`–`p5` for C2–C5, plus `p6`), fine to coarse, each
-/// with `out_channels` channels. Parameters follow detectron2: `fpn_lateral{l}.{weight,bias}`,
-/// `fpn_output{l}.{weight,bias}` with `l = log2(stride)`.
+/// with `out_channels` channels. Parameters follow torchvision's `FeaturePyramidNetwork`:
+/// `inner_blocks.{i}.0.{weight,bias}` (the 1×1 laterals) and `layer_blocks.{i}.0.{weight,bias}`
+/// (the 3×3 outputs), `i` the input level's position, finest first (detectron2 calls them
+/// `fpn_lateral{l}` / `fpn_output{l}` with `l = i + 2` for C2–C5). New weights get
+/// torchvision's `kaiming_uniform_(a=1)`, biases zero.
 ///
 /// **Input size:** the top-down pathway needs every input level to be exactly twice the size
 /// of the next coarser one, so images must be padded to a multiple of the coarsest input
-/// stride ([`Fpn::size_divisibility`], 32 for C2–C5): use [`pad_to_multiple`](crate::pad_to_multiple).
+/// stride ([`Fpn::size_divisibility`], 32 for C2–C5): use [`arfpn_nn::ImageBatch`] / [`arfpn_nn::pad_to_multiple`].
 /// [`Fpn::forward`] checks this and returns [`FpnError::Input`] otherwise; it never pads.
 ///
 /// ```
@@ -91,14 +94,15 @@ impl Fpn {
         let mut laterals = Vec::new();
         let mut outputs = Vec::new();
         let mut out_shapes = Vec::new();
-        for (s, l) in in_shapes.iter().zip(&levels) {
+        for (i, (s, l)) in in_shapes.iter().zip(&levels).enumerate() {
             laterals.push(conv2d(
                 s.channels,
                 oc,
                 1,
                 one,
                 true,
-                vb.pp(format!("fpn_lateral{l}")),
+                arfpn_nn::inits::KAIMING_UNIFORM_A1,
+                vb.pp("inner_blocks").pp(i).pp("0"),
             )?);
             outputs.push(conv2d(
                 oc,
@@ -106,7 +110,8 @@ impl Fpn {
                 3,
                 three,
                 true,
-                vb.pp(format!("fpn_output{l}")),
+                arfpn_nn::inits::KAIMING_UNIFORM_A1,
+                vb.pp("layer_blocks").pp(i).pp("0"),
             )?);
             out_shapes.push(ShapeSpec::new(format!("p{l}"), oc, s.stride));
         }
@@ -175,7 +180,7 @@ impl Fpn {
                 return Err(FpnError::Input(format!(
                     "level `{}` is {hf}x{wf} and `{}` is {hc}x{wc}; the top-down 2x upsampling \
                      needs exactly twice the size: pad images to a multiple of {} \
-                     (arfpn_fpn::pad_to_multiple)",
+                     (arfpn_nn::pad_to_multiple)",
                     pair[0].name,
                     pair[1].name,
                     self.size_divisibility()

@@ -5,8 +5,9 @@
 #[path = "../../arfpn-backbone/tests/common/mod.rs"]
 mod common;
 
-use arfpn_backbone::{AttentionKind, NormKind, ResNet, ResNetConfig};
-use arfpn_fpn::{pad_to_multiple, BackboneWithFpn, Fpn, FpnConfig, FpnError};
+use arfpn_backbone::{AttentionKind, NormKind, ResNetConfig};
+use arfpn_fpn::{BackboneWithFpn, Fpn, FpnConfig, FpnError};
+use arfpn_nn::pad_to_multiple;
 use arfpn_nn::{FeatureMap, ShapeSpec};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -62,9 +63,7 @@ fn outputs_p2_to_p6_with_strides_from_a_resnet() -> TestResult {
         .with_stage_depths([1, 1, 1, 1])
         .with_norm(NormKind::group_norm(2))
         .with_attention(AttentionKind::cbam());
-    let backbone =
-        ResNet::new(&rcfg, vb(&vm, DType::F32).pp("backbone")).map_err(candle_core::Error::wrap)?;
-    let net = BackboneWithFpn::new(Box::new(backbone), &cfg(8), vb(&vm, DType::F32))
+    let net = BackboneWithFpn::resnet(&rcfg, &cfg(8), vb(&vm, DType::F32).pp("backbone"))
         .map_err(candle_core::Error::wrap)?;
     let shapes = net.output_shapes();
     let got: Vec<_> = shapes
@@ -98,7 +97,7 @@ fn outputs_p2_to_p6_with_strides_from_a_resnet() -> TestResult {
     for (f, s) in p.iter().zip(&shapes) {
         assert_eq!(f.spec()?, *s);
     }
-    // Parameter names: detectron2 style under "fpn.", the backbone under "backbone.".
+    // Parameter names: torchvision's, `body.*` and `fpn.*` under the caller's `backbone`.
     let names = vm
         .data()
         .lock()
@@ -107,9 +106,9 @@ fn outputs_p2_to_p6_with_strides_from_a_resnet() -> TestResult {
         .cloned()
         .collect::<Vec<_>>();
     for n in [
-        "fpn.fpn_lateral2.weight",
-        "fpn.fpn_output5.bias",
-        "backbone.layer4.0.conv3.weight",
+        "backbone.fpn.inner_blocks.0.0.weight",
+        "backbone.fpn.layer_blocks.3.0.bias",
+        "backbone.body.layer4.0.conv3.weight",
     ] {
         assert!(names.iter().any(|k| k == n), "{n} missing");
     }
@@ -176,15 +175,21 @@ fn top_down_is_lateral_plus_nearest_upsampling() -> TestResult {
     let mut ts = Vec::new();
     for (l, scale) in [(2, 1.0), (3, 10.0), (4, 100.0)] {
         ts.push((
-            format!("fpn_lateral{l}.weight"),
+            format!("inner_blocks.{}.0.weight", l - 2),
             Tensor::new(&[[[[scale]]]], &dev)?,
         ));
-        ts.push((format!("fpn_lateral{l}.bias"), Tensor::new(&[0.0], &dev)?));
         ts.push((
-            format!("fpn_output{l}.weight"),
+            format!("inner_blocks.{}.0.bias", l - 2),
+            Tensor::new(&[0.0], &dev)?,
+        ));
+        ts.push((
+            format!("layer_blocks.{}.0.weight", l - 2),
             Tensor::from_vec(centre.clone(), (1, 1, 3, 3), &dev)?,
         ));
-        ts.push((format!("fpn_output{l}.bias"), Tensor::new(&[0.0], &dev)?));
+        ts.push((
+            format!("layer_blocks.{}.0.bias", l - 2),
+            Tensor::new(&[0.0], &dev)?,
+        ));
     }
     let fpn = Fpn::new(&cfg(1), &specs(&[1, 1, 1], 4), from_tensors(ts))?;
     let c2 = Tensor::arange(0.0, 16.0, &dev)?.reshape((1, 1, 4, 4))?;
@@ -216,19 +221,25 @@ fn p6_is_every_second_cell_of_p5_on_odd_sizes() -> TestResult {
     let dev = Device::Cpu;
     let ts = vec![
         (
-            "fpn_lateral5.weight".to_string(),
+            "inner_blocks.0.0.weight".to_string(),
             Tensor::new(&[[[[1.0]]]], &dev)?,
         ),
-        ("fpn_lateral5.bias".to_string(), Tensor::new(&[0.0], &dev)?),
         (
-            "fpn_output5.weight".to_string(),
+            "inner_blocks.0.0.bias".to_string(),
+            Tensor::new(&[0.0], &dev)?,
+        ),
+        (
+            "layer_blocks.0.0.weight".to_string(),
             Tensor::from_vec(
                 [0., 0., 0., 0., 1., 0., 0., 0., 0.].to_vec(),
                 (1, 1, 3, 3),
                 &dev,
             )?,
         ),
-        ("fpn_output5.bias".to_string(), Tensor::new(&[0.0], &dev)?),
+        (
+            "layer_blocks.0.0.bias".to_string(),
+            Tensor::new(&[0.0], &dev)?,
+        ),
     ];
     let fpn = Fpn::new(&cfg(1), &[ShapeSpec::new("c5", 1, 32)], from_tensors(ts))?;
     let c5 = Tensor::arange(0.0, 15.0, &dev)?.reshape((1, 1, 5, 3))?;
@@ -277,9 +288,9 @@ fn gradients_through_the_top_down_path() -> TestResult {
     }
     let data = vm.data().lock().unwrap().clone();
     for p in [
-        "fpn_lateral4.weight",
-        "fpn_lateral3.bias",
-        "fpn_output2.weight",
+        "inner_blocks.2.0.weight",
+        "inner_blocks.1.0.bias",
+        "layer_blocks.0.0.weight",
     ] {
         let e = grad_error(&loss, &data[p], 12)?;
         assert!(e < 1e-4, "{p}: gradient error {e}");

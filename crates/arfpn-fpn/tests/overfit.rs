@@ -81,7 +81,15 @@ fn tiny_backbone_fpn_overfits_one_image() -> Result<()> {
         .map_err(candle_core::Error::wrap)?;
     // The head reads P2 (the target's resolution) plus the global mean of P3-P6, so every
     // output of the pyramid is used.
-    let head = conv2d(8, 1, 1, Conv2dConfig::default(), true, vb.pp("head"))?;
+    let head = conv2d(
+        8,
+        1,
+        1,
+        Conv2dConfig::default(),
+        true,
+        arfpn_nn::inits::KAIMING_FAN_OUT,
+        vb.pp("head"),
+    )?;
     common::reseed(&vm, SEED)?;
     let (image, target) = synthetic()?;
     let loss_fn = || -> Result<Tensor> {

@@ -59,10 +59,18 @@ fn field<'a>(
         .ok_or_else(|| err(rec, format!("missing field `{name}`")))
 }
 
+/// An integer id. Integral floats (`1.0`, as Python writes `float` ids) are accepted, as
+/// pycocotools does (`1.0 == 1` as a dict key); `1.5` or a string is an error.
 fn int_field(obj: &Map<String, Value>, name: &str, rec: &str) -> Result<i64, MetricsError> {
-    field(obj, name, rec)?
-        .as_i64()
-        .ok_or_else(|| err(rec, format!("field `{name}` is not an integer")))
+    let v = field(obj, name, rec)?;
+    if let Some(i) = v.as_i64() {
+        return Ok(i);
+    }
+    match v.as_f64() {
+        // 2^63 is exactly representable; every integral f64 below it fits in an i64.
+        Some(x) if x.fract() == 0.0 && x.abs() < 9_223_372_036_854_775_808.0 => Ok(x as i64),
+        _ => Err(err(rec, format!("field `{name}` = {v} is not an integer"))),
+    }
 }
 
 fn num_field(obj: &Map<String, Value>, name: &str, rec: &str) -> Result<f64, MetricsError> {

@@ -51,7 +51,9 @@ pub use confusion::{confusion_matrix, ConfusionMatrix};
 pub use dataset::{Dataset, Detection, GtBox};
 pub use error::MetricsError;
 pub use iou::{coco_iou, voc_iou, BoxConvention, IouComparison};
-pub use plot::{envelope_steps, plot_pr_curves};
+pub use plot::{
+    envelope_steps, plot_lines, plot_pr_curves, series_color, series_dashed, OKABE_ITO,
+};
 pub use prf::{best_f1, prf_at, PrfPoint};
 pub use rect::Rect;
 pub use report::{ClassReport, Report, ReportOptions};

@@ -170,6 +170,25 @@ fn coco_json_reader_sorts_ids_and_reads_flags() {
 }
 
 #[test]
+fn integral_float_ids_are_accepted_as_pycocotools_does() {
+    let mut gt = CocoGt::parse(&GT.replace(r#""image_id": 7"#, r#""image_id": 7.0"#)).unwrap();
+    gt.add_results(
+        r#"[{"image_id": 7.0, "category_id": 5.0, "bbox": [0, 0, 10, 10], "score": 0.5}]"#,
+    )
+    .unwrap();
+    assert_eq!(gt.dataset.dets.len(), 1);
+    assert_eq!((gt.dataset.dets[0].image, gt.dataset.dets[0].class), (1, 1));
+    let e = gt
+        .add_results(r#"[{"image_id": 7, "category_id": 1.5, "bbox": [0, 0, 1, 1], "score": 1}]"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[0]") && e.contains("`category_id` = 1.5 is not an integer"),
+        "{e}"
+    );
+}
+
+#[test]
 fn coco_json_errors_name_the_record() {
     let cases = [
         (

@@ -152,6 +152,23 @@ fn pr_plots_are_written_as_png_and_svg() {
     assert!(text.contains("a (AP 0.625)"), "legend with AP"); // 0.25*1 + 0.5*0.75
     assert!(text.contains("Recall") && text.contains("Precision"));
     assert!(plot_pr_curves(&res, &d.class_names, dir.join("pr.gif")).is_err());
+    // Colour-blind-safe Okabe-Ito colours, none of them the yellow that is unreadable on
+    // white: the first curve is Okabe-Ito blue (#0072B2), and no curve uses plotters'
+    // default palette's first colours.
+    assert!(
+        text.to_ascii_uppercase().contains("#0072B2"),
+        "Okabe-Ito blue"
+    );
+    for k in 0..14 {
+        let c = arfpn_metrics::series_color(k);
+        let rgb = (c.0, c.1, c.2);
+        assert!(arfpn_metrics::OKABE_ITO.contains(&rgb), "{k}: {rgb:?}");
+        assert_ne!(rgb, (240, 228, 66), "curve {k} is yellow");
+    }
+    assert_ne!(
+        arfpn_metrics::series_color(0),
+        arfpn_metrics::series_color(1)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -484,16 +484,16 @@ impl Module for Conv2d {
 }
 
 /// A square-kernel convolution layer with parameters `weight: [O, I/groups, k, k]` and (if
-/// `bias`) `bias: [O]` taken from `vb`. New weights get torchvision ResNet's initialisation,
-/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`: normal with std
-/// `sqrt(2 / (O·k·k))`; a new bias is zero.
+/// `bias`) `bias: [O]` taken from `vb`. New weights are drawn as `init` (see
+/// [`inits`](crate::inits): ResNet's `KAIMING_FAN_OUT`, the FPN's `KAIMING_UNIFORM_A1`, the
+/// RPN head's `normal(0.01)`); a new bias is zero.
 ///
 /// ```
 /// use candle_core::{DType, Device, Module, Tensor};
 /// let vm = candle_nn::VarMap::new();
 /// let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
 /// let cfg = arfpn_nn::Conv2dConfig { padding: 1, ..Default::default() };
-/// let conv = arfpn_nn::conv2d(3, 8, 3, cfg, false, vb.pp("conv1"))?;
+/// let conv = arfpn_nn::conv2d(3, 8, 3, cfg, false, arfpn_nn::inits::KAIMING_FAN_OUT, vb.pp("conv1"))?;
 /// let y = conv.forward(&Tensor::zeros((1, 3, 16, 16), DType::F32, &Device::Cpu)?)?;
 /// assert_eq!(y.dims(), &[1, 8, 16, 16]);
 /// # Ok::<(), candle_core::Error>(())
@@ -504,6 +504,7 @@ pub fn conv2d(
     kernel: usize,
     cfg: Conv2dConfig,
     bias: bool,
+    init: candle_nn::Init,
     vb: candle_nn::VarBuilder,
 ) -> Result<Conv2d> {
     if cfg.groups == 0
@@ -526,14 +527,10 @@ pub fn conv2d(
             "kernel and out_channels must be >= 1",
         ));
     }
-    let fan_out = (out_channels * kernel * kernel) as f64;
     let weight = vb.get_with_hints(
         (out_channels, in_channels / cfg.groups, kernel, kernel),
         "weight",
-        candle_nn::Init::Randn {
-            mean: 0.0,
-            stdev: (2.0 / fan_out).sqrt(),
-        },
+        init,
     )?;
     let bias = if bias {
         Some(vb.get_with_hints(out_channels, "bias", candle_nn::Init::Const(0.0))?)

@@ -8,6 +8,8 @@
 //! * [`upsample_nearest2x`]: a backward that accumulates.
 //! * [`GroupNorm`], [`FrozenBatchNorm2d`], [`BatchNorm2d`] with torchvision parameter names.
 //! * [`SgdMomentum`] (PyTorch's SGD) and [`LrSchedule`].
+//! * [`linear`], the losses ([`cross_entropy`], [`softmax_focal_loss`], [`bce_with_logits`],
+//!   [`smooth_l1`]) and seeded initialisation ([`SeededVarMap`], [`inits`]).
 //!
 //! # candle_nn layers that silently lack gradients (candle 0.11.1)
 //!
@@ -23,12 +25,17 @@
 //! weight decay. The crate's tests check the softmax_last_dim, layer_norm, upsample and conv
 //! cases against candle so that a candle upgrade that fixes them is noticed.
 
+mod adam;
 mod allocator;
 mod conv;
 mod conv_cpu;
 mod error;
 mod feature_map;
 mod group_norm_cpu;
+mod image_batch;
+mod init;
+mod linear;
+mod loss;
 mod lr_schedule;
 mod norm;
 mod pool;
@@ -36,10 +43,18 @@ mod sgd;
 mod storage;
 mod upsample;
 
+pub use adam::{Adam, AdamConfig, AdamState};
 pub use allocator::keep_freed_memory;
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::NnError;
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
+pub use image_batch::{pad_to_multiple, ImageBatch};
+pub use init::{init_values, inits, SeededVarMap};
+pub use linear::{linear, Linear};
+pub use loss::{
+    all_finite, balanced_class_weights, bce_with_logits, cross_entropy, log_softmax, smooth_l1,
+    softmax_focal_loss,
+};
 pub use lr_schedule::{LrDecay, LrSchedule};
 pub use norm::{
     batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,

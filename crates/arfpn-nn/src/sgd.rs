@@ -100,6 +100,48 @@ impl SgdMomentum {
         self.config
     }
 
+    /// The momentum buffers, one per variable in construction order (`None` before the
+    /// variable's first step). With [`set_momentum_buffers`](Self::set_momentum_buffers) this
+    /// is what a checkpoint needs to resume bit for bit.
+    pub fn momentum_buffers(&self) -> Vec<Option<Tensor>> {
+        self.params.iter().map(|p| p.buf.clone()).collect()
+    }
+
+    /// Restores buffers saved by [`momentum_buffers`](Self::momentum_buffers); the count and
+    /// each shape must match.
+    pub fn set_momentum_buffers(&mut self, buffers: Vec<Option<Tensor>>) -> Result<()> {
+        if buffers.len() != self.params.len() {
+            return Err(config_err(
+                "SgdMomentum::set_momentum_buffers",
+                "buffers",
+                format!(
+                    "{} buffers for {} variables",
+                    buffers.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        for (i, (p, b)) in self.params.iter().zip(&buffers).enumerate() {
+            if let Some(b) = b {
+                if b.dims() != p.var.dims() {
+                    return Err(config_err(
+                        "SgdMomentum::set_momentum_buffers",
+                        "buffers",
+                        format!(
+                            "buffer {i} has shape {:?}, its variable {:?}",
+                            b.dims(),
+                            p.var.dims()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (p, b) in self.params.iter_mut().zip(buffers) {
+            p.buf = b;
+        }
+        Ok(())
+    }
+
     /// Turns weight decay off for these variables (e.g. normalisation weights and biases,
     /// detectron2's `WEIGHT_DECAY_NORM = 0`). Variables not held by the optimizer are ignored.
     pub fn exclude_from_weight_decay(&mut self, vars: &[Var]) {

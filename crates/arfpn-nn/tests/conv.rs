@@ -149,7 +149,15 @@ fn bad_shapes_are_errors() -> Result<()> {
 fn layer_parameters_and_init() -> Result<()> {
     let vm = candle_nn::VarMap::new();
     let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    let conv = conv2d(64, 64, 3, cfg(1, 1, 1, 1), true, vb.pp("c"))?;
+    let conv = conv2d(
+        64,
+        64,
+        3,
+        cfg(1, 1, 1, 1),
+        true,
+        arfpn_nn::inits::KAIMING_FAN_OUT,
+        vb.pp("c"),
+    )?;
     let data = vm.data().lock().expect("lock");
     let w = data.get("c.weight").expect("c.weight");
     assert_eq!(w.dims(), &[64, 64, 3, 3]);

@@ -16,6 +16,7 @@
 //! `true` / 0 (adaptive). The arfpn detector uses Detectron2's (the half-pixel shift makes a box
 //! pool exactly the pixels it covers); both ops take either.
 
+mod checks;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod error;
@@ -29,3 +30,4 @@ pub use error::RoiError;
 pub use multi_scale::MultiScaleRoIAlign;
 pub use roi_align::roi_align;
 pub use roi_pool::roi_pool;
+pub use rois::Rois;

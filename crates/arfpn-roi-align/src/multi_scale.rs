@@ -1,5 +1,5 @@
 //! RoIAlign over a feature pyramid: each box is pooled from the level its size selects.
-use crate::{roi_align, rois, RoiError};
+use crate::{checks, roi_align, RoiError};
 use candle_core::{DType, Result, Tensor};
 
 /// RoIAlign over several feature maps of a pyramid (finest first), each described by its
@@ -177,7 +177,7 @@ impl MultiScaleRoIAlign {
         let op = "MultiScaleRoIAlign";
         let s0 = self.strides[0];
         let (ph, pw) = self.output_size;
-        let d = rois::check(op, &features[0], boxes, self.output_size, 1.0 / s0 as f64)?;
+        let d = checks::check(op, &features[0], boxes, self.output_size, 1.0 / s0 as f64)?;
         for (level, (f, &s)) in features.iter().zip(&self.strides).enumerate() {
             let range = |extent: usize| (extent * s0 / s, (extent * s0).div_ceil(s));
             let (h_ok, w_ok) = (range(d.h), range(d.w));

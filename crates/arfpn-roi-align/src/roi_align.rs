@@ -14,8 +14,8 @@
 //!   band visiting the RoIs in input order. No atomics, no races, and the summation order of
 //!   every element is fixed, so the result is deterministic and independent of the thread
 //!   count. The buffer is transposed back to `[N, C, H, W]` at the end.
+use crate::checks::{check, Dims};
 use crate::real::Real;
-use crate::rois::{check, Dims};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;

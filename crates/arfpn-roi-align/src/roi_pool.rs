@@ -7,9 +7,9 @@
 //! row-major order wins, as in torchvision) and adds the bin's gradient there. CPU: rayon over
 //! channels in the forward and over the `N * C` planes in the backward (each plane visits its
 //! image's RoIs in input order: no atomics, deterministic), so that a task's planes stay in cache.
+use crate::checks::{check, Dims};
 use crate::real::Real;
 use crate::roi_align::contiguous;
-use crate::rois::{check, Dims};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

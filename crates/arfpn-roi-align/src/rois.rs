@@ -1,126 +1,68 @@
-//! Argument checks shared by `roi_align` and `roi_pool`: shapes, dtypes, devices and the box
-//! values themselves, so that no kernel (CPU or CUDA) can read out of bounds.
-use crate::RoiError;
-use candle_core::{DType, Layout, Tensor};
+//! [`Rois`]: the `[K, 5]` box tensor of a batch, built from per-image boxes.
 
-/// The sizes of a checked call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dims {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: usize,
+use arfpn_boxes::BBox;
+use candle_core::{Device, Result, Tensor};
+
+/// Boxes of several images as one `[K, 5]` f32 tensor of rows `(batch_index, x1, y1, x2, y2)`
+/// (torchvision's RoI format), with the number of boxes of each image, so that nobody writes
+/// batch-index columns by hand and results can be split back per image.
+///
+/// ```
+/// use arfpn_boxes::BBox;
+/// use arfpn_roi_align::Rois;
+/// use candle_core::Device;
+/// let r = Rois::from_boxes(
+///     &[vec![BBox::new(0.0, 0.0, 4.0, 4.0)], vec![], vec![BBox::new(1.0, 2.0, 3.0, 4.0); 2]],
+///     &Device::Cpu,
+/// ).unwrap();
+/// assert_eq!(r.per_image, vec![1, 0, 2]);
+/// assert_eq!(r.tensor.to_vec2::<f32>().unwrap()[2], vec![2.0, 1.0, 2.0, 3.0, 4.0]);
+/// assert_eq!(r.ranges(), vec![0..1, 1..1, 1..3]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Rois {
+    /// `[K, 5]` f32: `(batch_index, x1, y1, x2, y2)` in image pixels.
+    pub tensor: Tensor,
+    /// Boxes of image `i` (they are rows `sum(per_image[..i])..` of `tensor`).
+    pub per_image: Vec<usize>,
 }
 
-impl Dims {
-    /// The sizes of a `[N, C, H, W]` map and `[K, 5]` boxes, read from their layouts (inside
-    /// a custom op, after [`check`] has validated the tensors).
-    pub(crate) fn from_layouts(map: &Layout, boxes: &Layout) -> candle_core::Result<Self> {
-        let (n, c, h, w) = map.shape().dims4()?;
-        let (k, _) = boxes.shape().dims2()?;
-        Ok(Dims { n, c, h, w, k })
-    }
-}
-
-/// Largest `|coordinate * spatial_scale|` accepted: beyond 2^24 f32 no longer represents every
-/// pixel position, and an adaptive sampling grid would grow without bound.
-const MAX_SCALED_COORD: f64 = (1u64 << 24) as f64;
-
-pub(crate) fn check(
-    op: &'static str,
-    input: &Tensor,
-    boxes: &Tensor,
-    output_size: (usize, usize),
-    spatial_scale: f64,
-) -> Result<Dims, RoiError> {
-    let (n, c, h, w) = match *input.dims() {
-        [n, c, h, w] => (n, c, h, w),
-        _ => {
-            return Err(RoiError::InputRank {
-                op,
-                shape: input.dims().to_vec(),
-            })
-        }
-    };
-    let k = match *boxes.dims() {
-        [k, 5] => k,
-        _ => {
-            return Err(RoiError::BoxesShape {
-                op,
-                shape: boxes.dims().to_vec(),
-            })
-        }
-    };
-    let dtype = input.dtype();
-    if !matches!(dtype, DType::F32 | DType::F64) {
-        return Err(RoiError::DType {
-            op,
-            arg: "input",
-            dtype,
-        });
-    }
-    if boxes.dtype() != dtype {
-        if !matches!(boxes.dtype(), DType::F32 | DType::F64) {
-            return Err(RoiError::DType {
-                op,
-                arg: "boxes",
-                dtype: boxes.dtype(),
-            });
-        }
-        return Err(RoiError::DTypeMismatch {
-            op,
-            input: dtype,
-            boxes: boxes.dtype(),
-        });
-    }
-    if !input.device().same_device(boxes.device()) {
-        return Err(RoiError::DeviceMismatch {
-            op,
-            input: input.device().location(),
-            boxes: boxes.device().location(),
-        });
-    }
-    if h == 0 || w == 0 {
-        return Err(RoiError::EmptyInput { op, h, w });
-    }
-    let (ph, pw) = output_size;
-    if ph == 0 || pw == 0 {
-        return Err(RoiError::OutputSize { op, ph, pw });
-    }
-    if !(spatial_scale.is_finite() && spatial_scale > 0.0) {
-        return Err(RoiError::SpatialScale {
-            op,
-            value: spatial_scale,
-        });
-    }
-    if k > 0 {
-        let rows = boxes
-            .to_dtype(DType::F64)
-            .and_then(|b| b.to_vec2::<f64>())
-            .map_err(|_| RoiError::BoxesShape {
-                op,
-                shape: boxes.dims().to_vec(),
-            })?;
-        for (row, r) in rows.iter().enumerate() {
-            let b = r[0];
-            if !(b.is_finite() && b >= 0.0 && b.fract() == 0.0 && (b as usize) < n) {
-                return Err(RoiError::BatchIndex {
-                    op,
-                    row,
-                    value: b,
-                    batch: n,
-                });
-            }
-            for &v in &r[1..] {
-                if !v.is_finite() {
-                    return Err(RoiError::NonFiniteBox { op, row, value: v });
-                }
-                if (v * spatial_scale).abs() > MAX_SCALED_COORD {
-                    return Err(RoiError::BoxOutOfRange { op, row, value: v });
-                }
+impl Rois {
+    /// One list of boxes per image of the batch (a list may be empty).
+    pub fn from_boxes(boxes: &[Vec<BBox>], device: &Device) -> Result<Self> {
+        let k: usize = boxes.iter().map(Vec::len).sum();
+        let mut rows = Vec::with_capacity(5 * k);
+        for (i, bs) in boxes.iter().enumerate() {
+            for b in bs {
+                rows.extend([i as f32, b.x1, b.y1, b.x2, b.y2]);
             }
         }
+        Ok(Self {
+            tensor: Tensor::from_vec(rows, (k, 5), device)?,
+            per_image: boxes.iter().map(Vec::len).collect(),
+        })
     }
-    Ok(Dims { n, c, h, w, k })
+
+    /// Total number of boxes `K`.
+    pub fn len(&self) -> usize {
+        self.per_image.iter().sum()
+    }
+
+    /// No boxes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The row range of each image.
+    pub fn ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let mut start = 0;
+        self.per_image
+            .iter()
+            .map(|&n| {
+                let r = start..start + n;
+                start += n;
+                r
+            })
+            .collect()
+    }
 }

@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::io::Write;
 
-use arfpn_boxes::{BBox, Match, SplitMix64};
+use arfpn_boxes::{BBox, ImageSize, Match, SplitMix64};
 use arfpn_rpn::{
     rpn_targets, select_proposals, AnchorConfig, AnchorGenerator, LevelPredictions, Proposals,
     RpnConfig,
@@ -137,10 +137,10 @@ fn bench(c: &mut Criterion) {
         start += n;
     }
     let path = write_file(&levels, &gt);
-    let test = select_proposals(&levels, H as f32, W as f32, &coder, &config.test).unwrap();
+    let test = select_proposals(&levels, ImageSize::new(H, W), &coder, &config.test).unwrap();
     write_results(&path, &m, &test);
     for (phase, params) in [("test", config.test), ("train", config.train)] {
-        let p = select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap();
+        let p = select_proposals(&levels, ImageSize::new(H, W), &coder, &params).unwrap();
         eprintln!("{phase}: {} proposals", p.len());
         c.bench_function(
             &format!(
@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     black_box(
-                        select_proposals(&levels, H as f32, W as f32, &coder, &params).unwrap(),
+                        select_proposals(&levels, ImageSize::new(H, W), &coder, &params).unwrap(),
                     )
                 })
             },

@@ -13,20 +13,19 @@ type Conv = arfpn_nn::Conv2d;
 /// A stride-1 `k × k` convolution with `padding`, weights `N(0, 0.01²)` and zero bias
 /// (torchvision's RPN-head initialisation), named `weight`/`bias` under `vb`.
 fn conv(in_c: usize, out_c: usize, k: usize, padding: usize, vb: VarBuilder) -> Result<Conv> {
-    let w = vb.get_with_hints(
-        (out_c, in_c, k, k),
-        "weight",
-        candle_nn::Init::Randn {
-            mean: 0.0,
-            stdev: 0.01,
-        },
-    )?;
-    let b = vb.get_with_hints(out_c, "bias", candle_nn::Init::Const(0.0))?;
     let cfg = arfpn_nn::Conv2dConfig {
         padding,
         ..Default::default()
     };
-    Ok(Conv::new(w, Some(b), cfg))
+    Ok(arfpn_nn::conv2d(
+        in_c,
+        out_c,
+        k,
+        cfg,
+        true,
+        arfpn_nn::inits::normal(0.01),
+        vb,
+    )?)
 }
 
 /// Raw head outputs for one level.
@@ -58,7 +57,8 @@ impl LevelOutput {
     }
 }
 
-/// torchvision's `RPNHead` (tensor names `conv`, `cls_logits`, `bbox_pred`).
+/// torchvision's `RPNHead`, with its tensor names: `conv.0.0` (the 3×3 convolution, inside
+/// torchvision's `Sequential(Conv2dNormActivation)`), `cls_logits`, `bbox_pred`.
 #[derive(Clone, Debug)]
 pub struct RpnHead {
     conv: Conv,
@@ -78,7 +78,13 @@ impl RpnHead {
             ));
         }
         Ok(Self {
-            conv: conv(in_channels, in_channels, 3, 1, vb.pp("conv"))?,
+            conv: conv(
+                in_channels,
+                in_channels,
+                3,
+                1,
+                vb.pp("conv").pp("0").pp("0"),
+            )?,
             cls_logits: conv(in_channels, num_anchors, 1, 0, vb.pp("cls_logits"))?,
             bbox_pred: conv(in_channels, 4 * num_anchors, 1, 0, vb.pp("bbox_pred"))?,
             in_channels,

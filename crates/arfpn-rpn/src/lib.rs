@@ -15,6 +15,7 @@
 //!
 //! ```
 //! use arfpn_nn::{FeatureMap, ShapeSpec};
+//! use arfpn_boxes::ImageSize;
 //! use arfpn_rpn::{AnchorConfig, Levels, RegionProposalNetwork, RpnConfig};
 //! use candle_core::{DType, Device, Tensor};
 //! use candle_nn::{VarBuilder, VarMap};
@@ -32,7 +33,7 @@
 //!     FeatureMap::new("p2", 4, Tensor::randn(0f32, 1., (1, 8, 8, 8), &dev).unwrap()),
 //!     FeatureMap::new("p3", 8, Tensor::randn(0f32, 1., (1, 8, 4, 4), &dev).unwrap()),
 //! ];
-//! let proposals = rpn.forward_test(&maps, &[(32, 32)]).unwrap();
+//! let proposals = rpn.forward_test(&maps, &[ImageSize::new(32, 32)]).unwrap();
 //! assert!(proposals[0].len() <= 8 * 8 * 3 + 4 * 4 * 3);
 //! ```
 
@@ -49,7 +50,7 @@ pub use anchors::{AnchorConfig, AnchorGenerator, Levels};
 pub use config::RpnConfig;
 pub use error::{Result, RpnError};
 pub use head::{LevelOutput, RpnHead};
-pub use loss::{bce_with_logits, rpn_loss, smooth_l1, RpnLosses};
-pub use proposals::{select_proposals, top_k, LevelPredictions, ProposalParams, Proposals};
+pub use loss::{rpn_loss, RpnLosses};
+pub use proposals::{select_proposals, LevelPredictions, ProposalParams, Proposals};
 pub use rpn::{HeadOutputs, RegionProposalNetwork, RpnTrainOutput};
 pub use targets::{rpn_targets, RpnTargets};

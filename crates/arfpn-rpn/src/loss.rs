@@ -1,6 +1,7 @@
 //! RPN losses: binary cross-entropy on objectness and smooth-L1 on box deltas, over the
 //! sampled anchors, normalised as torchvision does.
 
+use arfpn_nn::{bce_with_logits, smooth_l1};
 use candle_core::{DType, Device, Tensor};
 
 use crate::{Result, RpnError, RpnTargets};
@@ -20,22 +21,6 @@ impl RpnLosses {
     pub fn total(&self) -> Result<Tensor> {
         Ok((&self.objectness + &self.box_reg)?)
     }
-}
-
-/// Numerically stable binary cross-entropy with logits, elementwise:
-/// `max(x, 0) - x·y + ln(1 + e^{-|x|})`.
-pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    Ok(((logits.relu()? - (logits * targets)?)? + soft)?)
-}
-
-/// Elementwise smooth-L1 (Huber / `beta`): `0.5 d² / beta` for `|d| < beta`, else
-/// `|d| - 0.5 beta`, with `d = pred - target`. `beta` must be `> 0`.
-pub fn smooth_l1(pred: &Tensor, target: &Tensor, beta: f64) -> Result<Tensor> {
-    let d = (pred - target)?.abs()?;
-    let quad = ((&d * &d)? * (0.5 / beta))?;
-    let lin = (&d - 0.5 * beta)?;
-    Ok(d.lt(beta)?.where_cond(&quad, &lin)?)
 }
 
 /// The RPN loss for a batch. `objectness` is `[N, R]` and `deltas` `[N, R, 4]` (the head's

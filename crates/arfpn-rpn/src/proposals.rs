@@ -1,6 +1,6 @@
 //! Turning objectness and deltas into proposals (torchvision's `filter_proposals`).
 
-use arfpn_boxes::{batched_nms, BBox, BoxCoder, Deltas};
+use arfpn_boxes::{batched_nms, top_k, BBox, BoxCoder, Deltas, ImageSize};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, RpnError};
@@ -82,32 +82,7 @@ pub struct LevelPredictions<'a> {
     pub deltas: &'a [Deltas],
 }
 
-/// Indices of the `k` largest values, largest first (equal values: lower index first);
-/// NaN counts as the smallest value.
-pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let key = |i: usize| {
-        let v = values[i];
-        if v.is_nan() {
-            f32::NEG_INFINITY
-        } else {
-            v
-        }
-    };
-    let cmp = |a: &usize, b: &usize| key(*b).total_cmp(&key(*a)).then(a.cmp(b));
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    let k = k.min(idx.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, cmp);
-        idx.truncate(k);
-    }
-    idx.sort_unstable_by(cmp);
-    idx
-}
-
-/// Proposals for one image of `height × width` pixels.
+/// Proposals for one image of `size` pixels.
 ///
 /// Per level: the `pre_nms_top_n` anchors with the highest logits are decoded, scored with
 /// a sigmoid, clipped to the image; boxes or scores that are not finite (NaN deltas or
@@ -115,8 +90,7 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 /// NMS runs per level, and the best `post_nms_top_n` of all levels are kept.
 pub fn select_proposals(
     levels: &[LevelPredictions<'_>],
-    height: f32,
-    width: f32,
+    size: ImageSize,
     coder: &BoxCoder,
     params: &ProposalParams,
 ) -> Result<Proposals> {
@@ -137,9 +111,7 @@ pub fn select_proposals(
         }
         for i in top_k(lp.objectness, params.pre_nms_top_n) {
             let score = sigmoid(lp.objectness[i]);
-            let b = coder
-                .decode_one(&lp.anchors[i], lp.deltas[i])
-                .clip(width, height);
+            let b = coder.decode_one(&lp.anchors[i], lp.deltas[i]).clip(size);
             if !(b.is_finite() && score.is_finite())
                 || b.width() < params.min_size
                 || b.height() < params.min_size
@@ -163,17 +135,4 @@ pub fn select_proposals(
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top_k_orders_and_ignores_nan() {
-        let v = [0.5, f32::NAN, 2.0, 0.5, -1.0];
-        assert_eq!(top_k(&v, 3), vec![2, 0, 3]);
-        assert_eq!(top_k(&v, 10), vec![2, 0, 3, 4, 1]);
-        assert!(top_k(&v, 0).is_empty());
-    }
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arfpn_boxes::{BBox, BalancedSampler, BoxCoder, Deltas, Matcher, SplitMix64};
+use arfpn_boxes::{
+    BBox, BalancedSampler, BoxCoder, Deltas, GroundTruth, ImageSize, Matcher, SplitMix64,
+};
 use arfpn_nn::{FeatureMap, ShapeSpec};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -35,7 +37,7 @@ pub struct RpnTrainOutput {
 ///
 /// Built from the [`ShapeSpec`]s of its input levels, so a mismatch between the anchor
 /// settings, the head and the levels is an error at construction, before any image is
-/// seen. Images are given as `(height, width)` of the real (unpadded) content; images with
+/// seen. Images are given by the [`ImageSize`] of their real (unpadded) content; images with
 /// no ground-truth boxes are valid training input (all sampled anchors are negatives).
 pub struct RegionProposalNetwork {
     config: RpnConfig,
@@ -48,8 +50,8 @@ pub struct RegionProposalNetwork {
 }
 
 impl RegionProposalNetwork {
-    /// Builds the RPN and its head (weights under `vb`: `head.conv`, `head.cls_logits`,
-    /// `head.bbox_pred`).
+    /// Builds the RPN and its head (weights under `vb`: `head.conv.0.0`, `head.cls_logits`,
+    /// `head.bbox_pred`, torchvision's names).
     pub fn new(config: RpnConfig, inputs: &[ShapeSpec], vb: VarBuilder) -> Result<Self> {
         let anchors = Self::generator(&config, inputs)?;
         let a = anchors.num_anchors_per_location();
@@ -170,7 +172,7 @@ impl RegionProposalNetwork {
     pub fn proposals(
         &self,
         out: &HeadOutputs,
-        image_sizes: &[(usize, usize)],
+        image_sizes: &[ImageSize],
         params: &ProposalParams,
     ) -> Result<Vec<Proposals>> {
         let n = out.objectness.dim(0)?;
@@ -188,7 +190,7 @@ impl RegionProposalNetwork {
             .flatten_from(1)?
             .to_vec2()?;
         let mut result = Vec::with_capacity(n);
-        for (img, &(h, w)) in image_sizes.iter().enumerate() {
+        for (img, &size) in image_sizes.iter().enumerate() {
             let deltas: Vec<Deltas> = del[img]
                 .chunks_exact(4)
                 .map(|c| [c[0], c[1], c[2], c[3]])
@@ -204,13 +206,7 @@ impl RegionProposalNetwork {
                 });
                 start = end;
             }
-            result.push(select_proposals(
-                &levels,
-                h as f32,
-                w as f32,
-                &self.coder,
-                params,
-            )?);
+            result.push(select_proposals(&levels, size, &self.coder, params)?);
         }
         Ok(result)
     }
@@ -219,37 +215,40 @@ impl RegionProposalNetwork {
     pub fn forward_test(
         &self,
         features: &[FeatureMap],
-        image_sizes: &[(usize, usize)],
+        image_sizes: &[ImageSize],
     ) -> Result<Vec<Proposals>> {
         let out = self.head_outputs(features)?;
         self.proposals(&out, image_sizes, &self.config.test)
     }
 
-    /// Training: proposals with the `train` settings and the losses against `gt_boxes`
-    /// (one list per image, possibly empty). Sampling draws from `rng`.
+    /// Training: proposals with the `train` settings and the losses against the ground truth
+    /// (one per image, possibly empty; only the boxes are used). Sampling draws from `rng`.
     pub fn forward_train(
         &self,
         features: &[FeatureMap],
-        image_sizes: &[(usize, usize)],
-        gt_boxes: &[Vec<BBox>],
+        image_sizes: &[ImageSize],
+        ground_truth: &[GroundTruth],
         rng: &mut SplitMix64,
     ) -> Result<RpnTrainOutput> {
         let out = self.head_outputs(features)?;
         let n = out.objectness.dim(0)?;
-        if gt_boxes.len() != n {
+        if ground_truth.len() != n {
             return Err(RpnError::input(
-                "gt_boxes",
-                format!("{} images of boxes for a batch of {n}", gt_boxes.len()),
+                "ground_truth",
+                format!(
+                    "{} images of ground truth for a batch of {n}",
+                    ground_truth.len()
+                ),
             ));
         }
         let proposals = self.proposals(&out, image_sizes, &self.config.train)?;
         let all_anchors: Vec<BBox> = out.anchors.iter().flat_map(|a| a.iter().copied()).collect();
-        let targets: Vec<_> = gt_boxes
+        let targets: Vec<_> = ground_truth
             .iter()
             .map(|gt| {
                 rpn_targets(
                     &all_anchors,
-                    gt,
+                    &gt.boxes,
                     &self.matcher,
                     &self.sampler,
                     &self.coder,

@@ -1,13 +1,13 @@
 //! RPN training targets: match anchors to ground truth, sample, encode.
 
-use arfpn_boxes::{BBox, BalancedSampler, BoxCoder, Deltas, Matcher, Sample, SplitMix64};
+use arfpn_boxes::{BBox, BalancedSample, BalancedSampler, BoxCoder, Deltas, Matcher, SplitMix64};
 
 /// The sampled anchors of one image and what they should predict.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RpnTargets {
     /// Sampled anchor indices (into the image's anchors, all levels concatenated):
     /// objectness target 1 for `sample.positive`, 0 for `sample.negative`.
-    pub sample: Sample,
+    pub sample: BalancedSample,
     /// Regression target of each `sample.positive[i]`: the deltas from the anchor to its
     /// matched ground-truth box.
     pub regression: Vec<Deltas>,

@@ -1,7 +1,8 @@
 //! Checks of the RPN: crafted proposals, losses, a finite-difference gradient check of the
 //! head loss, and bad input.
 
-use arfpn_boxes::{BBox, BoxCoder, Sample, SplitMix64};
+use arfpn_boxes::{BBox, BalancedSample, BoxCoder, ClassId, GroundTruth, ImageSize, SplitMix64};
+use arfpn_nn::{bce_with_logits, smooth_l1};
 use arfpn_nn::{FeatureMap, ShapeSpec};
 use arfpn_rpn::*;
 use candle_core::{DType, Device, Tensor, Var};
@@ -55,7 +56,13 @@ fn proposals_on_a_crafted_objectness_map() {
         objectness: &obj,
         deltas: &deltas,
     };
-    let p = select_proposals(&[level], 32.0, 32.0, &BoxCoder::default(), &params(100, 4)).unwrap();
+    let p = select_proposals(
+        &[level],
+        ImageSize::new(32, 32),
+        &BoxCoder::default(),
+        &params(100, 4),
+    )
+    .unwrap();
     assert_eq!(p.len(), 4);
     assert_eq!(p.boxes[0], BBox::new(4.0, 4.0, 20.0, 20.0));
     assert_eq!(p.scores[0], sigmoid(5.0));
@@ -64,17 +71,29 @@ fn proposals_on_a_crafted_objectness_map() {
     assert_eq!(p.scores[1], sigmoid(3.0));
     // Then the -5 logits in index order, skipping (0,0), (1,1)'s neighbours that overlap < 0.7 stay.
     assert_eq!(p.scores[2], sigmoid(-5.0));
-    assert_eq!(p.boxes[2], anchors[cell(0, 1)].clip(32.0, 32.0));
+    assert_eq!(p.boxes[2], anchors[cell(0, 1)].clip(ImageSize::new(32, 32)));
     assert_eq!(p.levels, vec![0; 4]);
     // pre_nms_top_n = 2 keeps (2,2) [dropped: NaN] and (1,1) only.
-    let p = select_proposals(&[level], 32.0, 32.0, &BoxCoder::default(), &params(2, 100)).unwrap();
+    let p = select_proposals(
+        &[level],
+        ImageSize::new(32, 32),
+        &BoxCoder::default(),
+        &params(2, 100),
+    )
+    .unwrap();
     assert_eq!(p.boxes, vec![BBox::new(4.0, 4.0, 20.0, 20.0)]);
     // score_thresh drops low scores; min_size drops the clipped sliver of a far box.
     let strict = ProposalParams {
         score_thresh: 0.5,
         ..params(100, 100)
     };
-    let p = select_proposals(&[level], 32.0, 32.0, &BoxCoder::default(), &strict).unwrap();
+    let p = select_proposals(
+        &[level],
+        ImageSize::new(32, 32),
+        &BoxCoder::default(),
+        &strict,
+    )
+    .unwrap();
     assert_eq!(p.scores, vec![sigmoid(5.0), sigmoid(3.0)]);
     // Length mismatch is an error, not a panic.
     let bad = LevelPredictions {
@@ -82,7 +101,13 @@ fn proposals_on_a_crafted_objectness_map() {
         objectness: &obj[..3],
         deltas: &deltas,
     };
-    assert!(select_proposals(&[bad], 32.0, 32.0, &BoxCoder::default(), &params(1, 1)).is_err());
+    assert!(select_proposals(
+        &[bad],
+        ImageSize::new(32, 32),
+        &BoxCoder::default(),
+        &params(1, 1)
+    )
+    .is_err());
 }
 
 #[test]
@@ -98,8 +123,7 @@ fn pre_nms_top_n_is_per_level_and_nms_is_per_level() {
     // The same boxes at two levels: no cross-level suppression, 3 per level.
     let p = select_proposals(
         &[level, level],
-        32.0,
-        32.0,
+        ImageSize::new(32, 32),
         &BoxCoder::default(),
         &params(3, 100),
     )
@@ -129,8 +153,13 @@ fn no_nan_escapes_into_proposals() {
             objectness: &obj,
             deltas: &deltas,
         };
-        let p =
-            select_proposals(&[level], 30.0, 25.0, &BoxCoder::default(), &params(10, 10)).unwrap();
+        let p = select_proposals(
+            &[level],
+            ImageSize::new(30, 25),
+            &BoxCoder::default(),
+            &params(10, 10),
+        )
+        .unwrap();
         for (b, s) in p.boxes.iter().zip(&p.scores) {
             assert!(b.is_finite() && s.is_finite(), "{b:?} {s}");
             assert!(
@@ -203,14 +232,14 @@ fn loss_hand_values_and_zero_when_predictions_equal_targets() {
     // Two images, 5 anchors each; logits ±40 agree with the labels, deltas equal targets.
     let targets = vec![
         RpnTargets {
-            sample: Sample {
+            sample: BalancedSample {
                 positive: vec![1, 3],
                 negative: vec![0, 4],
             },
             regression: vec![[0.1, -0.2, 0.3, 0.05], [1.0, 2.0, -1.0, 0.0]],
         },
         RpnTargets {
-            sample: Sample {
+            sample: BalancedSample {
                 positive: vec![],
                 negative: vec![2],
             },
@@ -256,7 +285,7 @@ fn loss_hand_values_and_zero_when_predictions_equal_targets() {
     let oob = vec![
         targets[0].clone(),
         RpnTargets {
-            sample: Sample {
+            sample: BalancedSample {
                 positive: vec![],
                 negative: vec![5],
             },
@@ -312,19 +341,29 @@ fn small_rpn(dtype: DType) -> (VarMap, RegionProposalNetwork, Vec<FeatureMap>) {
     (vm, rpn, maps)
 }
 
-fn gt() -> Vec<Vec<BBox>> {
+fn boxes_only(boxes: Vec<BBox>) -> GroundTruth {
+    let classes = vec![ClassId::new(0); boxes.len()];
+    GroundTruth::new(boxes, classes).unwrap()
+}
+
+fn gt() -> Vec<GroundTruth> {
     vec![
-        vec![
+        boxes_only(vec![
             BBox::new(2.0, 3.0, 12.0, 13.0),
             BBox::new(10.0, 8.0, 24.0, 22.0),
-        ],
-        vec![], // an image without ground truth is valid
+        ]),
+        GroundTruth::empty(), // an image without ground truth is valid
     ]
 }
 
 fn total_loss(rpn: &RegionProposalNetwork, maps: &[FeatureMap]) -> Tensor {
     let out = rpn
-        .forward_train(maps, &[(24, 24), (24, 24)], &gt(), &mut SplitMix64::new(7))
+        .forward_train(
+            maps,
+            &[ImageSize::new(24, 24), ImageSize::new(24, 24)],
+            &gt(),
+            &mut SplitMix64::new(7),
+        )
         .unwrap();
     out.losses.total().unwrap()
 }
@@ -383,11 +422,14 @@ fn head_loss_gradient_matches_finite_differences() {
 #[test]
 fn training_forward_with_empty_and_degenerate_ground_truth() {
     let (_vm, rpn, maps) = small_rpn(DType::F32);
-    let sizes = [(24, 24), (20, 24)];
+    let sizes = [ImageSize::new(24, 24), ImageSize::new(20, 24)];
     // No boxes at all, and a zero-area box: all sampled anchors are negatives.
     for gt in [
-        vec![vec![], vec![]],
-        vec![vec![BBox::new(5.0, 5.0, 5.0, 9.0)], vec![]],
+        vec![GroundTruth::empty(), GroundTruth::empty()],
+        vec![
+            boxes_only(vec![BBox::new(5.0, 5.0, 5.0, 9.0)]),
+            GroundTruth::empty(),
+        ],
     ] {
         let out = rpn
             .forward_train(&maps, &sizes, &gt, &mut SplitMix64::new(1))
@@ -504,13 +546,16 @@ fn mismatched_levels_are_clear_errors() {
     // At run time: wrong number of maps, wrong stride.
     let (_vm, rpn, maps) = small_rpn(DType::F32);
     let e = rpn
-        .forward_test(&maps[..1], &[(24, 24), (24, 24)])
+        .forward_test(
+            &maps[..1],
+            &[ImageSize::new(24, 24), ImageSize::new(24, 24)],
+        )
         .unwrap_err();
     assert!(e.to_string().contains("1 feature maps"), "{e}");
     let mut wrong = maps.clone();
     wrong[1].stride = 16;
     assert!(rpn
-        .forward_test(&wrong, &[(24, 24), (24, 24)])
+        .forward_test(&wrong, &[ImageSize::new(24, 24), ImageSize::new(24, 24)])
         .unwrap_err()
         .to_string()
         .contains("stride"));

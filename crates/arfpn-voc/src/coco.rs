@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use arfpn_boxes::BBox;
+use arfpn_boxes::{BBox, ClassId};
 use serde::{Deserialize, Serialize};
 
 use crate::annotation::{Object, Sample};
@@ -109,7 +109,7 @@ pub fn to_coco_json(
     let mut annotations = Vec::new();
     for (i, s) in samples.iter().enumerate() {
         for o in &s.objects {
-            if o.class >= labels.len() {
+            if o.class.index() >= labels.len() {
                 return Err(VocError::InvalidArgument {
                     name: "labels",
                     reason: format!(
@@ -124,7 +124,7 @@ pub fn to_coco_json(
             annotations.push(CocoAnnotation {
                 id: annotations.len() as i64 + 1,
                 image_id: i as i64 + 1,
-                category_id: o.class as i64 + 1,
+                category_id: o.class.coco_id(),
                 bbox: vec![x, y, w, h],
                 area: Some(w * h),
                 iscrowd: (o.difficult && opts.difficult_as_crowd) as u8,
@@ -246,7 +246,7 @@ pub fn from_coco_json(
         }
         s.objects.push(Object {
             bbox: BBox::from_xywh(x as f32, y as f32, w as f32, h as f32),
-            class,
+            class: ClassId::new(class),
             difficult: a.ignore == 1 || a.difficult == 1 || a.iscrowd == 1,
             truncated: a.truncated == 1,
         });
@@ -274,13 +274,13 @@ mod tests {
                 objects: vec![
                     Object {
                         bbox: BBox::new(0.0, 1.0, 10.0, 21.0),
-                        class: 1,
+                        class: ClassId::new(1),
                         difficult: true,
                         truncated: false,
                     },
                     Object {
                         bbox: BBox::new(5.5, 2.25, 40.0, 30.0),
-                        class: 0,
+                        class: ClassId::new(0),
                         difficult: false,
                         truncated: true,
                     },
@@ -351,7 +351,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.names(), ["a", "b"]);
-        assert_eq!(s[0].objects[0].class, 1);
+        assert_eq!(s[0].objects[0].class, ClassId::new(1));
         assert_eq!(s[0].objects[0].bbox, BBox::new(1.0, 2.0, 4.0, 6.0));
         assert!(s[0].objects[0].difficult);
         let (_, s) = from_coco_json(

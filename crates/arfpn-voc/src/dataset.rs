@@ -14,7 +14,7 @@ use crate::annotation::{read_annotation, Object, ParsedAnnotation, Sample};
 use crate::error::{Action, Problem, Result, VocError};
 use crate::image_io::{image_size, load_rgb};
 use crate::labels::{LabelSet, Labels};
-use crate::splits::read_split;
+use crate::splits::{read_split, read_split_lenient};
 use arfpn_boxes::SplitMix64;
 
 /// What to do with bad input.
@@ -34,10 +34,15 @@ pub enum Mode {
 pub enum ImageCheck {
     /// Do not touch the images (fastest; problems surface when decoding).
     None,
-    /// Read each image's header: finds missing files, unknown formats and size mismatches.
+    /// Read each image file without decoding pixels
+    /// ([`crate::image_io::check_image_file`]): finds missing files, unknown formats, size
+    /// mismatches, sizes above [`crate::image_io::MAX_IMAGE_PIXELS`] and truncated files
+    /// (JPEG without its end-of-image marker or with a segment cut short, PNG without
+    /// `IEND`, BMP shorter than its header says).
     #[default]
     Header,
-    /// Decode every image fully (finds truncated/corrupt pixel data too).
+    /// Decode every image fully (the header check, then the strict decoder: finds corrupt
+    /// entropy-coded data too).
     Decode,
 }
 
@@ -153,6 +158,57 @@ pub fn near_duplicates(objects: &[Object], thr: f32) -> Vec<(usize, usize, f32)>
     out
 }
 
+/// The label set of a dataset from the annotations of several splits together: every
+/// class name that occurs, sorted ([`LabelSet::discover`]), so that ids agree between the
+/// splits. Empty splits and splits without valid objects contribute nothing; unreadable
+/// annotations are skipped (loading reports them). Split files are read leniently.
+///
+/// Errors: an unreadable split file; [`VocError::InvalidLabelSet`] when no split has an
+/// object.
+pub fn discover_labels<S: AsRef<str>>(root: &Path, splits: &[S]) -> Result<LabelSet> {
+    let mut ids = Vec::new();
+    for split in splits {
+        ids.extend(read_split_lenient(root, split.as_ref())?.0);
+    }
+    ids.sort();
+    ids.dedup();
+    let names: Vec<Vec<String>> = ids
+        .par_iter()
+        .filter_map(|id| {
+            let xml = root.join("Annotations").join(format!("{id}.xml"));
+            read_annotation(&xml).ok()
+        })
+        .map(|p| p.annotation.objects.into_iter().map(|o| o.name).collect())
+        .collect();
+    LabelSet::discover(names.iter().flatten().map(String::as_str)).map_err(|_| {
+        let list: Vec<&str> = splits.iter().map(AsRef::as_ref).collect();
+        VocError::InvalidLabelSet(format!(
+            "no class could be discovered in {} (splits {}): no split has a valid object",
+            root.display(),
+            list.join(", ")
+        ))
+    })
+}
+
+/// The label set of the dataset in `root`: `root/classes.txt` (one name per line, id
+/// order, as written by the synthetic generator and the tiler) when present, else
+/// [`discover_labels`] over `splits`.
+pub fn dataset_labels<S: AsRef<str>>(root: &Path, splits: &[S]) -> Result<LabelSet> {
+    let path = root.join("classes.txt");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => LabelSet::new(text.lines().map(str::trim).filter(|l| !l.is_empty())).map_err(
+            |e| match e {
+                VocError::InvalidLabelSet(m) => {
+                    VocError::InvalidLabelSet(format!("{}: {m}", path.display()))
+                }
+                other => other,
+            },
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => discover_labels(root, splits),
+        Err(e) => Err(VocError::io(&path, e)),
+    }
+}
+
 impl VocDataset {
     /// Read, validate and index the split `split` of the VOC directory `root`
     /// (annotations parsed and images checked in parallel).
@@ -160,10 +216,28 @@ impl VocDataset {
     /// Fails on an unreadable split file, and in [`Mode::Strict`] on the first problem (in
     /// split order) that would drop an image or object. In [`Mode::Lenient`] every problem
     /// is kept in [`Self::problems`].
+    ///
+    /// A split file line that lists an id a second time or is not one id fails in strict
+    /// mode; in lenient mode it is skipped and reported ([`Action::IgnoredLine`]). An empty
+    /// split is valid (an empty dataset); with [`Labels::Discover`] it has no class to
+    /// discover, so pass the label set of the whole dataset ([`discover_labels`]).
     pub fn open(root: impl AsRef<Path>, split: &str, opts: &LoadOptions) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        let ids = read_split(&root, split)?;
-        Self::open_ids(root, split, ids, opts)
+        if opts.mode == Mode::Strict {
+            let ids = read_split(&root, split)?;
+            return Self::open_inner(root, split, ids, Vec::new(), opts);
+        }
+        let (ids, line_problems) = read_split_lenient(&root, split)?;
+        let problems = line_problems
+            .into_iter()
+            .map(|(id, error)| Problem {
+                id,
+                name: None,
+                action: Action::IgnoredLine,
+                error,
+            })
+            .collect();
+        Self::open_inner(root, split, ids, problems, opts)
     }
 
     /// Like [`Self::open`] with an explicit id list; `split` only names the result.
@@ -173,7 +247,17 @@ impl VocDataset {
         ids: Vec<String>,
         opts: &LoadOptions,
     ) -> Result<Self> {
-        let root = root.as_ref().to_path_buf();
+        Self::open_inner(root.as_ref().to_path_buf(), split, ids, Vec::new(), opts)
+    }
+
+    fn open_inner(
+        root: PathBuf,
+        split: &str,
+        ids: Vec<String>,
+        mut problems: Vec<Problem>,
+        opts: &LoadOptions,
+    ) -> Result<Self> {
+        let listed = ids.len();
         let reads: Vec<Read> = ids
             .into_par_iter()
             .map(|id| {
@@ -201,14 +285,14 @@ impl VocDataset {
                     .flat_map(|p| p.annotation.objects.iter().map(|o| o.name.as_str()));
                 LabelSet::discover(names).map_err(|_| {
                     VocError::InvalidLabelSet(format!(
-                        "no class could be discovered in split {split:?} of {}: no valid object",
+                        "no class could be discovered in split {split:?} of {} ({listed} images listed, no valid object): \
+                         pass Labels::Explicit, e.g. discover_labels over all splits",
                         root.display()
                     ))
                 })?
             }
         };
         let strict = opts.mode == Mode::Strict;
-        let mut problems = Vec::new();
         let mut samples = Vec::new();
         let mut report = |id: &str, name: Option<String>, action: Action, error: VocError| {
             if strict && action != Action::Kept {

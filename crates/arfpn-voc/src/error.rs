@@ -70,6 +70,18 @@ pub enum VocError {
     /// The image file exists but cannot be decoded.
     #[error("{image}: unreadable image: {message}")]
     UnreadableImage { image: PathBuf, message: String },
+    /// The image file is truncated or corrupt: no end-of-image marker, a segment or scan
+    /// cut short, or an error of the (strict) decoder. See [`crate::image_io`].
+    #[error("{path}: corrupt image: {reason}")]
+    CorruptImage { path: PathBuf, reason: String },
+    /// The image's header declares more pixels than [`crate::image_io::MAX_IMAGE_PIXELS`].
+    #[error("{path}: image too large: {width}x{height} px exceeds the limit of {limit} px")]
+    ImageTooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     /// The image's real size differs from the annotation's `<size>`.
     #[error("{path}: field `size`: annotation says {xml_width}x{xml_height}, image {image:?} is {width}x{height}")]
     SizeMismatch {
@@ -128,6 +140,9 @@ pub enum Action {
     DroppedObject,
     /// Nothing was removed: the problem is a warning (e.g. near-duplicate boxes).
     Kept,
+    /// A line of the split file was skipped (an id listed a second time, a line that is
+    /// not one id); the images of the other lines are unaffected.
+    IgnoredLine,
 }
 
 /// One problem found while loading leniently: the error and what was done about it.
@@ -147,6 +162,7 @@ impl std::fmt::Display for Problem {
             Action::DroppedImage => "dropped image",
             Action::DroppedObject => "dropped object",
             Action::Kept => "warning, kept",
+            Action::IgnoredLine => "ignored split line",
         };
         write!(f, "[{what}] {}", self.error)
     }

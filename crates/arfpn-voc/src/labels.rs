@@ -48,20 +48,20 @@ pub const RBC14_CLASSES: [&str; 14] = [
 /// The [`ClassId`]s of [`RBC14_CLASSES`] (`LabelSet::rbc14()` order), by name.
 pub mod rbc {
     use arfpn_boxes::ClassId;
-    pub const SCHISTOCYTE: ClassId = 0;
-    pub const SPHEROCYTE: ClassId = 1;
-    pub const STOMATOCYTE: ClassId = 2;
-    pub const TARGET_CELL: ClassId = 3;
-    pub const HYPOCHROMIC: ClassId = 4;
-    pub const ELLIPTOCYTE: ClassId = 5;
-    pub const NORMAL: ClassId = 6;
-    pub const OVERLAP: ClassId = 7;
-    pub const HYPERCHROMIC: ClassId = 8;
-    pub const MICROCYTE: ClassId = 9;
-    pub const MACROCYTE: ClassId = 10;
-    pub const TEARDROP: ClassId = 11;
-    pub const BASOPHILIC_STIPPLING: ClassId = 12;
-    pub const EDGE: ClassId = 13;
+    pub const SCHISTOCYTE: ClassId = ClassId::new(0);
+    pub const SPHEROCYTE: ClassId = ClassId::new(1);
+    pub const STOMATOCYTE: ClassId = ClassId::new(2);
+    pub const TARGET_CELL: ClassId = ClassId::new(3);
+    pub const HYPOCHROMIC: ClassId = ClassId::new(4);
+    pub const ELLIPTOCYTE: ClassId = ClassId::new(5);
+    pub const NORMAL: ClassId = ClassId::new(6);
+    pub const OVERLAP: ClassId = ClassId::new(7);
+    pub const HYPERCHROMIC: ClassId = ClassId::new(8);
+    pub const MICROCYTE: ClassId = ClassId::new(9);
+    pub const MACROCYTE: ClassId = ClassId::new(10);
+    pub const TEARDROP: ClassId = ClassId::new(11);
+    pub const BASOPHILIC_STIPPLING: ClassId = ClassId::new(12);
+    pub const EDGE: ClassId = ClassId::new(13);
 }
 
 /// BCCD's and TXL-PBC's three classes, spelled as in their XML.
@@ -70,11 +70,11 @@ pub const BCCD_CLASSES: [&str; 3] = ["RBC", "WBC", "Platelets"];
 /// An ordered, duplicate-free list of class names; the position of a name is its [`ClassId`].
 ///
 /// ```
-/// use arfpn_voc::LabelSet;
+/// use arfpn_voc::{ClassId, LabelSet};
 /// let labels = LabelSet::new(["RBC", "WBC", "Platelets"]).unwrap();
-/// assert_eq!(labels.id("WBC"), Some(1));
-/// assert_eq!(labels.name(2), Some("Platelets"));
-/// assert_eq!(LabelSet::rbc14().id("edge"), Some(13));
+/// assert_eq!(labels.id("WBC"), Some(ClassId::new(1)));
+/// assert_eq!(labels.name(ClassId::new(2)), Some("Platelets"));
+/// assert_eq!(LabelSet::rbc14().id("edge"), Some(ClassId::new(13)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
@@ -103,7 +103,7 @@ impl LabelSet {
                     "class {i} has a blank name or surrounding whitespace: {n:?}"
                 )));
             }
-            if index.insert(n.clone(), i).is_some() {
+            if index.insert(n.clone(), ClassId::new(i)).is_some() {
                 return Err(VocError::InvalidLabelSet(format!(
                     "duplicate class name {n:?}"
                 )));
@@ -136,7 +136,7 @@ impl LabelSet {
 
     /// The name of class `id`.
     pub fn name(&self, id: ClassId) -> Option<&str> {
-        self.names.get(id).map(String::as_str)
+        self.names.get(id.index()).map(String::as_str)
     }
 
     /// All names in id order.
@@ -206,9 +206,9 @@ mod tests {
     fn rbc14_order_and_ids() {
         let l = LabelSet::rbc14();
         assert_eq!(l.len(), 14);
-        assert_eq!(l.id("schistocyte"), Some(0));
-        assert_eq!(l.id("normal"), Some(6));
-        assert_eq!(l.id("edge"), Some(13));
+        assert_eq!(l.id("schistocyte"), Some(ClassId::new(0)));
+        assert_eq!(l.id("normal"), Some(ClassId::new(6)));
+        assert_eq!(l.id("edge"), Some(ClassId::new(13)));
         assert_eq!(l.id("Normal"), None);
     }
 
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(s, r#"["RBC","WBC","Platelets"]"#);
         let back: LabelSet = serde_json::from_str(&s).unwrap();
         assert_eq!(back, l);
-        assert_eq!(back.id("Platelets"), Some(2));
+        assert_eq!(back.id("Platelets"), Some(ClassId::new(2)));
         assert!(serde_json::from_str::<LabelSet>(r#"["a","a"]"#).is_err());
     }
 }

@@ -9,7 +9,9 @@
 //! - [`dataset`] — [`VocDataset`] — validation in [`Mode::Strict`] or [`Mode::Lenient`]
 //!   (every problem reported as a [`Problem`], nothing dropped silently), seeded order,
 //!   parallel decoding.
-//! - [`image_io`] — JPEG/PNG/BMP decoding to RGB.
+//! - [`image_io`] — JPEG/PNG/BMP decoding to RGB, and the integrity checks of every decode
+//!   path ([`image_io::check_image_file`]: truncated or corrupt files, declared sizes above
+//!   [`image_io::MAX_IMAGE_PIXELS`]).
 //! - [`transforms`] — resize to min/max side, horizontal flip, Gaussian denoising (boxes
 //!   move with the pixels).
 //! - [`tiling`] — overlapping crops of large fields with an explicit [`tiling::EdgePolicy`]
@@ -54,7 +56,9 @@ pub use annotation::{
     VocAnnotation, VocObject,
 };
 pub use arfpn_boxes::{BBox, ClassId};
-pub use dataset::{Batch, ImageCheck, LoadOptions, LoadedImage, Mode, VocDataset};
+pub use dataset::{
+    dataset_labels, discover_labels, Batch, ImageCheck, LoadOptions, LoadedImage, Mode, VocDataset,
+};
 pub use error::{Action, Problem, Result, VocError};
 pub use image::RgbImage;
 pub use labels::{LabelSet, Labels, BCCD_CLASSES, RBC14_CLASSES};

@@ -24,14 +24,15 @@ pub fn rare_classes(samples: &[Sample], num_classes: usize, max_share: f32) -> V
     let mut counts = vec![0usize; num_classes];
     for s in samples {
         for o in &s.objects {
-            if o.class < num_classes {
-                counts[o.class] += 1;
+            if o.class.index() < num_classes {
+                counts[o.class.index()] += 1;
             }
         }
     }
     let total: usize = counts.iter().sum();
     (0..num_classes)
         .filter(|&c| total == 0 || (counts[c] as f32 / total as f32) < max_share)
+        .map(ClassId::new)
         .collect()
 }
 
@@ -84,7 +85,7 @@ mod tests {
     use crate::annotation::Object;
     use arfpn_boxes::BBox;
 
-    fn sample(id: &str, classes: &[ClassId]) -> Sample {
+    fn sample(id: &str, classes: &[usize]) -> Sample {
         Sample {
             id: id.into(),
             image_path: format!("{id}.png").into(),
@@ -95,7 +96,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &class)| Object {
                     bbox: BBox::new(i as f32, 0.0, i as f32 + 1.0, 1.0),
-                    class,
+                    class: ClassId::new(class),
                     difficult: false,
                     truncated: false,
                 })
@@ -111,10 +112,16 @@ mod tests {
             sample("c", &[2, 1, 0, 0, 0, 0]),
         ];
         // Shares: class 0 = 15/18, class 1 = 2/18, class 2 = 1/18, class 3 = 0.
-        assert_eq!(rare_classes(&samples, 4, 0.1), [2, 3]);
-        assert_eq!(rare_classes(&samples, 4, 0.2), [1, 2, 3]);
+        assert_eq!(
+            rare_classes(&samples, 4, 0.1),
+            [ClassId::new(2), ClassId::new(3)]
+        );
+        assert_eq!(
+            rare_classes(&samples, 4, 0.2),
+            [ClassId::new(1), ClassId::new(2), ClassId::new(3)]
+        );
         let policy = OversamplePolicy {
-            rare_classes: vec![1, 2],
+            rare_classes: vec![ClassId::new(1), ClassId::new(2)],
             min_rare_objects: 2,
         };
         let plan = oversample_plan(&samples, &policy).unwrap();
@@ -145,7 +152,7 @@ mod tests {
         let (fi, fs) = apply(plan[3], &img, &samples[2]).unwrap();
         assert_eq!(fs.id, "c_flip");
         assert_eq!(fs.objects[0].bbox, BBox::new(9.0, 0.0, 10.0, 1.0));
-        assert_eq!(fs.objects[0].class, 2);
+        assert_eq!(fs.objects[0].class, ClassId::new(2));
         assert_eq!(fi.get_pixel(9, 0).0[0], 0);
         let (same, s) = apply(plan[0], &img, &samples[0]).unwrap();
         assert_eq!((same, s), (img, samples[0].clone()));

@@ -51,6 +51,8 @@ pub fn error_kind(e: &VocError) -> &'static str {
         VocError::InvalidSplit { .. } => "InvalidSplit",
         VocError::Coco { .. } => "Coco",
         VocError::InvalidArgument { .. } => "InvalidArgument",
+        VocError::CorruptImage { .. } => "CorruptImage",
+        VocError::ImageTooLarge { .. } => "ImageTooLarge",
     }
 }
 
@@ -82,7 +84,7 @@ impl SplitStats {
             let mut present = vec![false; labels.len()];
             for o in &sample.objects {
                 let name = labels.name(o.class).unwrap_or("?").to_string();
-                present[o.class.min(labels.len() - 1)] = true;
+                present[o.class.index().min(labels.len() - 1)] = true;
                 *s.objects_kept.entry(name.clone()).or_default() += 1;
                 *s.objects_annotated.entry(name.clone()).or_default() += 1;
                 s.box_widths

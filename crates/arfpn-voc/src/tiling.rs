@@ -235,9 +235,9 @@ mod tests {
             width: 20,
             height: 10,
             objects: vec![
-                obj(BBox::new(1.0, 1.0, 5.0, 5.0), 0),  // inside tile 0 only
-                obj(BBox::new(8.0, 2.0, 12.0, 6.0), 1), // straddles the x=10 border
-                obj(BBox::new(9.0, 2.0, 19.0, 4.0), 2), // 10 % in tile 0, 90 % in tile 1
+                obj(BBox::new(1.0, 1.0, 5.0, 5.0), ClassId::new(0)), // inside tile 0 only
+                obj(BBox::new(8.0, 2.0, 12.0, 6.0), ClassId::new(1)), // straddles the x=10 border
+                obj(BBox::new(9.0, 2.0, 19.0, 4.0), ClassId::new(2)), // 10 % in tile 0, 90 % in tile 1
             ],
         };
         let cfg = TileConfig {
@@ -246,7 +246,7 @@ mod tests {
             overlap: 0.0,
             edge: EdgePolicy {
                 min_visible: 0.3,
-                relabel_as: Some(13),
+                relabel_as: Some(ClassId::new(13)),
             },
         };
         let tiles = tile_sample(&s, &cfg).unwrap();
@@ -255,10 +255,13 @@ mod tests {
         let t0 = &tiles[0].sample;
         assert_eq!(t0.id, "f_x0_y0");
         assert_eq!(t0.objects.len(), 2);
-        assert_eq!(t0.objects[0], obj(BBox::new(1.0, 1.0, 5.0, 5.0), 0));
+        assert_eq!(
+            t0.objects[0],
+            obj(BBox::new(1.0, 1.0, 5.0, 5.0), ClassId::new(0))
+        );
         // Half of object 1 visible: clipped, truncated, relabelled "edge".
         assert_eq!(t0.objects[1].bbox, BBox::new(8.0, 2.0, 10.0, 6.0));
-        assert_eq!(t0.objects[1].class, 13);
+        assert_eq!(t0.objects[1].class, ClassId::new(13));
         assert!(t0.objects[1].truncated);
         // Object 2 is 10 % visible in tile 0: dropped there.
         assert_eq!(tiles[0].dropped, 1);
@@ -266,7 +269,7 @@ mod tests {
         assert_eq!(t1.objects.len(), 2);
         assert_eq!(t1.objects[0].bbox, BBox::new(0.0, 2.0, 2.0, 6.0));
         assert_eq!(t1.objects[1].bbox, BBox::new(0.0, 2.0, 9.0, 4.0));
-        assert_eq!(t1.objects[1].class, 13); // 90 % visible, still cut
+        assert_eq!(t1.objects[1].class, ClassId::new(13)); // 90 % visible, still cut
         assert_eq!(tiles[1].dropped, 0);
         // Without relabelling the class is kept.
         let cfg2 = TileConfig {
@@ -275,7 +278,7 @@ mod tests {
         };
         assert_eq!(
             tile_sample(&s, &cfg2).unwrap()[0].sample.objects[1].class,
-            1
+            ClassId::new(1)
         );
         assert!(tile_sample(
             &s,
@@ -295,7 +298,7 @@ mod tests {
             image_path: "g.png".into(),
             width: 30,
             height: 20,
-            objects: vec![obj(BBox::new(12.0, 11.0, 15.0, 14.0), 0)],
+            objects: vec![obj(BBox::new(12.0, 11.0, 15.0, 14.0), ClassId::new(0))],
         };
         let cfg = TileConfig {
             tile_width: 16,

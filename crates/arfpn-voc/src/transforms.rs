@@ -178,7 +178,7 @@ pub fn gaussian_denoise(img: &RgbImage, sample: &Sample, sigma: f32) -> Result<(
 mod tests {
     use super::*;
     use crate::annotation::Object;
-    use arfpn_boxes::BBox;
+    use arfpn_boxes::{BBox, ClassId};
 
     fn sample(w: u32, h: u32, boxes: &[BBox]) -> Sample {
         Sample {
@@ -190,7 +190,7 @@ mod tests {
                 .iter()
                 .map(|&bbox| Object {
                     bbox,
-                    class: 0,
+                    class: ClassId::new(0),
                     difficult: false,
                     truncated: false,
                 })

@@ -30,7 +30,7 @@ fn formats_and_colour_types_decode_to_rgb() {
     std::fs::write(dir.join("bad.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
     assert!(matches!(
         load_rgb(&dir.join("bad.png")),
-        Err(VocError::UnreadableImage { .. })
+        Err(VocError::CorruptImage { .. })
     ));
     assert!(matches!(
         load_rgb(&dir.join("none.png")),

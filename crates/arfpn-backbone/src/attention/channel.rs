@@ -19,8 +19,24 @@ impl Mlp {
         let hidden = ChannelAttention::hidden_channels(channels, reduction);
         let cfg = Conv2dConfig::default();
         Ok(Self {
-            fc1: conv2d(channels, hidden, 1, cfg, true, vb.pp("fc1"))?,
-            fc2: conv2d(hidden, channels, 1, cfg, true, vb.pp("fc2"))?,
+            fc1: conv2d(
+                channels,
+                hidden,
+                1,
+                cfg,
+                true,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("fc1"),
+            )?,
+            fc2: conv2d(
+                hidden,
+                channels,
+                1,
+                cfg,
+                true,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("fc2"),
+            )?,
         })
     }
 

@@ -26,7 +26,15 @@ impl SpatialAttention {
             ..Default::default()
         };
         Ok(Self {
-            conv: conv2d(2, 1, kernel_size, cfg, true, vb.pp("conv"))?,
+            conv: conv2d(
+                2,
+                1,
+                kernel_size,
+                cfg,
+                true,
+                arfpn_nn::inits::KAIMING_FAN_OUT,
+                vb.pp("conv"),
+            )?,
         })
     }
 

@@ -1,0 +1,187 @@
+//! [`DetectorConfig`]: one serde tree mirroring the module tree (backbone, fpn, rpn,
+//! roi_heads, input), readable and writable as JSON and TOML.
+
+use std::path::Path;
+
+use arfpn_backbone::ResNetConfig;
+use arfpn_fpn::FpnConfig;
+use arfpn_head::RoiHeadConfig;
+use arfpn_rpn::RpnConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{DetectorError, InputConfig, Result};
+
+/// Weights of the four loss terms in [`DetectorLosses::total`](crate::DetectorLosses).
+/// All 1 by default (torchvision sums them unweighted).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LossWeights {
+    pub rpn_objectness: f32,
+    pub rpn_box: f32,
+    pub cls: f32,
+    #[serde(rename = "box")]
+    pub box_reg: f32,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self {
+            rpn_objectness: 1.0,
+            rpn_box: 1.0,
+            cls: 1.0,
+            box_reg: 1.0,
+        }
+    }
+}
+
+/// Every setting of a detector. Build one with a preset ([`crate::presets`]), adjust fields,
+/// and pass it to [`Detector::new`](crate::Detector::new). `classes` are the foreground class
+/// names in [`ClassId`](arfpn_boxes::ClassId) order.
+///
+/// ```
+/// use arfpn::{presets, DetectorConfig};
+/// let cfg = presets::cs_arfpn_r50(&["rbc", "wbc"]);
+/// let toml = cfg.to_toml().unwrap();
+/// assert_eq!(DetectorConfig::from_toml(&toml).unwrap(), cfg);
+/// let json = cfg.to_json().unwrap();
+/// assert_eq!(DetectorConfig::from_json(&json).unwrap(), cfg);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetectorConfig {
+    /// The preset this configuration started from (informational, e.g. `cs-arfpn-r50`).
+    #[serde(default)]
+    pub name: String,
+    /// Foreground class names; the classifier has `classes.len() + 1` outputs.
+    pub classes: Vec<String>,
+    pub input: InputConfig,
+    pub backbone: ResNetConfig,
+    pub fpn: FpnConfig,
+    pub rpn: RpnConfig,
+    pub roi_heads: RoiHeadConfig,
+    #[serde(default)]
+    pub loss_weights: LossWeights,
+    /// The training data's scale (typical cell size), recorded by the trainer.
+    #[serde(default)]
+    pub data: crate::DataInfo,
+}
+
+impl DetectorConfig {
+    /// Number of foreground classes.
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Replaces the class list.
+    pub fn with_classes<S: AsRef<str>>(mut self, classes: &[S]) -> Self {
+        self.classes = classes.iter().map(|c| c.as_ref().to_string()).collect();
+        self
+    }
+
+    /// Checks everything that can be checked without building the network (building checks
+    /// that channels, levels and anchors fit, see [`Detector::new`](crate::Detector::new)).
+    pub fn validate(&self) -> Result<()> {
+        if self.classes.is_empty() {
+            return Err(DetectorError::config(
+                "classes",
+                "at least one class is needed",
+            ));
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if c.trim().is_empty() {
+                return Err(DetectorError::config(
+                    format!("classes[{i}]"),
+                    "class names must not be empty",
+                ));
+            }
+            if self.classes[..i].contains(c) {
+                return Err(DetectorError::config(
+                    format!("classes[{i}]"),
+                    format!("`{c}` appears twice"),
+                ));
+            }
+        }
+        self.input.validate()?;
+        self.backbone.validate()?;
+        if self.fpn.out_channels == 0 {
+            return Err(DetectorError::config("fpn.out_channels", "must be >= 1"));
+        }
+        self.rpn.validate()?;
+        self.roi_heads.validate(self.num_classes())?;
+        let w = self.loss_weights;
+        for (field, v) in [
+            ("loss_weights.rpn_objectness", w.rpn_objectness),
+            ("loss_weights.rpn_box", w.rpn_box),
+            ("loss_weights.cls", w.cls),
+            ("loss_weights.box", w.box_reg),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(DetectorError::config(
+                    field,
+                    format!("{v} must be finite and >= 0"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| DetectorError::config("(json)", e.to_string()))
+    }
+
+    /// Parses JSON (unknown fields are an error, missing optional sections take defaults).
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| DetectorError::config("(json)", e.to_string()))
+    }
+
+    /// TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| DetectorError::config("(toml)", e.to_string()))
+    }
+
+    /// Parses TOML.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| DetectorError::config("(toml)", e.to_string()))
+    }
+
+    /// Reads a `.json` or `.toml` file (by extension) and validates it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| DetectorError::io(path, e))?;
+        let parsed = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml(&text),
+            Some("json") => Self::from_json(&text),
+            _ => {
+                return Err(DetectorError::config(
+                    path.display().to_string(),
+                    "a detector config must be a .json or .toml file",
+                ))
+            }
+        };
+        let cfg = parsed.map_err(|e| match e {
+            DetectorError::Config { field, reason } => {
+                DetectorError::config(format!("{} {field}", path.display()), reason)
+            }
+            other => other,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Writes a `.json` or `.toml` file (by extension).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => self.to_toml()?,
+            Some("json") => self.to_json()?,
+            _ => {
+                return Err(DetectorError::config(
+                    path.display().to_string(),
+                    "a detector config must be a .json or .toml file",
+                ))
+            }
+        };
+        std::fs::write(path, text).map_err(|e| DetectorError::io(path, e))
+    }
+}

@@ -1,0 +1,356 @@
+//! [`Detector`]: image → attention-residual ResNet → FPN → RPN → RoIAlign → Fast R-CNN
+//! head → detections (the paper's Figure 2).
+
+use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
+use arfpn_fpn::BackboneWithFpn;
+use arfpn_head::RoiHeads;
+use arfpn_nn::{FeatureMap, ImageBatch, SeededVarMap};
+use arfpn_rpn::RegionProposalNetwork;
+use candle_core::{DType, Device, Tensor, Var};
+
+use crate::input::{prepare, Prepared};
+use crate::{DetectorConfig, DetectorError, Result};
+
+/// The four losses of a training step and their weighted total (the tensor to back-propagate).
+#[derive(Clone, Debug)]
+pub struct DetectorLosses {
+    /// RPN objectness: binary cross-entropy over the sampled anchors.
+    pub rpn_objectness: Tensor,
+    /// RPN box regression: smooth-L1 over the positive anchors / sampled anchors.
+    pub rpn_box: Tensor,
+    /// Fast R-CNN classification over the sampled RoIs.
+    pub cls: Tensor,
+    /// Fast R-CNN box regression over the foreground RoIs / sampled RoIs.
+    pub box_reg: Tensor,
+    /// `Σ weight · term` with the configuration's [`LossWeights`](crate::LossWeights).
+    pub total: Tensor,
+}
+
+/// The losses as numbers (for logs and progress bars).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossValues {
+    pub rpn_objectness: f32,
+    pub rpn_box: f32,
+    pub cls: f32,
+    #[serde(rename = "box")]
+    pub box_reg: f32,
+    pub total: f32,
+}
+
+impl LossValues {
+    /// The named terms whose value is not finite (empty when all are).
+    pub fn non_finite(&self) -> Vec<&'static str> {
+        [
+            ("rpn_objectness", self.rpn_objectness),
+            ("rpn_box", self.rpn_box),
+            ("cls", self.cls),
+            ("box", self.box_reg),
+            ("total", self.total),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(n, _)| n)
+        .collect()
+    }
+}
+
+impl DetectorLosses {
+    /// Copies the five scalars to the host.
+    pub fn values(&self) -> Result<LossValues> {
+        let s = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()?) };
+        Ok(LossValues {
+            rpn_objectness: s(&self.rpn_objectness)?,
+            rpn_box: s(&self.rpn_box)?,
+            cls: s(&self.cls)?,
+            box_reg: s(&self.box_reg)?,
+            total: s(&self.total)?,
+        })
+    }
+}
+
+/// The ARFPN detector. Build it from a [`DetectorConfig`] (see [`crate::presets`]), train it
+/// with [`forward_train`](Self::forward_train) and an optimizer from `arfpn-nn`, run it with
+/// [`detect`](Self::detect). `Send + Sync`: one loaded detector serves many threads.
+///
+/// Parameters carry torchvision's Faster R-CNN names: `backbone.body.*`, `backbone.fpn.*`,
+/// `rpn.head.*`, `roi_heads.box_head.*`, `roi_heads.box_predictor.*`.
+///
+/// ```
+/// use arfpn::{presets, Detector};
+/// use arfpn_nn::ImageBatch;
+/// use candle_core::{Device, Tensor};
+/// let mut cfg = presets::cpu_small(&["rbc", "wbc"]);
+/// cfg.backbone.width = 8; // tiny, for the example
+/// cfg.fpn.out_channels = 16;
+/// let det = Detector::new(cfg, 0, &Device::Cpu)?;
+/// let image = Tensor::rand(0f32, 1., (3, 64, 80), &Device::Cpu)?;
+/// let batch = ImageBatch::from_images(&[image], 1)?;
+/// let dets = det.detect(&batch)?;
+/// assert_eq!(dets.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Detector {
+    config: DetectorConfig,
+    vars: SeededVarMap,
+    device: Device,
+    dtype: DType,
+    backbone: BackboneWithFpn,
+    rpn: RegionProposalNetwork,
+    roi_heads: RoiHeads,
+}
+
+impl Detector {
+    /// Builds a freshly initialised detector (weights drawn from `seed`, see
+    /// [`SeededVarMap`]) on `device`, checking that the pieces fit: backbone stages and
+    /// norm groups, FPN levels, anchors per level, pooler levels and classes.
+    pub fn new(config: DetectorConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::with_vars(config, SeededVarMap::new(seed), device)
+    }
+
+    pub(crate) fn with_vars(
+        config: DetectorConfig,
+        vars: SeededVarMap,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dtype = DType::F32;
+        let vb = vars.var_builder(dtype, device);
+        let backbone = BackboneWithFpn::resnet(&config.backbone, &config.fpn, vb.pp("backbone"))?;
+        let levels = backbone.output_shapes();
+        let rpn = RegionProposalNetwork::new(config.rpn.clone(), &levels, vb.pp("rpn"))?;
+        let roi_heads = RoiHeads::new(
+            &config.roi_heads,
+            config.num_classes(),
+            &levels,
+            vb.pp("roi_heads"),
+        )?;
+        Ok(Self {
+            config,
+            vars,
+            device: device.clone(),
+            dtype,
+            backbone,
+            rpn,
+            roi_heads,
+        })
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Only the data description may change after building (it does not touch weights).
+    pub(crate) fn set_config_data(&mut self, info: crate::DataInfo) {
+        self.config.data = info;
+    }
+
+    /// Foreground class names, in [`ClassId`](arfpn_boxes::ClassId) order.
+    pub fn classes(&self) -> &[String] {
+        &self.config.classes
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The variables (for optimizers and checkpoints).
+    pub fn vars(&self) -> &SeededVarMap {
+        &self.vars
+    }
+
+    pub fn backbone(&self) -> &BackboneWithFpn {
+        &self.backbone
+    }
+
+    pub fn rpn(&self) -> &RegionProposalNetwork {
+        &self.rpn
+    }
+
+    pub fn roi_heads(&self) -> &RoiHeads {
+        &self.roi_heads
+    }
+
+    /// Variables an optimizer should update: everything except batch-norm statistics and,
+    /// with frozen batch norm, the frozen affine parameters.
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.vars
+            .named_vars()
+            .into_iter()
+            .filter(|(name, _)| self.is_trainable(name))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The trainable variables detectron2 keeps out of weight decay: biases and
+    /// normalisation parameters (every 1-D variable).
+    pub fn no_decay_vars(&self) -> Vec<Var> {
+        self.vars
+            .named_vars()
+            .into_iter()
+            .filter(|(name, v)| self.is_trainable(name) && v.rank() == 1)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn is_trainable(&self, name: &str) -> bool {
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            return false;
+        }
+        if matches!(
+            self.config.backbone.norm,
+            arfpn_backbone::NormKind::FrozenBatchNorm { .. }
+        ) && name.starts_with("backbone.body.")
+        {
+            return !is_backbone_norm(name);
+        }
+        true
+    }
+
+    /// The FPN levels of a prepared batch.
+    fn features(&self, prepared: &Prepared, train: bool) -> Result<Vec<FeatureMap>> {
+        Ok(self.backbone.forward_t(&prepared.batch.tensor, train)?)
+    }
+
+    fn prepare(&self, images: &ImageBatch) -> Result<Prepared> {
+        if !images.tensor.device().same_device(&self.device) {
+            return Err(DetectorError::input(
+                "images",
+                format!(
+                    "the batch is on {:?}, the detector on {:?}",
+                    images.tensor.device(),
+                    self.device
+                ),
+            ));
+        }
+        prepare(
+            images,
+            &self.config.input,
+            self.backbone.size_divisibility(),
+            self.dtype,
+        )
+    }
+
+    /// One training forward pass: the four losses for `images` (RGB in `[0, 1]`, any sizes)
+    /// against `ground_truth` (one per image, boxes in each image's pixels; images without
+    /// objects are valid). Boxes are clipped to their image; a box with no area left inside
+    /// it is dropped. Sampling draws from `rng`.
+    pub fn forward_train(
+        &self,
+        images: &ImageBatch,
+        ground_truth: &[GroundTruth],
+        rng: &mut SplitMix64,
+    ) -> Result<DetectorLosses> {
+        if ground_truth.len() != images.len() {
+            return Err(DetectorError::input(
+                "ground_truth",
+                format!(
+                    "{} ground truths for {} images",
+                    ground_truth.len(),
+                    images.len()
+                ),
+            ));
+        }
+        for (i, gt) in ground_truth.iter().enumerate() {
+            gt.validate(self.config.num_classes())
+                .map_err(|e| DetectorError::input(format!("ground_truth[{i}]"), e.to_string()))?;
+        }
+        let prepared = self.prepare(images)?;
+        let gt: Vec<GroundTruth> = prepared
+            .ground_truth_to_network(ground_truth)
+            .into_iter()
+            .map(drop_empty_boxes)
+            .collect();
+        let features = self.features(&prepared, true)?;
+        let sizes = &prepared.batch.sizes;
+        let rpn = self.rpn.forward_train(&features, sizes, &gt, rng)?;
+        let proposals: Vec<Vec<BBox>> = rpn.proposals.into_iter().map(|p| p.boxes).collect();
+        let head = self
+            .roi_heads
+            .forward_train(&features, &proposals, &gt, rng)?;
+        let w = self.config.loss_weights;
+        let total = ((((&rpn.losses.objectness * w.rpn_objectness as f64)?
+            + (&rpn.losses.box_reg * w.rpn_box as f64)?)?
+            + (&head.classification * w.cls as f64)?)?
+            + (&head.box_regression * w.box_reg as f64)?)?;
+        Ok(DetectorLosses {
+            rpn_objectness: rpn.losses.objectness,
+            rpn_box: rpn.losses.box_reg,
+            cls: head.classification,
+            box_reg: head.box_regression,
+            total,
+        })
+    }
+
+    /// Detections for each image of the batch (RGB in `[0, 1]`, any sizes), boxes in each
+    /// image's own pixels, highest score first, at most
+    /// `roi_heads.postprocess.detections_per_image` per image.
+    ///
+    /// Images are zero-padded to the batch's largest size; features near an image's right
+    /// and bottom border, and so its detections there, can change slightly with the padding
+    /// (as in torchvision and detectron2). Batching images of one size changes nothing.
+    pub fn detect(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
+        let prepared = self.prepare(images)?;
+        let features = self.features(&prepared, false)?;
+        let sizes = &prepared.batch.sizes;
+        let proposals: Vec<Vec<BBox>> = self
+            .rpn
+            .forward_test(&features, sizes)?
+            .into_iter()
+            .map(|p| p.boxes)
+            .collect();
+        let mut dets = self.roi_heads.forward_test(&features, &proposals, sizes)?;
+        for (i, d) in dets.iter_mut().enumerate() {
+            prepared.boxes_to_original(i, &mut d.boxes);
+        }
+        Ok(dets)
+    }
+
+    /// Detects in one image (`[3, H, W]`, RGB in `[0, 1]`).
+    pub fn detect_image(&self, image: &Tensor) -> Result<Detections> {
+        let batch = ImageBatch::from_images(std::slice::from_ref(image), 1)?;
+        let mut d = self.detect(&batch)?;
+        d.pop()
+            .ok_or_else(|| DetectorError::input("image", "no detections list came back"))
+    }
+}
+
+/// Names of the normalisation layers of a torchvision ResNet body: `bn1`, `bn2`, `bn3`
+/// and `downsample.1`.
+fn is_backbone_norm(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.windows(2).any(|w| {
+        (w[0].starts_with("bn") && w[0][2..].chars().all(|c| c.is_ascii_digit()))
+            || (w[0] == "downsample" && w[1] == "1")
+    })
+}
+
+fn drop_empty_boxes(gt: GroundTruth) -> GroundTruth {
+    let (boxes, classes) = gt
+        .boxes
+        .into_iter()
+        .zip(gt.classes)
+        .filter(|(b, _)| b.width() > 0.0 && b.height() > 0.0)
+        .unzip();
+    GroundTruth { boxes, classes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backbone_norm_names() {
+        assert!(is_backbone_norm("backbone.body.bn1.weight"));
+        assert!(is_backbone_norm("backbone.body.layer1.0.bn3.bias"));
+        assert!(is_backbone_norm(
+            "backbone.body.layer2.0.downsample.1.weight"
+        ));
+        assert!(!is_backbone_norm(
+            "backbone.body.layer2.0.downsample.0.weight"
+        ));
+        assert!(!is_backbone_norm("backbone.body.layer1.0.conv1.weight"));
+        assert!(!is_backbone_norm(
+            "backbone.body.layer1.0.attention.bnx.weight"
+        ));
+    }
+}

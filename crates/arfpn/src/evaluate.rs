@@ -1,0 +1,56 @@
+//! Scoring a detector with `arfpn-metrics` (VOC devkit all-point AP by default).
+
+use arfpn_boxes::{BBox, Detections, GroundTruth};
+use arfpn_metrics::{evaluate_voc, Dataset, Detection, GtBox, Rect, VocOptions, VocResult};
+
+use crate::{DetectorError, Result};
+
+fn rect(b: &BBox) -> Rect {
+    Rect::from_corners(b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64)
+}
+
+/// The metrics crate's [`Dataset`] for detections against ground truth, image by image.
+/// `difficult[i][j]`, when given, marks object `j` of image `i` as difficult (ignored).
+pub fn metrics_dataset(
+    classes: &[String],
+    detections: &[Detections],
+    ground_truth: &[GroundTruth],
+    difficult: Option<&[Vec<bool>]>,
+) -> Result<Dataset> {
+    if detections.len() != ground_truth.len() {
+        return Err(DetectorError::input(
+            "detections",
+            format!(
+                "{} detection lists for {} images of ground truth",
+                detections.len(),
+                ground_truth.len()
+            ),
+        ));
+    }
+    let mut data = Dataset::new(ground_truth.len(), classes.to_vec());
+    for (i, (d, g)) in detections.iter().zip(ground_truth).enumerate() {
+        for (j, (b, c)) in g.boxes.iter().zip(&g.classes).enumerate() {
+            let mut gt = GtBox::new(i, c.index(), rect(b));
+            if difficult.and_then(|d| d.get(i)?.get(j).copied()) == Some(true) {
+                gt = gt.ignored();
+            }
+            data.gts.push(gt);
+        }
+        for ((b, &s), c) in d.boxes.iter().zip(&d.scores).zip(&d.classes) {
+            data.dets
+                .push(Detection::new(i, c.index(), rect(b), s as f64));
+        }
+    }
+    Ok(data)
+}
+
+/// VOC AP (all-point, IoU 0.5, the devkit's rules) of `detections` against `ground_truth`.
+pub fn voc_map(
+    classes: &[String],
+    detections: &[Detections],
+    ground_truth: &[GroundTruth],
+) -> Result<VocResult> {
+    let data = metrics_dataset(classes, detections, ground_truth, None)?;
+    evaluate_voc(&data, &VocOptions::default())
+        .map_err(|e| DetectorError::input("detections", e.to_string()))
+}

@@ -1,0 +1,150 @@
+//! Whole-field inference: a smear photograph larger than the training crops is cut into
+//! overlapping tiles, detected tile by tile, mapped back and merged so that each cell is
+//! counted once.
+//!
+//! The merge rule: a detection that touches an *inner* tile border (one that is not the
+//! image's border) is dropped — the cell it belongs to reaches into the neighbouring tile,
+//! which, since tiles overlap by more than a cell, sees it whole; then per-class NMS across
+//! tiles removes the copies of cells seen whole by two tiles. Cells cut by the image's own
+//! border are kept (they are the `edge` cells a smear has).
+
+use arfpn_boxes::{batched_nms, BBox, Detections, ImageSize};
+use arfpn_voc::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::{image_tensor, Detector, DetectorError, Result};
+
+/// Tiling of a large field.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TileConfig {
+    /// Tile side in pixels (the training crop size is a good choice).
+    pub tile: usize,
+    /// Overlap of neighbouring tiles; must exceed the largest cell.
+    pub overlap: usize,
+    /// A box within this many pixels of an inner tile border counts as touching it.
+    pub border_margin: f32,
+    /// IoU of the cross-tile NMS.
+    pub nms_thresh: f32,
+}
+
+impl Default for TileConfig {
+    fn default() -> Self {
+        Self {
+            tile: 512,
+            overlap: 128,
+            border_margin: 2.0,
+            nms_thresh: 0.5,
+        }
+    }
+}
+
+impl TileConfig {
+    fn validate(&self) -> Result<()> {
+        if self.tile < 32 || self.overlap * 2 >= self.tile {
+            return Err(DetectorError::config(
+                "tile",
+                format!(
+                    "tile {} must be >= 32 and more than twice the overlap {}",
+                    self.tile, self.overlap
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Tile origins along one axis of length `len`: 0, stride, ..., with the last tile flush
+/// with the end.
+fn origins(len: usize, tile: usize, overlap: usize) -> Vec<usize> {
+    if len <= tile {
+        return vec![0];
+    }
+    let stride = tile - overlap;
+    let mut v: Vec<usize> = (0..)
+        .map(|i| i * stride)
+        .take_while(|&o| o + tile < len)
+        .collect();
+    v.push(len - tile);
+    v
+}
+
+/// Runs `detect` on every tile of `image` and merges the results (see the module docs).
+/// `detect` receives a tile and its top-left corner `[x, y]` in the field, and returns
+/// detections in the tile's pixels.
+pub fn detect_tiled<F>(image: &RgbImage, config: &TileConfig, mut detect: F) -> Result<Detections>
+where
+    F: FnMut(&RgbImage, [usize; 2]) -> Result<Detections>,
+{
+    config.validate()?;
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let xs = origins(w, config.tile, config.overlap);
+    let ys = origins(h, config.tile, config.overlap);
+    let mut boxes = Vec::new();
+    let mut scores = Vec::new();
+    let mut classes = Vec::new();
+    for &y0 in &ys {
+        for &x0 in &xs {
+            let (tw, th) = (config.tile.min(w), config.tile.min(h));
+            let tile = image::imageops::crop_imm(image, x0 as u32, y0 as u32, tw as u32, th as u32)
+                .to_image();
+            let d = detect(&tile, [x0, y0])?;
+            let m = config.border_margin;
+            // Inner borders of this tile (those not on the image border).
+            let left = x0 > 0;
+            let top = y0 > 0;
+            let right = x0 + tw < w;
+            let bottom = y0 + th < h;
+            for ((b, &s), &c) in d.boxes.iter().zip(&d.scores).zip(&d.classes) {
+                let touches = (left && b.x1 <= m)
+                    || (top && b.y1 <= m)
+                    || (right && b.x2 >= tw as f32 - m)
+                    || (bottom && b.y2 >= th as f32 - m);
+                if touches {
+                    continue;
+                }
+                boxes.push(BBox::new(
+                    b.x1 + x0 as f32,
+                    b.y1 + y0 as f32,
+                    b.x2 + x0 as f32,
+                    b.y2 + y0 as f32,
+                ));
+                scores.push(s);
+                classes.push(c);
+            }
+        }
+    }
+    let groups: Vec<usize> = classes.iter().map(|c| c.index()).collect();
+    let keep = batched_nms(&boxes, &scores, &groups, config.nms_thresh)?;
+    let size = ImageSize::new(h, w);
+    Ok(Detections {
+        boxes: keep.iter().map(|&i| boxes[i].clip(size)).collect(),
+        scores: keep.iter().map(|&i| scores[i]).collect(),
+        classes: keep.iter().map(|&i| classes[i]).collect(),
+    })
+}
+
+impl Detector {
+    /// Detects in a whole field of any size: directly when it fits in one tile, else tile by
+    /// tile with [`detect_tiled`].
+    pub fn detect_field(&self, image: &RgbImage, config: &TileConfig) -> Result<Detections> {
+        config.validate()?;
+        if image.width() as usize <= config.tile && image.height() as usize <= config.tile {
+            return self.detect_image(&image_tensor(image, self.device())?);
+        }
+        detect_tiled(image, config, |tile, _| {
+            self.detect_image(&image_tensor(tile, self.device())?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_cover_the_axis_with_the_overlap() {
+        assert_eq!(origins(300, 512, 128), [0]);
+        assert_eq!(origins(1000, 512, 128), [0, 384, 488]);
+        assert_eq!(origins(1152, 512, 128), [0, 384, 640]);
+    }
+}

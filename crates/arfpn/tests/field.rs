@@ -1,0 +1,64 @@
+//! Whole-field merging: known cells planted on a large synthetic field, a perfect per-tile
+//! detector (it reports every planted cell's visible part in the tile, truncated cells
+//! included), and every cell must come out exactly once with its full box.
+
+use arfpn::{detect_tiled, Detections, TileConfig};
+use arfpn_boxes::{iou_matrix, BBox, ImageSize};
+use arfpn_voc::synthetic::{render_image, SyntheticConfig};
+
+#[test]
+fn every_planted_cell_is_found_once() -> Result<(), Box<dyn std::error::Error>> {
+    let cfg = SyntheticConfig {
+        width: 1400,
+        height: 1000,
+        ..SyntheticConfig::default()
+    };
+    let field = render_image(&cfg, 3)?;
+    let truth: Vec<BBox> = field.objects.iter().map(|o| o.bbox).collect();
+    assert!(truth.len() > 1000, "{} cells", truth.len());
+    let tiles = TileConfig {
+        tile: 400,
+        overlap: 96,
+        ..TileConfig::default()
+    };
+    let mut calls = 0;
+    let mut raw = 0;
+    let merged = detect_tiled(&field.image, &tiles, |tile, [x0, y0]| {
+        calls += 1;
+        let size = ImageSize::new(tile.height() as usize, tile.width() as usize);
+        let mut d = Detections::default();
+        for o in &field.objects {
+            let b = BBox::new(
+                o.bbox.x1 - x0 as f32,
+                o.bbox.y1 - y0 as f32,
+                o.bbox.x2 - x0 as f32,
+                o.bbox.y2 - y0 as f32,
+            )
+            .clip(size);
+            if b.area() > 0.0 {
+                d.boxes.push(b);
+                d.scores.push(0.9);
+                d.classes.push(o.class);
+            }
+        }
+        raw += d.len();
+        Ok(d)
+    })?;
+    // Tiles of 400 at x = 0, 304, 608, 912, 1000 and y = 0, 304, 600.
+    assert_eq!(calls, 15);
+    assert_eq!(merged.len(), truth.len(), "each cell once");
+    let iou = iou_matrix(&merged.boxes, &truth);
+    for (j, t) in truth.iter().enumerate() {
+        let hits = (0..merged.len())
+            .filter(|&i| iou[i * truth.len() + j] > 0.999)
+            .count();
+        assert_eq!(hits, 1, "cell {j} {t:?} found {hits} times");
+    }
+    // The tiles saw many cells more than once (whole or cut): the merge had work to do.
+    assert!(
+        raw > truth.len() + 200,
+        "{raw} raw detections for {} cells",
+        truth.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Argument value parsers shared by the examples (`mod cli;` in each). Every parser names
+//! what it expected, so clap's error names the argument and the bad value.
+
+#![allow(dead_code)] // each example uses a subset
+
+use std::path::Path;
+
+/// A finite number.
+pub fn finite_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
+
+/// A number in `[0, 1]`.
+pub fn unit_f64(s: &str) -> Result<f64, String> {
+    let x = finite_f64(s)?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is outside [0, 1]"))
+    }
+}
+
+/// A number in `[0, 1]`, as f32.
+pub fn unit_f32(s: &str) -> Result<f32, String> {
+    unit_f64(s).map(|x| x as f32)
+}
+
+/// A number in `[0, 1)`, as f32.
+pub fn unit_open_f32(s: &str) -> Result<f32, String> {
+    let x = unit_f64(s)?;
+    if x < 1.0 {
+        Ok(x as f32)
+    } else {
+        Err(format!("{x} is outside [0, 1)"))
+    }
+}
+
+/// A finite number `>= 0`, as f32.
+pub fn non_negative_f32(s: &str) -> Result<f32, String> {
+    let x = finite_f64(s)?;
+    if x >= 0.0 {
+        Ok(x as f32)
+    } else {
+        Err(format!("{x} is negative"))
+    }
+}
+
+/// `WxH`, both positive integers (e.g. `500x375`).
+pub fn size_wxh(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not WIDTHxHEIGHT with positive integers (e.g. 500x375)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    match (w.parse::<u32>(), h.parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+/// A comma-separated list of split names, none empty (`train,val,test`).
+pub fn split_list(s: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        return Err(format!(
+            "{s:?}: empty split name (give names such as train,val,test)"
+        ));
+    }
+    if let Some(n) = names.iter().find(|n| n.contains(['/', '\\'])) {
+        return Err(format!("{n:?} is a path, not a split name"));
+    }
+    Ok(names)
+}
+
+/// A comma-separated, non-empty list of class names.
+pub fn label_list(s: &str) -> Result<arfpn_voc::LabelSet, String> {
+    arfpn_voc::LabelSet::new(s.split(',')).map_err(|e| e.to_string())
+}
+
+/// An existing file (checked before any work starts).
+pub fn existing_file(s: &str) -> Result<std::path::PathBuf, String> {
+    let p = Path::new(s);
+    if p.is_file() {
+        Ok(p.to_path_buf())
+    } else if p.exists() {
+        Err(format!("{s}: not a file"))
+    } else {
+        Err(format!("{s}: no such file"))
+    }
+}
+
+/// An existing directory.
+pub fn existing_dir(s: &str) -> Result<std::path::PathBuf, String> {
+    let p = Path::new(s);
+    if p.is_dir() {
+        Ok(p.to_path_buf())
+    } else if p.exists() {
+        Err(format!("{s}: not a directory"))
+    } else {
+        Err(format!("{s}: no such directory"))
+    }
+}
+
+/// An output file whose folder exists (so a typo fails before the work, not after).
+pub fn output_file(s: &str) -> Result<std::path::PathBuf, String> {
+    let p = Path::new(s);
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(p.to_path_buf())
+    } else {
+        Err(format!("{s}: folder {} does not exist", dir.display()))
+    }
+}
+
+static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Async-signal-safe: an atomic load and an atomic store.
+    if let Some(flag) = STOP.get() {
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // A second Ctrl-C ends the process at once.
+    // SAFETY: restoring the default disposition is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
+/// On the first Ctrl-C (SIGINT), sets `flag` (the trainer then writes a final checkpoint
+/// and returns); a second one exits at once.
+pub fn stop_on_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    if STOP.set(flag).is_ok() {
+        let handler: extern "C" fn(libc::c_int) = on_sigint;
+        // SAFETY: installing a handler that only touches atomics.
+        unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    }
+}
+
+/// Runs an example's body and turns its error into `error: …` on stderr and exit code 1
+/// (the `Display` text, not the `Debug` dump `main` would print).
+pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The training commands' progress lines on stderr (a [`arfpn::TrainObserver`]).
+pub struct Progress;
+
+impl arfpn::TrainObserver for Progress {
+    fn on_step(&mut self, e: &arfpn::StepEvent) {
+        let l = &e.losses;
+        eprintln!(
+            "step {:>6}/{} loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s, {:.0} s, eta {:.0} s",
+            e.step, e.steps, l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr,
+            e.images_per_s, e.elapsed_s, e.eta_s
+        );
+    }
+    fn on_eval(&mut self, e: &arfpn::EvalEvent) {
+        eprintln!(
+            "step {:>6}: val mAP@0.5 {:.4}{}",
+            e.step,
+            e.map50,
+            if e.best { " (best)" } else { "" }
+        );
+    }
+    fn on_skip(&mut self, e: &arfpn::SkipEvent) {
+        eprintln!(
+            "step {:>6}: skipped, non-finite {} ({} skipped so far)",
+            e.step,
+            e.terms.join(", "),
+            e.skipped_total
+        );
+    }
+    fn on_checkpoint(&mut self, step: usize, path: &std::path::Path) {
+        eprintln!("step {step:>6}: checkpoint {}", path.display());
+    }
+}

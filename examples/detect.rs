@@ -1,0 +1,398 @@
+//! Detects and counts red cells in smear photographs with a trained checkpoint.
+//!
+//! ```text
+//! cargo run --release --example detect -- --checkpoint runs/bccd/best.safetensors smear1.jpg smears/ --out results/
+//! ```
+//!
+//! Writes into `--out`: per image an annotated picture (`<name>.png`, boxes in class
+//! colours) and its detections as VOC XML (`annotations/<name>.xml`, pseudo-labels); all
+//! detections as a COCO results file (`detections.json`, image ids in `images.json`); the
+//! differential count per image and overall (`counts.csv`, `counts.json`, and a table on the
+//! terminal); and `report.html`, one self-contained page (thumbnails, counts, class
+//! percentages) that opens in a browser without a server.
+
+mod cli;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arfpn::{
+    class_colour, coco_results, draw_detections, voc_annotation, Detections, Detector, ImageSize,
+    TileConfig,
+};
+use candle_core::Device;
+use clap::Parser;
+
+/// Detect and count cells in smear images.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// A checkpoint written by `train` or `quickstart`.
+    #[arg(long, value_parser = cli::existing_file)]
+    checkpoint: PathBuf,
+    /// Image files or folders of images (.jpg, .jpeg, .png, .bmp).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Detections scoring below this are not drawn, exported or counted.
+    #[arg(long, default_value_t = 0.5, value_parser = cli::unit_f32)]
+    score: f32,
+    /// Whole-field tiling: auto (tile images larger than --tile-size) or off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
+    tile: String,
+    /// Tile side for --tile auto.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(64..=8192))]
+    tile_size: u64,
+    /// Typical cell size (pixels) in these images: each image is rescaled to the training
+    /// cell size recorded in the checkpoint.
+    #[arg(long, value_parser = positive_f32, conflicts_with = "um_per_px")]
+    cell_size_px: Option<f32>,
+    /// Micrometres per pixel of these images (needs the training µm/px in the checkpoint).
+    #[arg(long, value_parser = positive_f32)]
+    um_per_px: Option<f32>,
+    /// Without --cell-size-px/--um-per-px: estimate the inputs' typical cell size (median over
+    /// all images) and, when it differs from training by more than 1.5×, warn (`warn`, the
+    /// default) or rescale every image by the estimated factor (`auto`); `off` does nothing.
+    #[arg(long, default_value = "warn", value_parser = ["auto", "warn", "off"])]
+    rescale: String,
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number > 0")),
+    }
+}
+
+/// The factor to resize every image by so that its cells have the training size, and why.
+/// `estimate` is the median of the per-image estimates (single-image estimates scatter).
+fn scale_for(
+    a: &Args,
+    train: &arfpn::DataInfo,
+    estimate: Option<f32>,
+) -> Result<(f32, String), String> {
+    let Some(train_px) = train.cell_size_px else {
+        return Ok((
+            1.0,
+            "the checkpoint records no training cell size: no rescaling".into(),
+        ));
+    };
+    if let Some(px) = a.cell_size_px {
+        return Ok((
+            train_px / px,
+            format!("cells {px:.0} px given, trained at {train_px:.0} px"),
+        ));
+    }
+    if let Some(um) = a.um_per_px {
+        let Some(train_um) = train.um_per_px else {
+            return Err("--um-per-px needs the training µm/px, which this checkpoint does not record; give --cell-size-px".into());
+        };
+        return Ok((
+            um / train_um,
+            format!("{um} µm/px given, trained at {train_um} µm/px"),
+        ));
+    }
+    if a.rescale == "off" {
+        return Ok((1.0, String::new()));
+    }
+    let Some(est) = estimate else {
+        return Ok((1.0, "no cell size could be estimated: no rescaling".into()));
+    };
+    let ratio = train_px / est;
+    if (1.0 / 1.5..=1.5).contains(&ratio) {
+        return Ok((
+            1.0,
+            format!("estimated cell size {est:.0} px, trained at {train_px:.0} px: no rescaling"),
+        ));
+    }
+    let msg = format!("rough estimate of the cell size {est:.0} px (median over the inputs), trained at {train_px:.0} px ({ratio:.2}×)");
+    if a.rescale == "warn" {
+        Ok((
+            1.0,
+            format!("warning: {msg}; not rescaled: give --cell-size-px N (or --rescale auto)"),
+        ))
+    } else {
+        Ok((ratio, format!("{msg}: every image rescaled by {ratio:.2}")))
+    }
+}
+
+fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let is_image = |p: &Path| {
+        p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            matches!(
+                e.to_ascii_lowercase().as_str(),
+                "jpg" | "jpeg" | "png" | "bmp"
+            )
+        })
+    };
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|q| q.is_file() && is_image(q))
+                .collect();
+            if found.is_empty() {
+                return Err(format!(
+                    "{}: no .jpg/.png/.bmp images in this folder",
+                    p.display()
+                ));
+            }
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= c.len() {
+                s.push(T[(n >> shift & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+struct Row {
+    name: String,
+    counts: Vec<usize>,
+    thumbnail_png: Vec<u8>,
+}
+
+fn main() -> std::process::ExitCode {
+    cli::exit_with(run())
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let a = Args::parse();
+    let images = collect_images(&a.inputs)?;
+    std::fs::create_dir_all(a.out.join("annotations"))
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", a.out.display()))?;
+    let probe = a.out.join(".write-test");
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "{}: the output folder is not writable: {e}",
+            a.out.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    let detector = Detector::load(&a.checkpoint, &Device::Cpu)?;
+    let classes = detector.classes().to_vec();
+    let tiles = TileConfig {
+        tile: a.tile_size as usize,
+        overlap: (a.tile_size as usize / 4).min(160),
+        ..TileConfig::default()
+    };
+    // The inputs' typical cell size: the median of per-image estimates.
+    let mut estimates: Vec<f32> = Vec::new();
+    if a.cell_size_px.is_none() && a.um_per_px.is_none() && a.rescale != "off" {
+        for path in &images {
+            if let Ok(img) = arfpn_voc::image_io::load_rgb(path) {
+                estimates.extend(arfpn::estimate_cell_size(&img));
+            }
+        }
+        estimates.sort_by(f32::total_cmp);
+    }
+    let estimate = estimates.get(estimates.len() / 2).copied();
+    let (scale, why) = scale_for(&a, &detector.config().data, estimate)?;
+    if !why.is_empty() {
+        eprintln!("{why}");
+    }
+    let mut coco = Vec::new();
+    let mut ids = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = Vec::new();
+    for (k, path) in images.iter().enumerate() {
+        let img = match arfpn_voc::image_io::load_rgb(path) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                failed.push(path.display().to_string());
+                continue;
+            }
+        };
+        let size = ImageSize::new(img.height() as usize, img.width() as usize);
+        let tiling = if a.tile == "auto" {
+            tiles
+        } else {
+            TileConfig {
+                tile: usize::MAX / 4,
+                ..tiles
+            }
+        };
+        let dets: Detections = detector
+            .detect_at_scale(&img, scale, &tiling)?
+            .above(a.score);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("image")
+            .to_string();
+        let picture = draw_detections(&img, &dets, a.score, 2);
+        picture.save(a.out.join(format!("{stem}.png")))?;
+        let filename = path.file_name().and_then(|s| s.to_str()).unwrap_or("image");
+        voc_annotation(&dets, &classes, filename, size, a.score)?
+            .write(&a.out.join("annotations").join(format!("{stem}.xml")))?;
+        let id = (k + 1) as u64;
+        coco.extend(coco_results(&dets, id));
+        ids.push(serde_json::json!({"id": id, "file_name": path.display().to_string(), "width": size.width, "height": size.height}));
+        let scale = 360.0 / size.width.max(size.height) as f32;
+        let thumb = image::imageops::thumbnail(
+            &picture,
+            ((size.width as f32 * scale).max(1.0)) as u32,
+            ((size.height as f32 * scale).max(1.0)) as u32,
+        );
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(thumb)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        rows.push(Row {
+            name: stem,
+            counts: dets.counts(classes.len()),
+            thumbnail_png: png,
+        });
+    }
+    if rows.is_empty() {
+        return Err(format!("no image could be read ({} failed)", failed.len()).into());
+    }
+    std::fs::write(a.out.join("detections.json"), serde_json::to_string(&coco)?)?;
+    std::fs::write(
+        a.out.join("images.json"),
+        serde_json::to_string_pretty(&ids)?,
+    )?;
+    // Differential counts.
+    let total: Vec<usize> = (0..classes.len())
+        .map(|c| rows.iter().map(|r| r.counts[c]).sum())
+        .collect();
+    let all: usize = total.iter().sum();
+    let pct = |n: usize, of: usize| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    let mut csv = String::from("image,class,count,percent\n");
+    for r in &rows {
+        let n: usize = r.counts.iter().sum();
+        for (c, name) in classes.iter().enumerate() {
+            csv += &format!(
+                "{},{},{},{:.2}\n",
+                r.name,
+                name,
+                r.counts[c],
+                pct(r.counts[c], n)
+            );
+        }
+    }
+    for (c, name) in classes.iter().enumerate() {
+        csv += &format!("ALL,{},{},{:.2}\n", name, total[c], pct(total[c], all));
+    }
+    std::fs::write(a.out.join("counts.csv"), &csv)?;
+    let json = serde_json::json!({
+        "score_threshold": a.score,
+        "classes": classes,
+        "images": rows.iter().map(|r| serde_json::json!({"image": r.name, "counts": r.counts, "total": r.counts.iter().sum::<usize>()})).collect::<Vec<_>>(),
+        "total": {"counts": total, "cells": all},
+        "failed": failed,
+    });
+    std::fs::write(
+        a.out.join("counts.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    println!(
+        "differential count over {} image(s), score >= {}:",
+        rows.len(),
+        a.score
+    );
+    let w = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+    for (c, name) in classes.iter().enumerate() {
+        println!(
+            "  {name:>w$}  {:>6}  {:>6.2} %",
+            total[c],
+            pct(total[c], all)
+        );
+    }
+    println!("  {:>w$}  {all:>6}", "total");
+    // The report page.
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>arfpn differential count</title><style>\
+         body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}\
+         td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}td.n{text-align:left}\
+         .sw{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:middle;border:1px solid #555}\
+         .grid{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em}.bar{height:.8em;background:#0072b2}\
+         </style></head><body>",
+    );
+    html += &format!(
+        "<h1>Differential count</h1><p>{} image(s), {} cells at score &ge; {}; checkpoint <code>{}</code>.</p>",
+        rows.len(),
+        all,
+        a.score,
+        escape(&a.checkpoint.display().to_string())
+    );
+    html += "<table><tr><th>class</th><th>cells</th><th>%</th><th></th></tr>";
+    for (c, name) in classes.iter().enumerate() {
+        let [r, g, b] = class_colour(c);
+        let p = pct(total[c], all);
+        html += &format!(
+            "<tr><td class=\"n\"><span class=\"sw\" style=\"background:rgb({r},{g},{b})\"></span>{}</td><td>{}</td><td>{p:.1}</td><td style=\"width:12em\"><div class=\"bar\" style=\"width:{p:.1}%\"></div></td></tr>",
+            escape(name),
+            total[c]
+        );
+    }
+    html += &format!("<tr><th>total</th><th>{all}</th><th>100</th><th></th></tr></table><h2>Images</h2><div class=\"grid\">");
+    for r in &rows {
+        let n: usize = r.counts.iter().sum();
+        let top: Vec<String> = classes
+            .iter()
+            .zip(&r.counts)
+            .filter(|(_, &k)| k > 0)
+            .map(|(c, k)| format!("{} {k}", escape(c)))
+            .collect();
+        html += &format!(
+            "<div class=\"card\"><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><div><b>{0}</b>: {n} cells</div><div style=\"max-width:360px;font-size:.85em\">{2}</div></div>",
+            escape(&r.name),
+            base64(&r.thumbnail_png),
+            top.join(", ")
+        );
+    }
+    html += "</div></body></html>\n";
+    let mut f = std::fs::File::create(a.out.join("report.html"))?;
+    f.write_all(html.as_bytes())?;
+    println!(
+        "wrote {} (report.html, counts.csv/json, detections.json, pictures, annotations/)",
+        a.out.display()
+    );
+    if !failed.is_empty() {
+        return Err(format!(
+            "{} image(s) could not be read: {}",
+            failed.len(),
+            failed.join(", ")
+        )
+        .into());
+    }
+    Ok(())
+}

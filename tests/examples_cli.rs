@@ -1,0 +1,731 @@
+//! The example programs answer `--help`, name a bad argument, check arguments before any
+//! work, and behave on bad data as documented (issue 11).
+//!
+//! The binaries are the ones `cargo test` builds next to this test (`target/<profile>/
+//! examples/`); `cargo test --test examples_cli` alone does not build examples, so the
+//! first test run builds them with `cargo build --examples` (same profile, same target
+//! folder).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const EXAMPLES: [&str; 13] = [
+    "backbone_timing",
+    "custom_attention",
+    "dataset_stats",
+    "detect",
+    "detector_timing",
+    "evaluate",
+    "feature_maps",
+    "make_synthetic",
+    "param_counts",
+    "quickstart",
+    "tile_dataset",
+    "train",
+    "voc_to_coco",
+];
+
+fn examples_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/<profile>/deps/examples_cli-HASH -> target/<profile>/examples
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable in target/<profile>/deps");
+        let dir = profile_dir.join("examples");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--examples", "-p", "arfpn-examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build --examples");
+        assert!(status.success(), "cargo build --examples failed");
+        dir
+    })
+    .clone()
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    let bin = examples_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} not built", bin.display());
+    Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("arfpn-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn every_example_answers_help_and_names_a_bad_argument() {
+    for name in EXAMPLES {
+        for h in ["-h", "--help"] {
+            let o = run(name, &[h]);
+            assert_eq!(o.status.code(), Some(0), "{name} {h}: {}", text(&o));
+            assert!(text(&o).contains("Usage:"), "{name} {h}: {}", text(&o));
+        }
+        let o = run(name, &["--bogus-flag"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        assert!(text(&o).contains("--bogus-flag"), "{name}: {}", text(&o));
+    }
+}
+
+#[test]
+fn malformed_values_are_named_and_checked_before_work() {
+    let out = tmp("malformed");
+    let src = out.join("src");
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "tile_dataset",
+            vec![
+                ".".into(),
+                out.display().to_string(),
+                "--overlap".into(),
+                "abc".into(),
+            ],
+            "--overlap",
+        ),
+        (
+            "tile_dataset",
+            vec![".".into(), out.display().to_string(), "--sigma=-1".into()],
+            "--sigma",
+        ),
+        (
+            "tile_dataset",
+            vec![".".into(), out.display().to_string(), "--tile=500".into()],
+            "--tile",
+        ),
+        (
+            "make_synthetic",
+            vec![src.display().to_string(), "--images=x".into()],
+            "--images",
+        ),
+        (
+            "make_synthetic",
+            vec![
+                src.display().to_string(),
+                "--width".into(),
+                "100000".into(),
+                "--height".into(),
+                "100000".into(),
+            ],
+            "width",
+        ),
+        (
+            "make_synthetic",
+            vec![src.display().to_string(), "--cell-scale=9".into()],
+            "--cell-scale",
+        ),
+        (
+            "make_synthetic",
+            vec![src.display().to_string(), "--cell-scale=nan".into()],
+            "--cell-scale",
+        ),
+        (
+            "make_synthetic",
+            // Within 0.5..=8 but too large for a 500x375 image.
+            vec![src.display().to_string(), "--cell-scale=7".into()],
+            "cell_scale",
+        ),
+        (
+            "make_synthetic",
+            vec![src.display().to_string(), "--profile=fancy".into()],
+            "--profile",
+        ),
+        (
+            "evaluate",
+            vec![
+                "--gt=/nonexistent/gt.json".into(),
+                "--detections=/nonexistent/d.json".into(),
+            ],
+            "/nonexistent/gt.json",
+        ),
+        (
+            "feature_maps",
+            vec!["--image=/nonexistent.png".into()],
+            "/nonexistent.png",
+        ),
+        (
+            "feature_maps",
+            vec!["--weights=fpn=/nonexistent/w.safetensors".into()],
+            "/nonexistent/w.safetensors",
+        ),
+        (
+            "evaluate",
+            vec![
+                "--gt=Cargo.toml".into(),
+                "--detections=Cargo.toml".into(),
+                "--plot=/nonexistent/dir/pr.png".into(),
+            ],
+            "/nonexistent/dir",
+        ),
+        (
+            "evaluate",
+            vec![
+                "--gt=Cargo.toml".into(),
+                "--detections=Cargo.toml".into(),
+                "--plot=pr.gif".into(),
+            ],
+            ".png or .svg",
+        ),
+        (
+            "voc_to_coco",
+            vec![".".into(), "--out=/nonexistent/dir/gt.json".into()],
+            "/nonexistent/dir",
+        ),
+        (
+            "feature_maps",
+            vec!["--weights".into(), "cs-arfpn".into()],
+            "--weights",
+        ),
+        (
+            "feature_maps",
+            vec!["--weights=cs-arnfp=x.safetensors".into()],
+            "cs-arnfp",
+        ),
+        (
+            "dataset_stats",
+            vec![".".into(), "--splits=".into()],
+            "--splits",
+        ),
+        ("backbone_timing", vec!["--runs=0".into()], "--runs"),
+        ("param_counts", vec!["--depth=7".into()], "--depth"),
+    ];
+    for (name, args, want) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let t0 = std::time::Instant::now();
+        let o = run(name, &args);
+        let msg = text(&o);
+        assert!(!o.status.success(), "{name} {args:?} succeeded: {msg}");
+        assert!(
+            msg.contains(want),
+            "{name} {args:?}: {msg:?} should name {want:?}"
+        );
+        assert!(!msg.contains("(strict mode)"), "{name}: {msg}");
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "{name} {args:?} did work first"
+        );
+    }
+    assert!(!src.exists() && !out.exists(), "nothing written");
+}
+
+/// A small synthetic VOC dataset written by the library (no committed images).
+fn synthetic(dir: &Path, n: usize) {
+    let cfg = arfpn_voc::synthetic::SyntheticConfig {
+        width: 160,
+        height: 120,
+        min_per_class: 1,
+        ..Default::default()
+    };
+    arfpn_voc::synthetic::write_dataset(dir, n, 3, &cfg).unwrap();
+}
+
+fn count_files(dir: &Path, ext: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == ext)
+        })
+        .count()
+}
+
+fn listed(root: &Path) -> usize {
+    ["train", "val", "test"]
+        .iter()
+        .map(|s| {
+            std::fs::read_to_string(root.join(format!("ImageSets/Main/{s}.txt")))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn tile_dataset_refuses_a_full_folder_and_overwrite_clears_only_its_own_files() {
+    let base = tmp("tile");
+    let (src, out) = (base.join("src"), base.join("out"));
+    synthetic(&src, 3);
+    let out_s = out.display().to_string();
+    let src_s = src.display().to_string();
+    let o = run("tile_dataset", &[&src_s, &out_s, "--tile=64x48"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let first = count_files(&out.join("JPEGImages"), "jpg");
+    assert!(first > 0);
+    assert_eq!(first, listed(&out));
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    // Again without --overwrite: refused, nothing changed.
+    let o = run("tile_dataset", &[&src_s, &out_s, "--tile=80x60"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--overwrite"), "{}", text(&o));
+    assert_eq!(count_files(&out.join("JPEGImages"), "jpg"), first);
+    // With --overwrite and bigger tiles: the old tiles are gone, the user's file stays.
+    let o = run(
+        "tile_dataset",
+        &[&src_s, &out_s, "--tile=80x60", "--overwrite"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let second = count_files(&out.join("JPEGImages"), "jpg");
+    assert!(second < first, "{second} >= {first}");
+    assert_eq!(second, listed(&out), "every JPEG is listed in a split file");
+    assert_eq!(count_files(&out.join("Annotations"), "xml"), second);
+    assert!(out.join("notes.txt").is_file());
+    // A non-empty folder that no run wrote is not cleared even with --overwrite.
+    let foreign = base.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("a.jpg"), "x").unwrap();
+    let o = run(
+        "tile_dataset",
+        &[&src_s, &foreign.display().to_string(), "--overwrite"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(foreign.join("a.jpg").is_file());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn truncated_jpeg_is_reported_by_dataset_stats_and_left_out_by_tile_dataset() {
+    let base = tmp("trunc");
+    let src = base.join("src");
+    synthetic(&src, 3);
+    let train = std::fs::read_to_string(src.join("ImageSets/Main/train.txt")).unwrap();
+    let id = train.lines().next().unwrap().to_string();
+    let jpg = src.join(format!("JPEGImages/{id}.jpg"));
+    let bytes = std::fs::read(&jpg).unwrap();
+    std::fs::write(&jpg, &bytes[..bytes.len() / 3]).unwrap();
+    let src_s = src.display().to_string();
+    let o = run("dataset_stats", &[&src_s]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(msg.contains("problems: 1"), "{msg}");
+    assert!(
+        msg.contains("CorruptImage") && msg.contains(&format!("{id}.jpg")),
+        "{msg}"
+    );
+    // Strict: the first problem is the error, with the strict prefix.
+    let o = run("dataset_stats", &[&src_s, "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("(strict mode)") && text(&o).contains("corrupt image"));
+    let out = base.join("out");
+    let o = run(
+        "tile_dataset",
+        &[&src_s, &out.display().to_string(), "--tile=64x48"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{id}.jpg")), "{}", text(&o));
+    let tiles = std::fs::read_to_string(out.join("ImageSets/Main/train.txt")).unwrap();
+    assert!(!tiles.contains(&id), "no tile of the truncated field");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn dataset_stats_lenient_goes_on_past_a_duplicate_split_line() {
+    let base = tmp("dup");
+    synthetic(&base, 3);
+    let p = base.join("ImageSets/Main/train.txt");
+    let train = std::fs::read_to_string(&p).unwrap();
+    let id = train.lines().next().unwrap().to_string();
+    std::fs::write(&p, format!("{train}{id}\n")).unwrap();
+    let o = run("dataset_stats", &[&base.display().to_string()]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(
+        msg.contains("listed twice") && !msg.contains("(strict mode)"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn shared_data(name: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("ARFPN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let d = base.join(name);
+    if d.join("ImageSets/Main").is_dir() {
+        Some(d)
+    } else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: dataset {name:?} not found at {} (set ARFPN_DATA)",
+            d.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn bccd_mini_with_an_empty_val_split_is_summarised_and_tiled() {
+    let Some(root) = shared_data("bccd-mini") else {
+        return;
+    };
+    let root_s = root.display().to_string();
+    let o = run("dataset_stats", &[&root_s, "--quiet"]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(
+        msg.contains("\"val\" is empty") && msg.contains("problems: 0"),
+        "{msg}"
+    );
+    let out = tmp("bccd-mini-tiles");
+    let o = run(
+        "tile_dataset",
+        &[
+            &root_s,
+            &out.display().to_string(),
+            "--tile=320x240",
+            "--overlap=0",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(out.join("ImageSets/Main/val.txt")).unwrap(),
+        ""
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("classes.txt")).unwrap(),
+        "Platelets\nRBC\nWBC\n"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+const DETS_EMPTY: &str = "[]";
+
+#[test]
+fn evaluate_reads_voc_ground_truth_warns_on_no_detections_and_checks_thresholds() {
+    let base = tmp("eval");
+    let voc = base.join("voc");
+    synthetic(&voc, 3);
+    let gt = base.join("gt.json");
+    let (voc_s, gt_s) = (voc.display().to_string(), gt.display().to_string());
+    let o = run(
+        "voc_to_coco",
+        &[&voc_s, "--split=test", &format!("--out={gt_s}")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let coco: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&gt).unwrap()).unwrap();
+    let anns = coco["annotations"].as_array().unwrap();
+    assert!(!anns.is_empty());
+    // Detections = the ground truth boxes, category ids written as floats (1.0).
+    let dets: Vec<serde_json::Value> = anns
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "image_id": a["image_id"],
+                "category_id": a["category_id"].as_f64().unwrap(),
+                "bbox": a["bbox"],
+                "score": 0.9,
+            })
+        })
+        .collect();
+    let dets_p = base.join("dets.json");
+    std::fs::write(&dets_p, serde_json::to_string(&dets).unwrap()).unwrap();
+    assert!(serde_json::to_string(&dets).unwrap().contains(".0,"));
+    let dets_s = dets_p.display().to_string();
+    for gt_args in [
+        vec![format!("--gt={gt_s}")],
+        vec![format!("--data={voc_s}"), "--split=test".into()],
+    ] {
+        let mut args: Vec<&str> = gt_args.iter().map(String::as_str).collect();
+        args.extend(["--detections", &dets_s, "--json"]);
+        let o = run("evaluate", &args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let map = v["voc"]["map"].as_f64().unwrap();
+        assert!(
+            (map - 1.0).abs() < 1e-9,
+            "detections = ground truth: VOC mAP {map}, {v}"
+        );
+    }
+    // No detections: evaluated, with a warning.
+    let empty = base.join("empty.json");
+    std::fs::write(&empty, DETS_EMPTY).unwrap();
+    let o = run(
+        "evaluate",
+        &[
+            &format!("--gt={gt_s}"),
+            "--detections",
+            &empty.display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{}",
+        text(&o)
+    );
+    for t in ["2", "-0.1", "nan"] {
+        let o = run(
+            "evaluate",
+            &[
+                &format!("--gt={gt_s}"),
+                "--detections",
+                &dets_s,
+                "--score-threshold",
+                t,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{t}: {}", text(&o));
+        assert!(text(&o).contains("--score-threshold"), "{}", text(&o));
+    }
+    // A 1.5 category id is an error naming the record.
+    std::fs::write(
+        &empty,
+        r#"[{"image_id": 1, "category_id": 1.5, "bbox": [0,0,5,5], "score": 1}]"#,
+    )
+    .unwrap();
+    let o = run(
+        "evaluate",
+        &[
+            &format!("--gt={gt_s}"),
+            "--detections",
+            &empty.display().to_string(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("category_id") && text(&o).contains("1.5"),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn readme_lists_every_example() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut names: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "rs")
+                    .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+            })
+            .collect();
+    names.sort();
+    assert_eq!(names, EXAMPLES, "EXAMPLES above lists every example");
+    for n in &names {
+        assert!(
+            readme.contains(&format!("--example {n}")),
+            "README does not list {n}"
+        );
+    }
+}
+
+#[test]
+fn feature_maps_writes_the_levels_the_readme_names_with_colour_bars() {
+    let out = tmp("feature-maps");
+    let o = run("feature_maps", &[&format!("--out={}", out.display())]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("random initialisation"), "{}", text(&o));
+    let input = image::open(out.join("input.png")).unwrap();
+    for variant in ["fpn", "c-arfpn", "cs-arfpn"] {
+        for level in ["c2", "c3", "c4", "c5", "p2", "p3", "p4", "p5", "p6"] {
+            let p = out.join(format!("{variant}_{level}.png"));
+            let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(img.width() > input.width(), "{}: colour bar", p.display());
+        }
+    }
+    let att = image::open(out.join("cs-arfpn_attention_layer2.3.png"))
+        .unwrap()
+        .to_rgb8();
+    // The bar's top (value 1 of the fixed scale) is dark red, its bottom dark blue.
+    let x = input.width() + 12;
+    let (top, bottom) = (
+        att.get_pixel(x, 16).0,
+        att.get_pixel(x, att.height() - 16).0,
+    );
+    assert!(top[0] > 100 && top[2] < 50, "{top:?}");
+    assert!(bottom[2] > 100 && bottom[0] < 50, "{bottom:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn param_counts_prints_the_papers_table_7_column() {
+    let o = run("param_counts", &["--depth=50"]);
+    let msg = text(&o);
+    assert!(o.status.success(), "{msg}");
+    assert!(msg.contains("paper Table 7"), "{msg}");
+    for mb in ["79.05", "88.67", "88.68"] {
+        assert!(msg.contains(mb), "{mb}: {msg}");
+    }
+}
+
+/// The README's first command, shrunk: data, training, evaluation, pictures; then `detect`
+/// and `evaluate --checkpoint` on what it trained, and their bad-input errors.
+#[test]
+fn quickstart_detect_and_evaluate_run_end_to_end() {
+    let out = tmp("quickstart");
+    let o = run(
+        "quickstart",
+        &[
+            "--out",
+            &out.display().to_string(),
+            "--images",
+            "3",
+            "--steps",
+            "3",
+        ],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("mAP@0.5 (VOC all-point): "), "{t}");
+    assert!(out.join("pr_curves.png").is_file() && out.join("detections.png").is_file());
+    let ckpt = out.join("run/checkpoints/step-00000003.safetensors");
+    assert!(ckpt.is_file(), "{t}");
+    // detect on the synthetic images.
+    let det = out.join("detect");
+    let images = out.join("data/JPEGImages");
+    let o = run(
+        "detect",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            &images.display().to_string(),
+            "--out",
+            &det.display().to_string(),
+            "--score",
+            "0.0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for f in [
+        "report.html",
+        "counts.csv",
+        "counts.json",
+        "detections.json",
+        "images.json",
+    ] {
+        assert!(det.join(f).is_file(), "{f} missing");
+    }
+    let counts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(det.join("counts.json")).unwrap()).unwrap();
+    assert_eq!(counts["images"].as_array().map(Vec::len), Some(3));
+    assert_eq!(counts["classes"].as_array().map(Vec::len), Some(14));
+    let html = std::fs::read_to_string(det.join("report.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,") && html.contains("Differential count"));
+    assert!(std::fs::read_dir(det.join("annotations")).unwrap().count() == 3);
+    // An empty folder and an undecodable image are named.
+    let empty = out.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(
+        "detect",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            &empty.display().to_string(),
+            "--out",
+            &det.display().to_string(),
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("no .jpg/.png/.bmp images"),
+        "{}",
+        text(&o)
+    );
+    let bad = out.join("bad.jpg");
+    let first = std::fs::read_dir(&images)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(first).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let o = run(
+        "detect",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            &bad.display().to_string(),
+            "--out",
+            &det.display().to_string(),
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("bad.jpg"), "{}", text(&o));
+    // evaluate --checkpoint on the test split.
+    let o = run(
+        "evaluate",
+        &[
+            "--data",
+            &out.join("data").display().to_string(),
+            "--split",
+            "test",
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert!(v.is_object(), "{v}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `train` on ../shared/data/bccd-mini: a short run, then a resume.
+#[test]
+fn train_runs_and_resumes_on_bccd_mini() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bccd-mini");
+    if !data.join("Annotations").is_dir() {
+        eprintln!("SKIPPED train_runs_and_resumes_on_bccd_mini: {} is absent (public data beside the checkout)", data.display());
+        return;
+    }
+    let out = tmp("train");
+    let args = |steps: &str, resume: bool| {
+        let mut v = vec![
+            "--data".to_string(),
+            data.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--steps".into(),
+            steps.into(),
+            "--crop".into(),
+            "128x128".into(),
+            "--eval-every".into(),
+            "100".into(),
+        ];
+        if resume {
+            v.push("--resume".into());
+        }
+        v
+    };
+    let a = args("2", false);
+    let o = run("train", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("config.json").is_file() && out.join("log.jsonl").is_file());
+    let a = args("3", true);
+    let o = run("train", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("resuming at step 2"), "{}", text(&o));
+    assert!(out.join("checkpoints/step-00000003.safetensors").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+}
