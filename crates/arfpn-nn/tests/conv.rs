@@ -2,10 +2,9 @@
 //! differences, on odd/even sizes, strides 1/2, padding 0/1/3, kernels 1/3/7, dilation,
 //! groups, batch > 1.
 
-mod common;
 use arfpn_nn::{conv2d, conv2d_op, Conv2dConfig};
+use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
-use common::*;
 
 fn cfg(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2dConfig {
     Conv2dConfig {
@@ -37,9 +36,14 @@ fn cases() -> Vec<(usize, usize, usize, usize, usize, usize, Conv2dConfig)> {
 fn forward_equals_candle() -> Result<()> {
     for (i, &(n, c, h, w, o, k, cf)) in cases().iter().enumerate() {
         for dtype in [DType::F32, DType::F64] {
-            let x = rand_t(&[n, c, h, w], 10 + i as u64, dtype)?;
-            let wt = rand_t(&[o, c / cf.groups, k, k], 20 + i as u64, dtype)?;
-            let b = rand_t(&[o], 30 + i as u64, dtype)?;
+            let x = uniform(10 + i as u64, &[n, c, h, w], dtype, &Device::Cpu)?;
+            let wt = uniform(
+                20 + i as u64,
+                &[o, c / cf.groups, k, k],
+                dtype,
+                &Device::Cpu,
+            )?;
+            let b = uniform(30 + i as u64, &[o], dtype, &Device::Cpu)?;
             let ours = conv2d_op(&x, &wt, Some(&b), cf)?;
             let theirs = x
                 .conv2d(&wt, cf.padding, cf.stride, cf.dilation, cf.groups)?
@@ -62,21 +66,21 @@ fn forward_equals_candle() -> Result<()> {
 #[test]
 fn gradients_match_finite_differences() -> Result<()> {
     for (i, &(n, c, h, w, o, k, cf)) in cases().iter().enumerate() {
-        let x = rand_t(&[n, c, h, w], 40 + i as u64, DType::F64)?;
-        let wt = rand_t(&[o, c / cf.groups, k, k], 50 + i as u64, DType::F64)?;
-        let b = rand_t(&[o], 60 + i as u64, DType::F64)?;
-        check_grads(
-            &[x.clone(), wt.clone(), b],
-            |a| weighted_sum(&conv2d_op(&a[0], &a[1], Some(&a[2]), cf)?, 70 + i as u64),
-            1e-6,
-            1e-7,
+        let x = uniform(40 + i as u64, &[n, c, h, w], DType::F64, &Device::Cpu)?;
+        let wt = uniform(
+            50 + i as u64,
+            &[o, c / cf.groups, k, k],
+            DType::F64,
+            &Device::Cpu,
         )?;
-        check_grads(
-            &[x, wt],
-            |a| weighted_sum(&conv2d_op(&a[0], &a[1], None, cf)?, 80 + i as u64),
-            1e-6,
-            1e-7,
-        )?;
+        let b = uniform(60 + i as u64, &[o], DType::F64, &Device::Cpu)?;
+        GradCheck::new(1e-6, Tolerance::mixed(1e-7, 1e-7))
+            .inputs(&[x.clone(), wt.clone(), b], |a| {
+                weighted_sum(&conv2d_op(&a[0], &a[1], Some(&a[2]), cf)?, 70 + i as u64)
+            })?;
+        GradCheck::new(1e-6, Tolerance::mixed(1e-7, 1e-7)).inputs(&[x, wt], |a| {
+            weighted_sum(&conv2d_op(&a[0], &a[1], None, cf)?, 80 + i as u64)
+        })?;
     }
     Ok(())
 }
@@ -85,9 +89,9 @@ fn gradients_match_finite_differences() -> Result<()> {
 fn f32_gradients_equal_f64_gradients() -> Result<()> {
     let cf = cfg(2, 1, 1, 1);
     let grads = |dtype: DType| -> Result<Vec<Vec<f64>>> {
-        let x = Var::from_tensor(&rand_t(&[2, 3, 9, 8], 1, dtype)?)?;
-        let w = Var::from_tensor(&rand_t(&[4, 3, 3, 3], 2, dtype)?)?;
-        let b = Var::from_tensor(&rand_t(&[4], 3, dtype)?)?;
+        let x = Var::from_tensor(&uniform(1, &[2, 3, 9, 8], dtype, &Device::Cpu)?)?;
+        let w = Var::from_tensor(&uniform(2, &[4, 3, 3, 3], dtype, &Device::Cpu)?)?;
+        let b = Var::from_tensor(&uniform(3, &[4], dtype, &Device::Cpu)?)?;
         let loss = weighted_sum(&conv2d_op(&x, &w, Some(&b), cf)?, 4)?;
         let g = loss.backward()?;
         [&x, &w, &b]
@@ -114,8 +118,8 @@ fn f32_gradients_equal_f64_gradients() -> Result<()> {
 /// crate's convolution does not have. If candle fixes it, this test says so.
 #[test]
 fn candle_stride2_backward_fails_where_ours_works() -> Result<()> {
-    let x = Var::from_tensor(&rand_t(&[1, 2, 16, 15], 5, DType::F64)?)?;
-    let w = Var::from_tensor(&rand_t(&[3, 2, 3, 3], 6, DType::F64)?)?;
+    let x = Var::from_tensor(&uniform(5, &[1, 2, 16, 15], DType::F64, &Device::Cpu)?)?;
+    let w = Var::from_tensor(&uniform(6, &[3, 2, 3, 3], DType::F64, &Device::Cpu)?)?;
     let candle = x.conv2d(&w, 1, 2, 1, 1)?.sum_all()?.backward();
     assert!(
         candle.is_err(),
@@ -197,8 +201,15 @@ fn multi_tile_shapes_equal_candle_forward_and_backward() -> Result<()> {
     .iter()
     .enumerate()
     {
-        let x = Var::from_tensor(&rand_t(&[2, c, h, w], 90 + i as u64, DType::F32)?)?;
-        let wt = Var::from_tensor(&(rand_t(&[o, c, k, k], 91 + i as u64, DType::F32)? * 0.1)?)?;
+        let x = Var::from_tensor(&uniform(
+            90 + i as u64,
+            &[2, c, h, w],
+            DType::F32,
+            &Device::Cpu,
+        )?)?;
+        let wt = Var::from_tensor(
+            &(uniform(91 + i as u64, &[o, c, k, k], DType::F32, &Device::Cpu)? * 0.1)?,
+        )?;
         let cf = cfg(s, p, 1, 1);
         let ours = conv2d_op(&x, &wt, None, cf)?;
         let theirs = x.conv2d(&wt, p, s, 1, 1)?;
@@ -218,9 +229,9 @@ fn multi_tile_shapes_equal_candle_forward_and_backward() -> Result<()> {
 /// cost nothing; the others are unchanged.
 #[test]
 fn only_needed_gradients_are_computed() -> Result<()> {
-    let x = rand_t(&[1, 3, 9, 8], 1, DType::F64)?;
-    let w = Var::from_tensor(&rand_t(&[4, 3, 3, 3], 2, DType::F64)?)?;
-    let b = Var::from_tensor(&rand_t(&[4], 3, DType::F64)?)?;
+    let x = uniform(1, &[1, 3, 9, 8], DType::F64, &Device::Cpu)?;
+    let w = Var::from_tensor(&uniform(2, &[4, 3, 3, 3], DType::F64, &Device::Cpu)?)?;
+    let b = Var::from_tensor(&uniform(3, &[4], DType::F64, &Device::Cpu)?)?;
     let cf = cfg(2, 1, 1, 1);
     let g = weighted_sum(&conv2d_op(&x, &w, Some(&b), cf)?, 4)?.backward()?;
     assert!(g.get(&x).is_none());
@@ -240,8 +251,8 @@ fn only_needed_gradients_are_computed() -> Result<()> {
 
 #[test]
 fn non_contiguous_input() -> Result<()> {
-    let x = rand_t(&[1, 3, 7, 6], 8, DType::F32)?.transpose(2, 3)?;
-    let w = rand_t(&[2, 3, 3, 3], 9, DType::F32)?;
+    let x = uniform(8, &[1, 3, 7, 6], DType::F32, &Device::Cpu)?.transpose(2, 3)?;
+    let w = uniform(9, &[2, 3, 3, 3], DType::F32, &Device::Cpu)?;
     let ours = conv2d_op(&x, &w, None, cfg(1, 1, 1, 1))?;
     assert!(max_abs_diff(&ours, &x.contiguous()?.conv2d(&w, 1, 1, 1, 1)?)? < 1e-5);
     Ok(())

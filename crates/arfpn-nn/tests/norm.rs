@@ -1,11 +1,10 @@
 //! GroupNorm, FrozenBatchNorm2d and BatchNorm2d: hand-computed values, finite-difference
 //! gradients, frozen parameters, running-statistics updates.
 
-mod common;
 use arfpn_nn::{batch_norm2d, frozen_batch_norm2d, group_norm};
+use arfpn_testkit::{uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, Var};
 use candle_nn::VarBuilder;
-use common::*;
 use std::collections::HashMap;
 
 fn vb_from(ts: &[(&str, &Tensor)]) -> VarBuilder<'static> {
@@ -46,9 +45,9 @@ fn group_norm_reference(
 #[test]
 fn group_norm_values_and_gradients() -> Result<()> {
     let dims = [2, 6, 3, 4];
-    let x = rand_t(&dims, 1, DType::F64)?;
-    let w = rand_t(&[6], 2, DType::F64)?;
-    let b = rand_t(&[6], 3, DType::F64)?;
+    let x = uniform(1, &dims, DType::F64, &Device::Cpu)?;
+    let w = uniform(2, &[6], DType::F64, &Device::Cpu)?;
+    let b = uniform(3, &[6], DType::F64, &Device::Cpu)?;
     let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &w), ("bias", &b)]))?;
     let y = gn.forward(&x)?.flatten_all()?.to_vec1::<f64>()?;
     let expected = group_norm_reference(
@@ -62,15 +61,10 @@ fn group_norm_values_and_gradients() -> Result<()> {
     for (a, e) in y.iter().zip(&expected) {
         assert!((a - e).abs() < 1e-12, "{a} vs {e}");
     }
-    check_grads(
-        &[x, w, b],
-        |a| {
-            let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
-            weighted_sum(&gn.forward(&a[0])?, 4)
-        },
-        1e-6,
-        1e-6,
-    )?;
+    GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6)).inputs(&[x, w, b], |a| {
+        let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
+        weighted_sum(&gn.forward(&a[0])?, 4)
+    })?;
     Ok(())
 }
 
@@ -146,7 +140,7 @@ fn frozen_batch_norm_is_a_fixed_affine_with_input_gradient_only() -> Result<()> 
         g.get(&x).expect("dx").flatten_all()?.to_vec1::<f64>()?,
         [1.0, -2.0]
     );
-    let x = rand_t(&[2, 2, 3, 3], 5, DType::F64)?;
+    let x = uniform(5, &[2, 2, 3, 3], DType::F64, &Device::Cpu)?;
     let bn = frozen_batch_norm2d(
         2,
         1e-5,
@@ -157,7 +151,8 @@ fn frozen_batch_norm_is_a_fixed_affine_with_input_gradient_only() -> Result<()> 
             ("running_var", &v),
         ]),
     )?;
-    check_grads(&[x], |a| weighted_sum(&bn.forward(&a[0])?, 6), 1e-6, 1e-8)?;
+    GradCheck::new(1e-6, Tolerance::mixed(1e-8, 1e-8))
+        .inputs(&[x], |a| weighted_sum(&bn.forward(&a[0])?, 6))?;
     Ok(())
 }
 
@@ -205,25 +200,20 @@ fn batch_norm_train_eval_and_running_stats() -> Result<()> {
 
 #[test]
 fn batch_norm_train_gradients() -> Result<()> {
-    let x = rand_t(&[2, 3, 2, 3], 7, DType::F64)?;
-    let w = rand_t(&[3], 8, DType::F64)?;
-    let b = rand_t(&[3], 9, DType::F64)?;
-    check_grads(
-        &[x, w, b],
-        |a| {
-            let m = Tensor::zeros(3, DType::F64, &Device::Cpu)?;
-            let v = Tensor::ones(3, DType::F64, &Device::Cpu)?;
-            let vb = vb_from(&[
-                ("weight", &a[1]),
-                ("bias", &a[2]),
-                ("running_mean", &m),
-                ("running_var", &v),
-            ]);
-            weighted_sum(&batch_norm2d(3, 1e-5, 0.1, vb)?.forward_t(&a[0], true)?, 10)
-        },
-        1e-6,
-        1e-6,
-    )?;
+    let x = uniform(7, &[2, 3, 2, 3], DType::F64, &Device::Cpu)?;
+    let w = uniform(8, &[3], DType::F64, &Device::Cpu)?;
+    let b = uniform(9, &[3], DType::F64, &Device::Cpu)?;
+    GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6)).inputs(&[x, w, b], |a| {
+        let m = Tensor::zeros(3, DType::F64, &Device::Cpu)?;
+        let v = Tensor::ones(3, DType::F64, &Device::Cpu)?;
+        let vb = vb_from(&[
+            ("weight", &a[1]),
+            ("bias", &a[2]),
+            ("running_mean", &m),
+            ("running_var", &v),
+        ]);
+        weighted_sum(&batch_norm2d(3, 1e-5, 0.1, vb)?.forward_t(&a[0], true)?, 10)
+    })?;
     Ok(())
 }
 
@@ -252,9 +242,9 @@ fn batch_norm_errors() -> Result<()> {
 /// on a non-contiguous input and a batch of several samples.
 #[test]
 fn group_norm_fused_matches_composed() -> Result<()> {
-    let x = rand_t(&[3, 8, 5, 7], 11, DType::F32)?.transpose(2, 3)?; // [3, 8, 7, 5], strided
-    let w = Var::from_tensor(&(rand_t(&[8], 12, DType::F32)? + 1.0)?)?;
-    let b = Var::from_tensor(&rand_t(&[8], 13, DType::F32)?)?;
+    let x = uniform(11, &[3, 8, 5, 7], DType::F32, &Device::Cpu)?.transpose(2, 3)?; // [3, 8, 7, 5], strided
+    let w = Var::from_tensor(&(uniform(12, &[8], DType::F32, &Device::Cpu)? + 1.0)?)?;
+    let b = Var::from_tensor(&uniform(13, &[8], DType::F32, &Device::Cpu)?)?;
     let xv = Var::from_tensor(&x.contiguous()?)?;
     let map: HashMap<String, Tensor> = [
         ("weight".to_string(), w.as_tensor().clone()),
@@ -268,7 +258,7 @@ fn group_norm_fused_matches_composed() -> Result<()> {
         1e-5,
         VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
     )?;
-    let coef = rand_t(&[3, 8, 7, 5], 14, DType::F32)?;
+    let coef = uniform(14, &[3, 8, 7, 5], DType::F32, &Device::Cpu)?;
     let fused = gn.forward(&x)?;
     let composed = gn.forward_composed(&x)?;
     let d = (&fused - &composed)?.abs()?.max_all()?.to_scalar::<f32>()?;

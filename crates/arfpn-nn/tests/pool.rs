@@ -1,10 +1,9 @@
 //! Max pooling: PyTorch semantics (padding = −∞, floor mode, first maximum), gradients by
 //! finite differences, overlap accumulation, ties, errors.
 
-mod common;
 use arfpn_nn::max_pool2d;
+use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Result, Tensor, Var};
-use common::*;
 
 #[test]
 fn stem_pool_hand_computed() -> Result<()> {
@@ -39,13 +38,10 @@ fn gradients_match_finite_differences() -> Result<()> {
     .iter()
     .enumerate()
     {
-        let x = rand_t(&[2, 3, h, w], 100 + i as u64, DType::F64)?;
-        check_grads(
-            &[x],
-            |a| weighted_sum(&max_pool2d(&a[0], k, s, p)?, 200 + i as u64),
-            1e-6,
-            1e-7,
-        )?;
+        let x = uniform(100 + i as u64, &[2, 3, h, w], DType::F64, &Device::Cpu)?;
+        GradCheck::new(1e-6, Tolerance::mixed(1e-7, 1e-7)).inputs(&[x], |a| {
+            weighted_sum(&max_pool2d(&a[0], k, s, p)?, 200 + i as u64)
+        })?;
     }
     Ok(())
 }
@@ -91,7 +87,7 @@ fn nan_propagates_like_torch() -> Result<()> {
 
 #[test]
 fn f32_equals_f64() -> Result<()> {
-    let x = rand_t(&[2, 3, 11, 10], 7, DType::F64)?;
+    let x = uniform(7, &[2, 3, 11, 10], DType::F64, &Device::Cpu)?;
     let a = max_pool2d(&x, 3, 2, 1)?;
     let b = max_pool2d(&x.to_dtype(DType::F32)?, 3, 2, 1)?.to_dtype(DType::F64)?;
     assert!(max_abs_diff(&a, &b)? < 1e-6);

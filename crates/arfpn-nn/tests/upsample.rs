@@ -1,14 +1,13 @@
 //! Nearest 2× upsampling: values, and a backward that accumulates when the input also feeds
 //! another branch (the FPN top-down pattern).
 
-mod common;
 use arfpn_nn::upsample_nearest2x;
+use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Result, Tensor, Var};
-use common::*;
 
 #[test]
 fn equals_candle_forward() -> Result<()> {
-    let x = rand_t(&[2, 3, 5, 4], 1, DType::F32)?;
+    let x = uniform(1, &[2, 3, 5, 4], DType::F32, &Device::Cpu)?;
     let ours = upsample_nearest2x(&x)?;
     assert_eq!(ours.dims(), &[2, 3, 10, 8]);
     assert_eq!(max_abs_diff(&ours, &x.upsample_nearest2d(10, 8)?)?, 0.0);
@@ -17,9 +16,9 @@ fn equals_candle_forward() -> Result<()> {
 
 /// `loss = sum(up(x)·r1) + sum(x·r2)`: `dx = (2×2 block sums of r1) + r2`.
 fn fpn_pattern(up: impl Fn(&Tensor) -> Result<Tensor>) -> Result<(Vec<f64>, Vec<f64>)> {
-    let x = Var::from_tensor(&rand_t(&[1, 2, 3, 5], 2, DType::F64)?)?;
-    let r1 = rand_t(&[1, 2, 6, 10], 3, DType::F64)?;
-    let r2 = rand_t(&[1, 2, 3, 5], 4, DType::F64)?;
+    let x = Var::from_tensor(&uniform(2, &[1, 2, 3, 5], DType::F64, &Device::Cpu)?)?;
+    let r1 = uniform(3, &[1, 2, 6, 10], DType::F64, &Device::Cpu)?;
+    let r2 = uniform(4, &[1, 2, 3, 5], DType::F64, &Device::Cpu)?;
     let lateral = (x.as_tensor() * 1.0)?; // used twice, like an FPN lateral map
     let loss = ((up(&lateral)? * &r1)?.sum_all()? + (&lateral * &r2)?.sum_all()?)?;
     let dx = loss
@@ -68,13 +67,9 @@ fn candle_upsample_backward_drops_other_gradients() -> Result<()> {
 
 #[test]
 fn finite_differences() -> Result<()> {
-    let x = rand_t(&[2, 2, 3, 4], 5, DType::F64)?;
-    check_grads(
-        &[x],
-        |a| weighted_sum(&upsample_nearest2x(&a[0])?, 6),
-        1e-6,
-        1e-8,
-    )?;
+    let x = uniform(5, &[2, 2, 3, 4], DType::F64, &Device::Cpu)?;
+    GradCheck::new(1e-6, Tolerance::mixed(1e-8, 1e-8))
+        .inputs(&[x], |a| weighted_sum(&upsample_nearest2x(&a[0])?, 6))?;
     Ok(())
 }
 
