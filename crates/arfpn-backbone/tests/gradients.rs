@@ -2,14 +2,17 @@
 //! every attention module. These catch candle's silent-gradient traps (pooling, upsampling,
 //! fused ops) in anything the backbone uses.
 
-mod common;
-
 use arfpn_backbone::{AttentionKind, BasicBlock, Bottleneck, NormKind, Stem};
+use arfpn_testkit::{reseed, uniform, weighted_sum, GradCheck, Target, Tolerance};
 use candle_core::{DType, Device, Result, Var};
 use candle_nn::{VarBuilder, VarMap};
-use common::{grad_error, lcg_tensor, reseed, weighted_sum};
 
-const TOL: f64 = 1e-4;
+/// Central differences with step 1e-5; the error relative to `max(|numeric|, 1e-3)` must
+/// stay below 1e-4.
+const CHECK: GradCheck = GradCheck {
+    eps: 1e-5,
+    tolerance: Tolerance::relative(1e-4, 1e-3),
+};
 
 fn kinds() -> Vec<AttentionKind> {
     vec![
@@ -23,7 +26,8 @@ fn kinds() -> Vec<AttentionKind> {
     ]
 }
 
-/// Checks d loss / d x and d loss / d p for a few parameters `p` named in `params`.
+/// Checks d loss / d x (40 probes) and d loss / d p (12 probes each) for the parameters
+/// `p` named in `params`.
 fn check(
     vm: &VarMap,
     x: &Var,
@@ -31,17 +35,15 @@ fn check(
     params: &[&str],
     what: &str,
 ) -> Result<()> {
-    let loss = || weighted_sum(&forward(x.as_tensor())?, 99);
-    let e = grad_error(&loss, x, 40)?;
-    assert!(e < TOL, "{what}: input gradient error {e}");
     let data = vm.data().lock().unwrap().clone();
+    let mut targets = vec![Target::spread(format!("{what}: input"), x, 40)];
     for p in params {
         let var = data
             .get(*p)
             .unwrap_or_else(|| panic!("{what}: no parameter {p}"));
-        let e = grad_error(&loss, var, 12)?;
-        assert!(e < TOL, "{what}: gradient error {e} for {p}");
+        targets.push(Target::spread(format!("{what}: {p}"), var, 12));
     }
+    CHECK.vars(&targets, || weighted_sum(&forward(x.as_tensor())?, 99))?;
     Ok(())
 }
 
@@ -67,7 +69,7 @@ fn bottleneck_gradients_with_every_attention() -> Result<()> {
         let unit = Bottleneck::new(8, 4, 2, &NormKind::group_norm(2), &kind, vb)
             .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 7)?;
-        let x = Var::from_tensor(&lcg_tensor(&[1, 8, 6, 6], 3, DType::F64)?)?;
+        let x = Var::from_tensor(&uniform(3, &[1, 8, 6, 6], DType::F64, &Device::Cpu)?)?;
         let mut params = vec![
             "conv1.weight",
             "conv2.weight",
@@ -95,7 +97,9 @@ fn basic_block_gradients_with_every_attention() -> Result<()> {
         let unit = BasicBlock::new(8, 8, 1, &NormKind::group_norm(4), &kind, vb)
             .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 11)?;
-        let x = Var::from_tensor(&lcg_tensor(&[2, 8, 5, 7], 5, DType::F64)?)?;
+        // Seed 5 puts a ReLU/max kink within eps of one CBAM probe (central differences
+        // straddle it: 4 % off, exact with eps 1e-7); seed 6 does not.
+        let x = Var::from_tensor(&uniform(6, &[2, 8, 5, 7], DType::F64, &Device::Cpu)?)?;
         let mut params = vec!["conv1.weight", "bn2.bias"];
         params.extend(attention_params(&kind));
         check(
@@ -117,7 +121,7 @@ fn stem_gradients() -> Result<()> {
         let stem = Stem::new(3, 4, &norm, vb).map_err(candle_core::Error::wrap)?;
         reseed(&vm, 13)?;
         // Even size: candle's stride-2 conv backward needs H and W of equal parity.
-        let x = Var::from_tensor(&lcg_tensor(&[1, 3, 14, 10], 17, DType::F64)?)?;
+        let x = Var::from_tensor(&uniform(17, &[1, 3, 14, 10], DType::F64, &Device::Cpu)?)?;
         check(
             &vm,
             &x,

@@ -1,13 +1,11 @@
 //! Loading weights from safetensors: torchvision names, missing/unexpected reports, errors.
 
-mod common;
-
 use arfpn_backbone::{
     load_safetensors, AttentionKind, Backbone, BackboneError, NormKind, ResNet, ResNetConfig,
 };
+use arfpn_testkit::uniform;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use common::lcg_tensor;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -35,7 +33,7 @@ fn torchvision_like_file(list: &str, name: &str) -> (PathBuf, HashMap<String, Te
         let t = if k.ends_with("num_batches_tracked") {
             Tensor::new(7i64, &Device::Cpu).unwrap()
         } else {
-            let t = lcg_tensor(&shape, i as u64, DType::F32).unwrap();
+            let t = uniform(i as u64, shape.as_slice(), DType::F32, &Device::Cpu).unwrap();
             if k.ends_with("running_var") {
                 (t.abs().unwrap() + 0.5).unwrap()
             } else {
@@ -62,7 +60,7 @@ fn assert_loads_torchvision(cfg: ResNetConfig, list: &str) -> Result<()> {
     )
     .map_err(candle_core::Error::wrap)?;
     std::fs::remove_file(&file).ok();
-    let x = lcg_tensor(&[1, 3, 64, 64], 9, DType::F32)?;
+    let x = uniform(9, &[1, 3, 64, 64], DType::F32, &Device::Cpu)?;
     let (a, b) = (
         net.forward_t(&x, false).map_err(candle_core::Error::wrap)?,
         direct
@@ -175,7 +173,7 @@ fn round_trip_reproduces_outputs() -> Result<()> {
     let file = tmp("roundtrip");
     vm_a.save(&file)?;
     let (vm_b, net_b) = build(&tiny());
-    let x = lcg_tensor(&[1, 3, 64, 64], 5, DType::F32)?;
+    let x = uniform(5, &[1, 3, 64, 64], DType::F32, &Device::Cpu)?;
     let before = net_b
         .forward_t(&x, false)
         .map_err(candle_core::Error::wrap)?;

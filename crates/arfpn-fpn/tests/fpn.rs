@@ -1,17 +1,13 @@
 //! FPN: build-time checks, shapes, known values, P6, padding, and gradients through the
 //! top-down path (which catches candle's overwriting upsample backward).
 
-// The test helpers (deterministic tensors, finite-difference check) are the backbone's.
-#[path = "../../arfpn-backbone/tests/common/mod.rs"]
-mod common;
-
 use arfpn_backbone::{AttentionKind, NormKind, ResNetConfig};
 use arfpn_fpn::{BackboneWithFpn, Fpn, FpnConfig, FpnError};
 use arfpn_nn::pad_to_multiple;
 use arfpn_nn::{FeatureMap, ShapeSpec};
+use arfpn_testkit::{reseed, uniform, weighted_sum, GradCheck, Target, Tolerance};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use common::{grad_error, lcg_tensor, reseed, weighted_sum};
 use std::collections::HashMap;
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -263,8 +259,10 @@ fn gradients_through_the_top_down_path() -> TestResult {
         .iter()
         .enumerate()
         .map(|(i, &(c, h, w))| {
-            Var::from_tensor(&lcg_tensor(&[2, c, h, w], 40 + i as u64, DType::F64).unwrap())
-                .unwrap()
+            Var::from_tensor(
+                &uniform(40 + i as u64, &[2, c, h, w], DType::F64, &Device::Cpu).unwrap(),
+            )
+            .unwrap()
         })
         .collect();
     let loss = || -> Result<Tensor> {
@@ -282,19 +280,21 @@ fn gradients_through_the_top_down_path() -> TestResult {
     };
     // The coarsest input reaches every output through the top-down path: if an upsample
     // backward overwrote instead of accumulating, its gradient would be wrong.
-    for (i, x) in xs.iter().enumerate() {
-        let e = grad_error(&loss, x, 30)?;
-        assert!(e < 1e-4, "input c{}: gradient error {e}", i + 2);
-    }
     let data = vm.data().lock().unwrap().clone();
+    let mut targets: Vec<Target> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| Target::spread(format!("input c{}", i + 2), x, 30))
+        .collect();
     for p in [
         "inner_blocks.2.0.weight",
         "inner_blocks.1.0.bias",
         "layer_blocks.0.0.weight",
     ] {
-        let e = grad_error(&loss, &data[p], 12)?;
-        assert!(e < 1e-4, "{p}: gradient error {e}");
+        targets.push(Target::spread(p, &data[p], 12));
     }
+    // Step 1e-5; the error relative to max(|numeric|, 1e-3) must stay below 1e-4.
+    GradCheck::new(1e-5, Tolerance::relative(1e-4, 1e-3)).vars(&targets, loss)?;
     Ok(())
 }
 

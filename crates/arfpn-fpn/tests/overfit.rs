@@ -1,15 +1,12 @@
 //! Smoke test of gradient flow end to end: a tiny attention ResNet + FPN + 1x1 head overfits
 //! one synthetic image's dense target, and every parameter receives a gradient.
 
-// Deterministic initialisation (the backbone's test helpers): with candle's unseeded random
-// init the test was flaky, because a squeeze-excitation hidden layer whose ReLUs are all dead
-// at initialisation (batch of one image) legitimately gets a zero gradient.
-#[path = "../../arfpn-backbone/tests/common/mod.rs"]
-mod common;
-
-use arfpn_backbone::{AttentionKind, NormKind, ResNet, ResNetConfig};
-use arfpn_fpn::{BackboneWithFpn, FpnConfig};
+// Deterministic initialisation (`arfpn_testkit::reseed`): with candle's unseeded random init
+// the test was flaky, because a squeeze-excitation hidden layer whose ReLUs are all dead at
+// initialisation (batch of one image) legitimately gets a zero gradient.
 use arfpn_nn::{conv2d, Conv2dConfig};
+use arfpn_testkit::fixture::tiny_backbone_fpn;
+use arfpn_testkit::reseed;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
@@ -64,21 +61,8 @@ fn tiny_backbone_fpn_overfits_one_image() -> Result<()> {
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    let rcfg = ResNetConfig::resnet18()
-        .with_width(8)
-        .with_stage_depths([1, 1, 1, 1])
-        .with_norm(NormKind::group_norm(4))
-        .with_attention(AttentionKind::Cbam {
-            reduction: 4,
-            kernel_size: 3,
-        });
-    let backbone = ResNet::new(&rcfg, vb.pp("backbone")).map_err(candle_core::Error::wrap)?;
-    let fpn_cfg = FpnConfig {
-        out_channels: 8,
-        extra_p6: true,
-    };
-    let net = BackboneWithFpn::new(Box::new(backbone), &fpn_cfg, vb.clone())
-        .map_err(candle_core::Error::wrap)?;
+    // The tiny CBAM ResNet-18 + 8-channel FPN (P2-P6) of the testkit.
+    let net = tiny_backbone_fpn(vb.pp("backbone")).map_err(candle_core::Error::wrap)?;
     // The head reads P2 (the target's resolution) plus the global mean of P3-P6, so every
     // output of the pyramid is used.
     let head = conv2d(
@@ -90,7 +74,7 @@ fn tiny_backbone_fpn_overfits_one_image() -> Result<()> {
         arfpn_nn::inits::KAIMING_FAN_OUT,
         vb.pp("head"),
     )?;
-    common::reseed(&vm, SEED)?;
+    reseed(&vm, SEED)?;
     let (image, target) = synthetic()?;
     let loss_fn = || -> Result<Tensor> {
         let p = net
