@@ -4,7 +4,9 @@
 #![cfg(feature = "cuda")]
 mod common;
 
+use arfpn_boxes::SplitMix64;
 use arfpn_roi_align::{roi_align, roi_pool, MultiScaleRoIAlign};
+use arfpn_testkit::uniform_values;
 use candle_core::{DType, Device, Tensor};
 use common::*;
 use std::io::Write;
@@ -22,17 +24,25 @@ fn gpu(test: &str) -> Option<Device> {
 }
 
 fn inputs(seed: u64, dtype: DType) -> (Tensor, Tensor, Tensor) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let dims = (2, 8, 24, 32);
-    let x = Tensor::from_vec(rng.vec(2 * 8 * 24 * 32), dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap();
+    let x = Tensor::from_vec(
+        uniform_values(&mut rng, 2 * 8 * 24 * 32),
+        dims,
+        &Device::Cpu,
+    )
+    .unwrap()
+    .to_dtype(dtype)
+    .unwrap();
     let b = boxes_tensor(&random_boxes(&mut rng, 50, 2, 96.0, 128.0), dtype).unwrap();
-    let g = Tensor::from_vec(rng.vec(50 * 8 * 49), (50, 8, 7, 7), &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap();
+    let g = Tensor::from_vec(
+        uniform_values(&mut rng, 50 * 8 * 49),
+        (50, 8, 7, 7),
+        &Device::Cpu,
+    )
+    .unwrap()
+    .to_dtype(dtype)
+    .unwrap();
     (x, b, g)
 }
 
@@ -88,13 +98,13 @@ fn multi_scale_and_edge_cases_on_cuda() {
     let Some(dev) = gpu("multi_scale_and_edge_cases_on_cuda") else {
         return;
     };
-    let mut rng = Rng::new(3);
+    let mut rng = SplitMix64::new(3);
     let strides = [4, 8, 16, 32];
     let feats: Vec<Tensor> = strides
         .iter()
         .map(|s| {
             Tensor::from_vec(
-                rng.vec(4 * (256 / s) * (256 / s)),
+                uniform_values(&mut rng, 4 * (256 / s) * (256 / s)),
                 (1, 4, 256 / s, 256 / s),
                 &Device::Cpu,
             )

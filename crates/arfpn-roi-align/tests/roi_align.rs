@@ -2,7 +2,9 @@
 //! differences, determinism and bad input.
 mod common;
 
+use arfpn_boxes::SplitMix64;
 use arfpn_roi_align::roi_align;
+use arfpn_testkit::{uniform_values, GradCheck, Tolerance};
 use candle_core::{DType, Device, Tensor};
 use common::*;
 
@@ -194,8 +196,8 @@ fn check_dims(
     out: (usize, usize),
     dims: (usize, usize, usize, usize),
 ) {
-    let mut rng = Rng::new(seed);
-    let x = rng.vec(dims.0 * dims.1 * dims.2 * dims.3);
+    let mut rng = SplitMix64::new(seed);
+    let x = uniform_values(&mut rng, dims.0 * dims.1 * dims.2 * dims.3);
     let bx = random_boxes(
         &mut rng,
         9,
@@ -204,7 +206,7 @@ fn check_dims(
         dims.3 as f64 / scale,
     );
     let k = bx.len();
-    let go = rng.vec(k * dims.1 * out.0 * out.1);
+    let go = uniform_values(&mut rng, k * dims.1 * out.0 * out.1);
     let (want_y, want_g) = ref_roi_align(&x, dims, &bx, out, scale, sampling, aligned, &go);
     let xt = Tensor::from_vec(x, dims, &CPU)
         .unwrap()
@@ -258,53 +260,35 @@ fn many_channels_and_odd_sizes_match_reference() {
 #[test]
 fn finite_difference_gradient_f64() {
     // RoIAlign is linear in its input, so central differences are exact up to rounding.
-    let mut rng = Rng::new(7);
+    let mut rng = SplitMix64::new(7);
     let dims = (2, 2, 5, 6);
     let numel = dims.0 * dims.1 * dims.2 * dims.3;
-    let x = Tensor::from_vec(rng.vec(numel), dims, &CPU).unwrap();
+    let x = Tensor::from_vec(uniform_values(&mut rng, numel), dims, &CPU).unwrap();
     let bx = boxes_tensor(&random_boxes(&mut rng, 5, 2, 10.0, 12.0), DType::F64).unwrap();
-    let go = Tensor::from_vec(rng.vec(5 * 2 * 2 * 3), (5, 2, 2, 3), &CPU).unwrap();
+    let go = Tensor::from_vec(uniform_values(&mut rng, 5 * 2 * 2 * 3), (5, 2, 2, 3), &CPU).unwrap();
     for (aligned, s) in [(false, 2), (true, 0), (true, 1), (false, 0)] {
-        let f = |t: &Tensor| roi_align(t, &bx, (2, 3), 0.5, s, aligned);
-        let (_, g) = fwd_bwd(&x, &go, f).unwrap();
-        let g = to_f64(&g);
-        let loss = |t: &Tensor| {
-            (f(t).unwrap() * &go)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
-        let base = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let eps = 1e-6;
-        for i in 0..numel {
-            let mut p = base.clone();
-            p[i] += eps;
-            let mut m = base.clone();
-            m[i] -= eps;
-            let fd = (loss(&Tensor::from_vec(p, dims, &CPU).unwrap())
-                - loss(&Tensor::from_vec(m, dims, &CPU).unwrap()))
-                / (2.0 * eps);
-            assert!(
-                (fd - g[i]).abs() < 1e-8,
-                "aligned={aligned} s={s} element {i}: fd {fd} vs autograd {}",
-                g[i]
-            );
-        }
+        GradCheck::new(1e-6, Tolerance::absolute(1e-8))
+            .inputs(&[x.clone()], |a| {
+                roi_align(&a[0], &bx, (2, 3), 0.5, s, aligned)?.mul(&go)
+            })
+            .unwrap_or_else(|e| panic!("aligned={aligned} s={s}: {e}"));
     }
 }
 
 #[test]
 fn backward_is_deterministic_across_thread_counts() {
-    let mut rng = Rng::new(11);
+    let mut rng = SplitMix64::new(11);
     let dims = (2, 16, 12, 12);
-    let x = Tensor::from_vec(rng.vec(dims.0 * dims.1 * dims.2 * dims.3), dims, &CPU)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap();
+    let x = Tensor::from_vec(
+        uniform_values(&mut rng, dims.0 * dims.1 * dims.2 * dims.3),
+        dims,
+        &CPU,
+    )
+    .unwrap()
+    .to_dtype(DType::F32)
+    .unwrap();
     let bx = boxes_tensor(&random_boxes(&mut rng, 40, 2, 12.0, 12.0), DType::F32).unwrap();
-    let go = Tensor::from_vec(rng.vec(40 * 16 * 49), (40, 16, 7, 7), &CPU)
+    let go = Tensor::from_vec(uniform_values(&mut rng, 40 * 16 * 49), (40, 16, 7, 7), &CPU)
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
@@ -323,8 +307,8 @@ fn backward_is_deterministic_across_thread_counts() {
 
 #[test]
 fn non_contiguous_input_and_boxes() {
-    let mut rng = Rng::new(5);
-    let x = Tensor::from_vec(rng.vec(2 * 3 * 6 * 7), (2, 3, 7, 6), &CPU)
+    let mut rng = SplitMix64::new(5);
+    let x = Tensor::from_vec(uniform_values(&mut rng, 2 * 3 * 6 * 7), (2, 3, 7, 6), &CPU)
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();

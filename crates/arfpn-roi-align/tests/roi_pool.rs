@@ -1,7 +1,9 @@
 //! RoIPool: hand-computed values, a naive reference, finite differences, bad input.
 mod common;
 
+use arfpn_boxes::SplitMix64;
 use arfpn_roi_align::roi_pool;
+use arfpn_testkit::{uniform_values, GradCheck, Tolerance};
 use candle_core::{DType, Device, Tensor};
 use common::*;
 
@@ -44,11 +46,11 @@ fn hand_computed_bins() {
 fn matches_naive_reference_on_random_boxes() {
     for (seed, dtype) in [(1, DType::F64), (2, DType::F32), (3, DType::F64)] {
         for (scale, out) in [(1.0, (2, 3)), (0.5, (7, 7)), (0.25, (1, 2))] {
-            let mut rng = Rng::new(seed * 10 + out.0 as u64);
+            let mut rng = SplitMix64::new(seed * 10 + out.0 as u64);
             let dims = (2, 3, 7, 9);
-            let x = rng.vec(dims.0 * dims.1 * dims.2 * dims.3);
+            let x = uniform_values(&mut rng, dims.0 * dims.1 * dims.2 * dims.3);
             let bx = random_boxes(&mut rng, 10, 2, 7.0 / scale, 9.0 / scale);
-            let go = rng.vec(10 * 3 * out.0 * out.1);
+            let go = uniform_values(&mut rng, 10 * 3 * out.0 * out.1);
             let (wy, wg) = ref_roi_pool(&x, dims, &bx, out, scale, &go);
             let xt = Tensor::from_vec(x, dims, &CPU)
                 .unwrap()
@@ -76,36 +78,15 @@ fn matches_naive_reference_on_random_boxes() {
 #[test]
 fn finite_difference_gradient_f64() {
     // RoIPool is piecewise linear; random inputs have no ties, and eps is far below the gaps.
-    let mut rng = Rng::new(3);
+    let mut rng = SplitMix64::new(3);
     let dims = (2, 2, 5, 6);
     let numel = 120;
-    let x = Tensor::from_vec(rng.vec(numel), dims, &CPU).unwrap();
+    let x = Tensor::from_vec(uniform_values(&mut rng, numel), dims, &CPU).unwrap();
     let bx = boxes_tensor(&random_boxes(&mut rng, 5, 2, 5.0, 6.0), DType::F64).unwrap();
-    let go = Tensor::from_vec(rng.vec(5 * 2 * 6), (5, 2, 2, 3), &CPU).unwrap();
-    let f = |t: &Tensor| roi_pool(t, &bx, (2, 3), 1.0);
-    let g = to_f64(&fwd_bwd(&x, &go, f).unwrap().1);
-    let loss = |t: &Tensor| {
-        (f(t).unwrap() * &go)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    let base = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    for i in 0..numel {
-        let (mut p, mut m) = (base.clone(), base.clone());
-        p[i] += 1e-7;
-        m[i] -= 1e-7;
-        let fd = (loss(&Tensor::from_vec(p, dims, &CPU).unwrap())
-            - loss(&Tensor::from_vec(m, dims, &CPU).unwrap()))
-            / 2e-7;
-        assert!(
-            (fd - g[i]).abs() < 1e-7,
-            "element {i}: fd {fd} vs autograd {}",
-            g[i]
-        );
-    }
+    let go = Tensor::from_vec(uniform_values(&mut rng, 5 * 2 * 6), (5, 2, 2, 3), &CPU).unwrap();
+    GradCheck::new(1e-7, Tolerance::absolute(1e-7))
+        .inputs(&[x], |a| roi_pool(&a[0], &bx, (2, 3), 1.0)?.mul(&go))
+        .unwrap();
 }
 
 #[test]

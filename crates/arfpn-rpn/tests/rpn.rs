@@ -5,6 +5,7 @@ use arfpn_boxes::{BBox, BalancedSample, BoxCoder, ClassId, GroundTruth, ImageSiz
 use arfpn_nn::{bce_with_logits, smooth_l1};
 use arfpn_nn::{FeatureMap, ShapeSpec};
 use arfpn_rpn::*;
+use arfpn_testkit::{randn, GradCheck, Target, Tolerance};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -314,31 +315,28 @@ fn small_rpn(dtype: DType) -> (VarMap, RegionProposalNetwork, Vec<FeatureMap>) {
     let specs = [ShapeSpec::new("p2", 3, 4), ShapeSpec::new("p3", 3, 8)];
     let rpn = RegionProposalNetwork::new(small_config(), &specs, vb).unwrap();
     // Larger head weights than the N(0, 0.01) init so the loss is far from flat.
-    for var in vm.all_vars() {
-        let t = (var.as_tensor().randn_like(0.0, 0.3).unwrap())
-            .to_dtype(dtype)
-            .unwrap();
+    for (i, (_, var)) in sorted_vars(&vm).iter().enumerate() {
+        let t = (randn(100 + i as u64, var.shape(), dtype, &dev).unwrap() * 0.3).unwrap();
         var.set(&t).unwrap();
     }
     let maps = vec![
-        FeatureMap::new(
-            "p2",
-            4,
-            Tensor::randn(0f32, 1.0, (2, 3, 6, 6), &dev)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap(),
-        ),
-        FeatureMap::new(
-            "p3",
-            8,
-            Tensor::randn(0f32, 1.0, (2, 3, 3, 3), &dev)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap(),
-        ),
+        FeatureMap::new("p2", 4, randn(1, (2, 3, 6, 6), dtype, &dev).unwrap()),
+        FeatureMap::new("p3", 8, randn(2, (2, 3, 3, 3), dtype, &dev).unwrap()),
     ];
     (vm, rpn, maps)
+}
+
+/// The variables of `vm` in name order.
+fn sorted_vars(vm: &VarMap) -> Vec<(String, Var)> {
+    let mut vars: Vec<(String, Var)> = vm
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
 }
 
 fn boxes_only(boxes: Vec<BBox>) -> GroundTruth {
@@ -372,51 +370,20 @@ fn total_loss(rpn: &RegionProposalNetwork, maps: &[FeatureMap]) -> Tensor {
 #[test]
 fn head_loss_gradient_matches_finite_differences() {
     let (vm, rpn, maps) = small_rpn(DType::F64);
-    let loss = total_loss(&rpn, &maps);
-    let grads = loss.backward().unwrap();
-    let mut vars: Vec<(String, Var)> = vm
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let vars = sorted_vars(&vm);
     assert_eq!(vars.len(), 6);
-    let eps = 1e-6;
-    let mut checked = 0;
-    for (name, var) in &vars {
-        let g = grads
-            .get(var)
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let g = g.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let w0 = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let shape = var.as_tensor().shape().clone();
-        for k in [0, w0.len() / 2, w0.len() - 1] {
-            let at = |delta: f64| {
-                let mut w = w0.clone();
-                w[k] += delta;
-                var.set(&Tensor::from_vec(w, shape.clone(), &Device::Cpu).unwrap())
-                    .unwrap();
-                total_loss(&rpn, &maps).to_scalar::<f64>().unwrap()
-            };
-            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(w0.clone(), shape.clone(), &Device::Cpu).unwrap())
-                .unwrap();
-            assert!(
-                (fd - g[k]).abs() <= 1e-6 + 1e-4 * fd.abs(),
-                "{name}[{k}]: autograd {} vs finite difference {fd}",
-                g[k]
-            );
-            checked += 1;
-        }
-    }
-    assert_eq!(checked, 18);
+    // The first, middle and last element of every variable.
+    let targets: Vec<Target> = vars
+        .iter()
+        .map(|(name, var)| {
+            let n = var.elem_count();
+            Target::at(name.as_str(), var, vec![0, n / 2, n - 1])
+        })
+        .collect();
+    let report = GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-4))
+        .vars(&targets, || Ok(total_loss(&rpn, &maps)))
+        .unwrap();
+    assert_eq!(report.checked(), 18);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //!   model ([`GradCheck::vars`]), with the probed elements ([`Probes`]) and the acceptance
 //!   rule ([`Tolerance`]) chosen per test. A failure is an error
 //!   ([`TestkitError::GradientMismatch`]) that names the worst element.
-//! * Seeded tensors on [`arfpn_boxes::SplitMix64`]: [`uniform`] (in `[-1, 1)`), [`randn`],
+//! * Seeded tensors on [`arfpn_boxes::SplitMix64`]: [`uniform`] (in `[-1, 1)`; plain values:
+//!   [`uniform_vec`], [`uniform_values`]), [`randn`],
 //!   [`weighted_sum`] (a scalar whose gradient reaches every output element), [`reseed`]
 //!   (overwrites every variable of a `VarMap` deterministically) and [`max_abs_diff`].
 //! * [`shared_data`]: finds `../shared/data/<name>` beside the workspace; when it is absent
@@ -56,4 +57,4 @@ mod random;
 pub use data::{shared_data, DATA_REQUIRED_ENV, DATA_ROOT_ENV};
 pub use error::{Result, TestkitError};
 pub use grad::{GradCheck, GradReport, ProbeResult, Probes, Target, Tolerance};
-pub use random::{max_abs_diff, randn, reseed, uniform, uniform_vec, weighted_sum};
+pub use random::{max_abs_diff, randn, reseed, uniform, uniform_values, uniform_vec, weighted_sum};

@@ -7,7 +7,12 @@ use candle_nn::VarMap;
 
 /// `n` values uniform in `[-1, 1)` from `SplitMix64::new(seed)`.
 pub fn uniform_vec(seed: u64, n: usize) -> Vec<f64> {
-    let mut rng = SplitMix64::new(seed);
+    uniform_values(&mut SplitMix64::new(seed), n)
+}
+
+/// The next `n` values of `rng`, uniform in `[-1, 1)` (for tests that draw inputs and boxes
+/// from one generator).
+pub fn uniform_values(rng: &mut SplitMix64, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.range(-1.0, 1.0)).collect()
 }
 

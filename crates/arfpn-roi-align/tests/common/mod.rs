@@ -1,39 +1,22 @@
-//! Test helpers: a tiny deterministic RNG and a naive f64 transcription of torchvision's
-//! RoIAlign / RoIPool loops (per sample, no precomputation), the independent reference the
-//! optimised kernels are compared against.
+//! Test helpers: random boxes, and a naive f64 transcription of torchvision's RoIAlign /
+//! RoIPool loops (per sample, no precomputation), the independent reference the optimised
+//! kernels are compared against.
 #![allow(dead_code)]
 
+use arfpn_boxes::SplitMix64;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407))
-    }
-    /// Uniform in [0, 1).
-    pub fn f64(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.f64()
-    }
-    pub fn vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.range(-1.0, 1.0)).collect()
-    }
-}
-
 /// Random boxes `[K, 5]` over `n` images of `img_h x img_w` pixels, with some boxes outside.
-pub fn random_boxes(rng: &mut Rng, k: usize, n: usize, img_h: f64, img_w: f64) -> Vec<[f64; 5]> {
+pub fn random_boxes(
+    rng: &mut SplitMix64,
+    k: usize,
+    n: usize,
+    img_h: f64,
+    img_w: f64,
+) -> Vec<[f64; 5]> {
     (0..k)
         .map(|_| {
-            let b = (rng.f64() * n as f64).floor();
+            let b = (rng.uniform() * n as f64).floor();
             let x1 = rng.range(-0.3 * img_w, 1.1 * img_w);
             let y1 = rng.range(-0.3 * img_h, 1.1 * img_h);
             let (w, h) = (rng.range(0.0, 0.7 * img_w), rng.range(0.0, 0.7 * img_h));
