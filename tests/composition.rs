@@ -4,13 +4,12 @@
 
 use std::path::PathBuf;
 
-use arfpn_backbone::{AttentionKind, NormKind, ResNetConfig};
 use arfpn_boxes::{BBox, ClassId, GroundTruth, SplitMix64};
-use arfpn_fpn::{BackboneWithFpn, FpnConfig};
 use arfpn_metrics::{CocoGt, Report, ReportOptions};
 use arfpn_nn::{ImageBatch, SeededVarMap};
 use arfpn_roi_align::{MultiScaleRoIAlign, Rois};
 use arfpn_rpn::{RegionProposalNetwork, RpnConfig};
+use arfpn_testkit::fixture::tiny_backbone_fpn;
 use arfpn_voc::coco::{to_coco_json, CocoExportOptions};
 use arfpn_voc::synthetic::{write_dataset, SyntheticConfig};
 use arfpn_voc::{LabelSet, Labels, LoadOptions, VocDataset};
@@ -97,19 +96,8 @@ fn backbone_fpn_rpn_and_roi_align_compose() -> TestResult {
     let dev = Device::Cpu;
     let vars = SeededVarMap::new(5);
     let vb = vars.var_builder(DType::F32, &dev);
-    let rcfg = ResNetConfig::resnet18()
-        .with_width(8)
-        .with_stage_depths([1, 1, 1, 1])
-        .with_norm(NormKind::group_norm(4))
-        .with_attention(AttentionKind::Cbam {
-            reduction: 4,
-            kernel_size: 3,
-        });
-    let fpn_cfg = FpnConfig {
-        out_channels: 8,
-        extra_p6: true,
-    };
-    let net = BackboneWithFpn::resnet(&rcfg, &fpn_cfg, vb.pp("backbone"))?;
+    // ResNet-18 layout, width 8, CBAM, GroupNorm; 8-channel FPN with P6.
+    let net = tiny_backbone_fpn(vb.pp("backbone"))?;
     let shapes = net.output_shapes();
     assert_eq!(
         shapes.iter().map(|s| s.stride).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@
 //! first test run builds them with `cargo build --examples` (same profile, same target
 //! folder).
 
-use std::io::Write;
+use arfpn_testkit::shared_data;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -360,23 +360,6 @@ fn dataset_stats_lenient_goes_on_past_a_duplicate_split_line() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-fn shared_data(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("ARFPN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let d = base.join(name);
-    if d.join("ImageSets/Main").is_dir() {
-        Some(d)
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: dataset {name:?} not found at {} (set ARFPN_DATA)",
-            d.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn bccd_mini_with_an_empty_val_split_is_summarised_and_tiled() {
     let Some(root) = shared_data("bccd-mini") else {
@@ -694,11 +677,9 @@ fn quickstart_detect_and_evaluate_run_end_to_end() {
 /// `train` on ../shared/data/bccd-mini: a short run, then a resume.
 #[test]
 fn train_runs_and_resumes_on_bccd_mini() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bccd-mini");
-    if !data.join("Annotations").is_dir() {
-        eprintln!("SKIPPED train_runs_and_resumes_on_bccd_mini: {} is absent (public data beside the checkout)", data.display());
+    let Some(data) = shared_data("bccd-mini") else {
         return;
-    }
+    };
     let out = tmp("train");
     let args = |steps: &str, resume: bool| {
         let mut v = vec![

@@ -4,6 +4,7 @@
 use arfpn_boxes::{BBox, ClassId, GroundTruth, SplitMix64};
 use arfpn_head::{BoxHeadConfig, PoolerConfig, RoiHeadConfig, RoiHeads};
 use arfpn_nn::{FeatureMap, SeededVarMap, ShapeSpec};
+use arfpn_testkit::{GradCheck, Target, Tolerance};
 use candle_core::{DType, Device, Tensor, Var};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
@@ -45,60 +46,36 @@ fn check(config: RoiHeadConfig) -> Res {
         ],
         vec![ClassId::new(0), ClassId::new(1)],
     )?];
-    let loss = |a: &Tensor, b: &Tensor| -> Result<Tensor, Box<dyn std::error::Error>> {
+    let loss = || -> candle_core::Result<Tensor> {
         let feats = [
-            FeatureMap::new("p2", 4, a.clone()),
-            FeatureMap::new("p3", 8, b.clone()),
+            FeatureMap::new("p2", 4, p2.as_tensor().clone()),
+            FeatureMap::new("p3", 8, p3.as_tensor().clone()),
         ];
-        let l = heads.forward_train(&feats, &proposals, &gt, &mut SplitMix64::new(9))?;
-        Ok((l.classification + l.box_regression)?)
+        let l = heads
+            .forward_train(&feats, &proposals, &gt, &mut SplitMix64::new(9))
+            .map_err(candle_core::Error::wrap)?;
+        l.classification + l.box_regression
     };
-    let total = loss(p2.as_tensor(), p3.as_tensor())?;
-    let grads = total.backward()?;
     let fc6 = vars
         .named_vars()
         .into_iter()
         .find(|(n, _)| n.ends_with("fc6.weight") || n.ends_with("conv1.weight"))
         .ok_or("no first box-head layer")?
         .1;
-    let eps = 1e-5;
-    let mut checked = 0;
-    // Each (variable, flat index) probe: analytic vs central difference.
-    let probes: Vec<(&Var, usize)> = [
-        (&p2, 3 * 16 * 16),
-        (&p3, 3 * 8 * 8),
-        (&fc6, fc6.elem_count()),
-    ]
-    .into_iter()
-    .flat_map(|(v, n)| (0..12).map(move |k| (v, (k * 7919 + 13) % n)))
-    .collect();
-    for (var, idx) in probes {
-        let g = grads
-            .get(var.as_tensor())
-            .ok_or("no gradient")?
-            .flatten_all()?
-            .to_vec1::<f64>()?[idx];
-        let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
-        let eval = |delta: f64| -> Result<f64, Box<dyn std::error::Error>> {
-            let mut v = base.clone();
-            v[idx] += delta;
-            var.set(&Tensor::from_vec(v, var.shape(), &dev)?)?;
-            let l = loss(p2.as_tensor(), p3.as_tensor())?.to_scalar::<f64>()?;
-            Ok(l)
-        };
-        let fd = (eval(eps)? - eval(-eps)?) / (2.0 * eps);
-        var.set(&Tensor::from_vec(base, var.shape(), &dev)?)?;
-        assert!(
-            (g - fd).abs() <= 1e-6 + 1e-4 * fd.abs().max(g.abs()),
-            "index {idx}: analytic {g} vs finite difference {fd}"
-        );
-        if g != 0.0 {
-            checked += 1;
-        }
-    }
+    // 12 probes of each variable, spread by a stride prime to the sizes; for the maps
+    // within their first 3 * 16 * 16 (p2) and 3 * 8 * 8 (p3) elements.
+    let probes = |n: usize| (0..12).map(|k| (k * 7919 + 13) % n).collect::<Vec<_>>();
+    let targets = [
+        Target::at("p2", &p2, probes(3 * 16 * 16)),
+        Target::at("p3", &p3, probes(3 * 8 * 8)),
+        Target::at("fc6", &fc6, probes(fc6.elem_count())),
+    ];
+    let report =
+        GradCheck::new(1e-5, Tolerance::mixed(1e-6, 1e-4).symmetric()).vars(&targets, loss)?;
     assert!(
-        checked >= 12,
-        "only {checked} probes had a non-zero gradient"
+        report.nonzero() >= 12,
+        "only {} probes had a non-zero gradient",
+        report.nonzero()
     );
     Ok(())
 }

@@ -268,7 +268,7 @@ fn finite_difference_gradient_f64() {
     let go = Tensor::from_vec(uniform_values(&mut rng, 5 * 2 * 2 * 3), (5, 2, 2, 3), &CPU).unwrap();
     for (aligned, s) in [(false, 2), (true, 0), (true, 1), (false, 0)] {
         GradCheck::new(1e-6, Tolerance::absolute(1e-8))
-            .inputs(&[x.clone()], |a| {
+            .inputs(std::slice::from_ref(&x), |a| {
                 roi_align(&a[0], &bx, (2, 3), 0.5, s, aligned)?.mul(&go)
             })
             .unwrap_or_else(|e| panic!("aligned={aligned} s={s}: {e}"));

@@ -34,11 +34,11 @@ fn resolve(name: &str, base: Option<&Path>, required: bool) -> Option<PathBuf> {
     match locate(name, base) {
         Ok(dir) => Some(dir),
         Err(looked) => {
-            let message = missing_message(&test_name(), name, &looked);
+            let (test, missing) = (test_name(), missing(name, &looked));
             if required {
-                panic!("{message}; {DATA_REQUIRED_ENV}=1 makes a missing dataset a failure");
+                panic!("{test}: {missing}, and {DATA_REQUIRED_ENV}=1 makes that a failure");
             }
-            let _ = writeln!(std::io::stderr(), "{message}");
+            let _ = writeln!(std::io::stderr(), "SKIP {test}: {missing}");
             None
         }
     }
@@ -60,10 +60,10 @@ fn locate(name: &str, base: Option<&Path>) -> Result<PathBuf, PathBuf> {
     }
 }
 
-fn missing_message(test: &str, name: &str, looked: &Path) -> String {
+fn missing(name: &str, looked: &Path) -> String {
     format!(
-        "SKIP {test}: ../shared/data/{name} not found ({} is not a folder; set {DATA_ROOT_ENV} \
-         to the data folder)",
+        "../shared/data/{name} not found ({} is not a folder; set {DATA_ROOT_ENV} to the data \
+         folder)",
         looked.display()
     )
 }
@@ -106,7 +106,7 @@ mod tests {
             .expect("a formatted panic message");
         assert!(
             message.contains("../shared/data/absent not found")
-                && message.contains("ARFPN_DATA_REQUIRED=1"),
+                && message.contains("ARFPN_DATA_REQUIRED=1 makes that a failure"),
             "{message}"
         );
         std::fs::remove_dir_all(&base).unwrap();
@@ -123,9 +123,9 @@ mod tests {
     #[test]
     fn the_skip_line_names_the_test_and_the_dataset() {
         assert!(test_name().contains("the_skip_line_names_the_test_and_the_dataset"));
-        let m = missing_message("voc::bccd", "bccd", Path::new("/x/bccd"));
+        let m = missing("bccd", Path::new("/x/bccd"));
         assert!(
-            m.starts_with("SKIP voc::bccd: ../shared/data/bccd not found (/x/bccd"),
+            m.starts_with("../shared/data/bccd not found (/x/bccd is not a folder"),
             "{m}"
         );
     }

@@ -5,33 +5,16 @@
 //! cargo bench -p arfpn-voc --bench loading -- --warm-up-time 1 --measurement-time 5
 //! ```
 //! Real-data benchmarks read `<workspace>/../shared/data/bccd` (or `$ARFPN_DATA/bccd`) and
-//! are skipped with a message when it is absent.
+//! are skipped with a message when it is absent (`arfpn_testkit::shared_data`).
 
-use std::path::PathBuf;
-
+use arfpn_testkit::shared_data;
 use arfpn_voc::image_io::load_rgb;
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::{ImageCheck, LabelSet, Labels, LoadOptions, VocDataset};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-fn bccd() -> Option<PathBuf> {
-    let base = std::env::var_os("ARFPN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let d = base.join("bccd");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!(
-            "SKIP real-data benchmarks: {} not found (set ARFPN_DATA)",
-            d.display()
-        );
-        None
-    }
-}
-
 fn loading(c: &mut Criterion) {
-    if let Some(root) = bccd() {
+    if let Some(root) = shared_data("bccd") {
         let mut opts = LoadOptions::lenient(Labels::Explicit(LabelSet::bccd()));
         let ds = VocDataset::open(&root, "train", &opts).expect("bccd train");
         let n = ds.len() as u64;

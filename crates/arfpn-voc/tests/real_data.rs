@@ -1,36 +1,18 @@
 //! Checks against the real datasets in `<workspace>/../shared/data` (or `$ARFPN_DATA`):
 //! counts equal the READMEs, the documented quirks are found. Skips with a printed reason
-//! when the data is absent.
+//! when the data is absent (fails instead with `ARFPN_DATA_REQUIRED=1`, as in CI).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::PathBuf;
 
+use arfpn_testkit::shared_data;
 use arfpn_voc::stats::SplitStats;
 use arfpn_voc::{Action, LabelSet, Labels, LoadOptions, VocDataset, VocError};
 
-fn data_dir(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("ARFPN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let d = base.join(name);
-    if d.join("ImageSets/Main").is_dir() {
-        Some(d)
-    } else {
-        // Written to the stderr handle, not through `eprintln!`, so that the test
-        // harness does not capture it: a skip must be visible in the CI log.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: dataset {name:?} not found at {} (set ARFPN_DATA)",
-            d.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn bccd_counts_and_quirks_match_its_readme() {
-    let Some(root) = data_dir("bccd") else { return };
+    let Some(root) = shared_data("bccd") else {
+        return;
+    };
     let opts = LoadOptions::lenient(Labels::Explicit(LabelSet::bccd()));
     // README table: images, RBC, WBC, Platelets per split.
     let expected = [
@@ -71,7 +53,7 @@ fn bccd_counts_and_quirks_match_its_readme() {
 
 #[test]
 fn bccd_mini_loads_strictly_and_decodes() {
-    let Some(root) = data_dir("bccd-mini") else {
+    let Some(root) = shared_data("bccd-mini") else {
         return;
     };
     let opts = LoadOptions::strict(Labels::Explicit(LabelSet::bccd()));
@@ -97,7 +79,7 @@ fn bccd_mini_loads_strictly_and_decodes() {
 
 #[test]
 fn txl_pbc_rgba_png_decodes_to_rgb() {
-    let Some(root) = data_dir("txl-pbc") else {
+    let Some(root) = shared_data("txl-pbc") else {
         return;
     };
     let png = std::fs::read_dir(root.join("JPEGImages"))

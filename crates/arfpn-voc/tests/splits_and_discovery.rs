@@ -1,9 +1,10 @@
 //! Lenient loading goes on past bad split-file lines; an empty split is a valid, empty
 //! dataset; class discovery runs over the splits that have objects.
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::PathBuf;
 
+use arfpn_testkit::shared_data;
 use arfpn_voc::{
     discover_labels, Action, LabelSet, Labels, LoadOptions, Mode, VocDataset, VocError,
 };
@@ -70,27 +71,9 @@ fn empty_split_is_valid_and_discovery_skips_it() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn data_dir(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("ARFPN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        // Straight to the stderr handle (not captured by the harness): a skip must show.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: {} not found (set ARFPN_DATA to the shared data folder)",
-            dir.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn bccd_mini_with_its_empty_val_split_discovers_three_classes() {
-    let Some(root) = data_dir("bccd-mini") else {
+    let Some(root) = shared_data("bccd-mini") else {
         return;
     };
     let labels = discover_labels(&root, &["train", "val", "test"]).unwrap();

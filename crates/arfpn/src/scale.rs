@@ -242,15 +242,9 @@ mod bccd {
     /// reason without the data.
     #[test]
     fn estimate_is_near_the_annotated_size_on_bccd() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/bccd-mini");
-        if !root.join("JPEGImages").is_dir() {
-            eprintln!(
-                "SKIPPED estimate_is_near_the_annotated_size_on_bccd: {} is absent",
-                root.display()
-            );
+        let Some(root) = arfpn_testkit::shared_data("bccd-mini") else {
             return;
-        }
+        };
         let opts = arfpn_voc::LoadOptions::lenient(arfpn_voc::Labels::Discover);
         let ds = arfpn_voc::VocDataset::open(&root, "train", &opts).expect("bccd-mini train");
         let mut estimates = Vec::new();
