@@ -2,10 +2,10 @@
 
 use crate::attention::{Attention, AttentionFactory, AttentionMap};
 use crate::error::Result;
-use crate::norm::{Norm, NormKind};
+use crate::norm::{self, Norm, NormKind};
 use crate::residual::{add_shortcut, apply_attention, Downsample};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
-use candle_core::{Module, Tensor};
+use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 
 /// `relu(attention(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))))) + shortcut(x))`:
@@ -52,7 +52,7 @@ impl Bottleneck {
                 arfpn_nn::inits::KAIMING_FAN_OUT,
                 vb.pp("conv1"),
             )?,
-            bn1: Norm::new(norm, planes, vb.pp("bn1"))?,
+            bn1: norm::build(norm, planes, vb.pp("bn1"))?,
             conv2: conv2d(
                 planes,
                 planes,
@@ -62,7 +62,7 @@ impl Bottleneck {
                 arfpn_nn::inits::KAIMING_FAN_OUT,
                 vb.pp("conv2"),
             )?,
-            bn2: Norm::new(norm, planes, vb.pp("bn2"))?,
+            bn2: norm::build(norm, planes, vb.pp("bn2"))?,
             conv3: conv2d(
                 planes,
                 out_c,
@@ -72,7 +72,7 @@ impl Bottleneck {
                 arfpn_nn::inits::KAIMING_FAN_OUT,
                 vb.pp("conv3"),
             )?,
-            bn3: Norm::new(norm, out_c, vb.pp("bn3"))?,
+            bn3: norm::build(norm, out_c, vb.pp("bn3"))?,
             attention: attention.build(out_c, vb.pp("attention"))?,
             downsample,
         })

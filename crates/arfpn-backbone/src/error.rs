@@ -33,6 +33,42 @@ pub enum BackboneError {
     Candle(#[from] candle_core::Error),
 }
 
+impl From<arfpn_nn::LoadError> for BackboneError {
+    fn from(e: arfpn_nn::LoadError) -> Self {
+        use arfpn_nn::LoadError;
+        match e {
+            LoadError::Read { path, source } => Self::Load { path, source },
+            LoadError::ShapeMismatch {
+                path,
+                name,
+                expected,
+                found,
+            } => Self::ShapeMismatch {
+                path,
+                name,
+                expected,
+                found,
+            },
+            LoadError::Candle(e) => Self::Candle(e),
+            e @ (LoadError::Poisoned | LoadError::EmptyVarMap) => Self::Input(e.to_string()),
+        }
+    }
+}
+
+/// A configuration error of an `arfpn-nn` layer keeps its name as the field
+/// (`op.arg`, e.g. `norm.groups`); the others are candle errors, as the layers' own.
+impl From<arfpn_nn::NnError> for BackboneError {
+    fn from(e: arfpn_nn::NnError) -> Self {
+        match e {
+            arfpn_nn::NnError::Config { op, arg, reason } => Self::Config {
+                field: format!("{op}.{arg}"),
+                reason,
+            },
+            other => Self::Candle(other.into()),
+        }
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, BackboneError>;
 

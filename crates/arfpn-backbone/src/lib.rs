@@ -9,8 +9,10 @@
 //!   addition: [`ChannelAttention`] (SE, C-ARFPN), [`SpatialAttention`] (S-ARFPN), [`Cbam`]
 //!   (CS-ARFPN), [`NoAttention`] (FPN baseline), or your own through [`Attention`] +
 //!   [`AttentionFactory`].
-//! * Normalisation: [`NormKind`] GroupNorm (default, 32 groups), frozen or trainable batch norm.
-//! * torchvision parameter names; [`load_safetensors`] reports missing/unexpected tensors.
+//! * Normalisation: [`NormKind`] GroupNorm (default, 32 groups), frozen or trainable batch norm
+//!   (with [`Norm`], defined in `arfpn-nn` and re-exported).
+//! * torchvision parameter names; [`load_safetensors`] (`arfpn-nn`'s, with this crate's
+//!   errors) reports missing/unexpected tensors in a [`LoadReport`].
 //! * [`ResNet::forward_traced`] exposes the stem output, C2–C5 and every attention map.
 //!
 //! Input size: any `H, W ≥ 1` runs forward (torchvision's size arithmetic, each stage
@@ -45,6 +47,6 @@ pub use bottleneck::Bottleneck;
 pub use config::{BlockKind, ResNetConfig};
 pub use error::{BackboneError, Result};
 pub use load::{count_parameters, load_safetensors, LoadReport};
-pub use norm::NormKind;
+pub use norm::{Norm, NormKind};
 pub use resnet::{ResNet, ResNetTrace, UnitAttention};
 pub use stem::Stem;

@@ -1,107 +1,20 @@
-//! The normalisation layer of the backbone, chosen by configuration.
+//! The backbone's normalisation layers. [`NormKind`] and [`Norm`] live in `arfpn-nn`
+//! (re-exported here); building one through [`build`] reports a group count that does not
+//! divide the channels as [`BackboneError::Config`](crate::BackboneError::Config) on
+//! `norm.groups`, naming the layer.
 
 use crate::error::{config_err, Result};
-use arfpn_nn::{
-    batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,
-};
-use candle_core::{Module, ModuleT, Tensor};
+use arfpn_nn::NnError;
+pub use arfpn_nn::{Norm, NormKind};
 use candle_nn::VarBuilder;
-use serde::{Deserialize, Serialize};
 
-/// Which normalisation follows each convolution. Its parameters keep torchvision's names
-/// (`bn1.weight`, `bn1.bias`, plus `running_mean`/`running_var` for the batch norms) whatever
-/// the kind, so one checkpoint layout serves all three.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum NormKind {
-    /// GroupNorm (Wu & He 2018): the sound default for training from scratch at batch size 1,
-    /// as the paper does. `groups` must divide every normalised channel count.
-    GroupNorm { groups: usize, eps: f64 },
-    /// Batch norm with fixed statistics and affine (torchvision `FrozenBatchNorm2d`), for
-    /// imported ImageNet weights. torchvision's detection weights use `eps = 0.0`, its ImageNet
-    /// classifiers `1e-5`.
-    FrozenBatchNorm { eps: f64 },
-    /// Trainable batch norm; statistics are updated when `train` is true.
-    BatchNorm { eps: f64, momentum: f64 },
-}
-
-impl Default for NormKind {
-    fn default() -> Self {
-        Self::GroupNorm {
-            groups: 32,
-            eps: 1e-5,
+/// [`Norm::new`] with the backbone's error for a bad group count.
+pub(crate) fn build(kind: &NormKind, channels: usize, vb: VarBuilder) -> Result<Norm> {
+    kind.check_channels(channels).map_err(|e| match e {
+        NnError::Config { reason, .. } => {
+            config_err("norm.groups", format!("at `{}`: {reason}", vb.prefix()))
         }
-    }
-}
-
-impl NormKind {
-    /// GroupNorm with `groups` groups and eps 1e-5.
-    pub fn group_norm(groups: usize) -> Self {
-        Self::GroupNorm { groups, eps: 1e-5 }
-    }
-    /// Frozen batch norm with eps 1e-5 (torchvision ImageNet classifiers).
-    pub fn frozen_batch_norm() -> Self {
-        Self::FrozenBatchNorm { eps: 1e-5 }
-    }
-    /// Trainable batch norm with torch's defaults (eps 1e-5, momentum 0.1).
-    pub fn batch_norm() -> Self {
-        Self::BatchNorm {
-            eps: 1e-5,
-            momentum: 0.1,
-        }
-    }
-
-    /// Checks that this norm can normalise `channels` channels.
-    pub fn check_channels(&self, channels: usize) -> Result<()> {
-        if let Self::GroupNorm { groups, .. } = *self {
-            if groups == 0 || !channels.is_multiple_of(groups) {
-                return Err(config_err(
-                    "norm.groups",
-                    format!(
-                        "{groups} groups do not divide {channels} channels; choose a group count \
-                         that divides every stage width (or a wider backbone)"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A built normalisation layer.
-#[derive(Clone, Debug)]
-pub(crate) enum Norm {
-    Group(GroupNorm),
-    Frozen(FrozenBatchNorm2d),
-    Batch(BatchNorm2d),
-}
-
-impl Norm {
-    pub(crate) fn new(kind: &NormKind, channels: usize, vb: VarBuilder) -> Result<Self> {
-        kind.check_channels(channels).map_err(|e| match e {
-            crate::BackboneError::Config { reason, .. } => {
-                config_err("norm.groups", format!("at `{}`: {reason}", vb.prefix()))
-            }
-            other => other,
-        })?;
-        Ok(match *kind {
-            NormKind::GroupNorm { groups, eps } => {
-                Norm::Group(group_norm(groups, channels, eps, vb)?)
-            }
-            NormKind::FrozenBatchNorm { eps } => {
-                Norm::Frozen(frozen_batch_norm2d(channels, eps, vb)?)
-            }
-            NormKind::BatchNorm { eps, momentum } => {
-                Norm::Batch(batch_norm2d(channels, eps, momentum, vb)?)
-            }
-        })
-    }
-
-    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        match self {
-            Norm::Group(n) => n.forward(x),
-            Norm::Frozen(n) => n.forward(x),
-            Norm::Batch(n) => n.forward_t(x, train),
-        }
-    }
+        other => other.into(),
+    })?;
+    Ok(Norm::new(kind, channels, vb)?)
 }

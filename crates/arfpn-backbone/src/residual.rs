@@ -2,9 +2,9 @@
 
 use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
-use crate::norm::{Norm, NormKind};
+use crate::norm::{self, Norm, NormKind};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
-use candle_core::{Module, Tensor};
+use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 
 /// The projection shortcut `downsample.0` (1×1 conv, strided) + `downsample.1` (norm), used
@@ -42,7 +42,7 @@ impl Downsample {
                 arfpn_nn::inits::KAIMING_FAN_OUT,
                 vb.pp("0"),
             )?,
-            norm: Norm::new(norm, out_c, vb.pp("1"))?,
+            norm: norm::build(norm, out_c, vb.pp("1"))?,
         }))
     }
 

@@ -1,9 +1,9 @@
 //! The ResNet stem: 7×7/2 convolution, norm, ReLU, 3×3/2 max-pool (stride 4 in total).
 
 use crate::error::Result;
-use crate::norm::{Norm, NormKind};
+use crate::norm::{self, Norm, NormKind};
 use arfpn_nn::{conv2d, max_pool2d, Conv2d, Conv2dConfig};
-use candle_core::{Module, Tensor};
+use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 
 /// `maxpool3x3/2(relu(bn1(conv1(x))))` with torchvision's names `conv1.weight`, `bn1.*`.
@@ -31,7 +31,7 @@ impl Stem {
                 arfpn_nn::inits::KAIMING_FAN_OUT,
                 vb.pp("conv1"),
             )?,
-            bn1: Norm::new(norm, out_c, vb.pp("bn1"))?,
+            bn1: norm::build(norm, out_c, vb.pp("bn1"))?,
         })
     }
 

@@ -28,6 +28,37 @@ pub enum NnError {
     },
 }
 
+/// What can go wrong in [`load_safetensors`](crate::load_safetensors).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A thread panicked while holding the `VarMap`'s lock.
+    #[error("the VarMap's lock is poisoned (a thread panicked while holding it)")]
+    Poisoned,
+    /// There is nothing to load into.
+    #[error("the VarMap is empty: build the model on it before loading weights")]
+    EmptyVarMap,
+    /// The weights file could not be read.
+    #[error("cannot load weights from {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A tensor in the weights file has the wrong shape for the variable of the same name.
+    #[error(
+        "weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}"
+    )]
+    ShapeMismatch {
+        path: std::path::PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor conversion or update failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
 impl From<NnError> for candle_core::Error {
     fn from(e: NnError) -> Self {
         candle_core::Error::wrap(e)

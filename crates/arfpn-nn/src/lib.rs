@@ -6,7 +6,10 @@
 //!   stride (candle's stride-2 backward fails when H and W differ in parity).
 //! * [`max_pool2d`]: padding and kernel ≠ stride, with a backward.
 //! * [`upsample_nearest2x`]: a backward that accumulates.
-//! * [`GroupNorm`], [`FrozenBatchNorm2d`], [`BatchNorm2d`] with torchvision parameter names.
+//! * [`GroupNorm`], [`FrozenBatchNorm2d`], [`BatchNorm2d`] with torchvision parameter names;
+//!   [`NormKind`] (serialisable choice among them) and [`Norm`] (the built layer).
+//! * [`load_safetensors`] (weights into a `VarMap`, with a [`LoadReport`] of loaded,
+//!   missing, unexpected and ignored tensors) and [`count_parameters`].
 //! * [`SgdMomentum`] (PyTorch's SGD) and [`LrSchedule`].
 //! * [`linear`], the losses ([`cross_entropy`], [`softmax_focal_loss`], [`bce_with_logits`],
 //!   [`smooth_l1`]) and seeded initialisation ([`SeededVarMap`], [`inits`]).
@@ -38,7 +41,9 @@ mod linear;
 mod loss;
 mod lr_schedule;
 mod norm;
+mod norm_kind;
 mod pool;
+mod safetensors_io;
 mod sgd;
 mod storage;
 mod upsample;
@@ -46,7 +51,7 @@ mod upsample;
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use allocator::keep_freed_memory;
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
-pub use error::NnError;
+pub use error::{LoadError, NnError};
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
 pub use image_batch::{pad_to_multiple, ImageBatch};
 pub use init::{init_values, inits, SeededVarMap};
@@ -59,6 +64,8 @@ pub use lr_schedule::{LrDecay, LrSchedule};
 pub use norm::{
     batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,
 };
+pub use norm_kind::{Norm, NormKind};
 pub use pool::max_pool2d;
+pub use safetensors_io::{count_parameters, load_safetensors, LoadReport};
 pub use sgd::{SgdConfig, SgdMomentum};
 pub use upsample::upsample_nearest2x;

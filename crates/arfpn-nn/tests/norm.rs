@@ -1,7 +1,7 @@
 //! GroupNorm, FrozenBatchNorm2d and BatchNorm2d: hand-computed values, finite-difference
 //! gradients, frozen parameters, running-statistics updates.
 
-use arfpn_nn::{batch_norm2d, frozen_batch_norm2d, group_norm};
+use arfpn_nn::{batch_norm2d, frozen_batch_norm2d, group_norm, NnError, Norm, NormKind};
 use arfpn_testkit::{uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -282,5 +282,56 @@ fn group_norm_fused_matches_composed() -> Result<()> {
         let scale = c.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
         assert!(d / scale < 1e-4, "d{name} differs by {d} (scale {scale})");
     }
+    Ok(())
+}
+
+/// `NormKind` builds the matching layer under torchvision's names and refuses a group count
+/// that does not divide the channels, naming the layer's prefix.
+#[test]
+fn norm_kind_builds_each_layer_and_checks_groups() -> Result<()> {
+    let vm = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+    let x = uniform(3, &[2, 4, 3, 3], DType::F64, &Device::Cpu)?;
+    for (i, kind) in [
+        NormKind::group_norm(2),
+        NormKind::frozen_batch_norm(),
+        NormKind::batch_norm(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let norm = Norm::new(kind, 4, vb.pp(format!("n{i}")))?;
+        assert_eq!(norm.forward_t(&x, true)?.dims(), x.dims());
+        let json = serde_json::to_string(kind).expect("serialise");
+        assert_eq!(
+            &serde_json::from_str::<NormKind>(&json).expect("parse"),
+            kind
+        );
+    }
+    let names = vm
+        .data()
+        .lock()
+        .expect("lock")
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    for n in ["n0.weight", "n1.running_var", "n2.running_mean"] {
+        assert!(names.iter().any(|k| k == n), "{n} missing from {names:?}");
+    }
+    match NormKind::group_norm(3).check_channels(4) {
+        Err(NnError::Config { op, arg, reason }) => {
+            assert_eq!((op, arg), ("norm", "groups"));
+            assert!(
+                reason.contains("3 groups do not divide 4 channels"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(NormKind::batch_norm().check_channels(3).is_ok());
+    let e = Norm::new(&NormKind::group_norm(3), 4, vb.pp("layer1.bn2"))
+        .expect_err("3 groups, 4 channels")
+        .to_string();
+    assert!(e.contains("at `layer1.bn2`"), "{e}");
     Ok(())
 }
