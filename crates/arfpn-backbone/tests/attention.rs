@@ -184,3 +184,58 @@ fn max_gradient_is_split_among_ties() -> Result<()> {
     close(g.get(&x).unwrap(), &[0.5, 0., 0.5, 1.0, 0., 0.]);
     Ok(())
 }
+
+/// `y = 2x`, written with `forward` only (like a user module that is not one reweighting).
+struct Double;
+impl Attention for Double {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x * 2.0
+    }
+}
+
+/// A per-channel gate `[1, -1]` given by `weights` only, with and without a map name.
+struct Gate(Option<&'static str>);
+impl Attention for Gate {
+    fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        Tensor::new(&[1.0f64, -1.0], x.device())?.reshape((1, 2, 1, 1))
+    }
+    fn map_name(&self) -> Option<&str> {
+        self.0
+    }
+}
+
+/// Implements nothing: its forward must fail with a message, not recurse.
+struct Nothing;
+impl Attention for Nothing {}
+
+#[test]
+fn trait_defaults_serve_forward_only_and_weights_only_modules() -> Result<()> {
+    let x = input();
+    let v = x.flatten_all()?.to_vec1::<f64>()?;
+    let (y, maps) = Double.forward_with_maps(&x)?;
+    close(&y, &v.iter().map(|a| 2.0 * a).collect::<Vec<_>>());
+    assert!(maps.is_empty(), "a forward-only module records no maps");
+    let gated: Vec<f64> = v
+        .iter()
+        .enumerate()
+        .map(|(i, a)| if i < 4 { *a } else { -a })
+        .collect();
+    close(&Gate(None).forward(&x)?, &gated);
+    assert!(Gate(None).forward_with_maps(&x)?.1.is_empty());
+    let (y, maps) = Gate(Some("gate")).forward_with_maps(&x)?;
+    close(&y, &gated);
+    assert_eq!(maps.len(), 1);
+    assert_eq!(maps[0].name, "gate");
+    close(&maps[0].tensor, &[1.0, -1.0]);
+    for e in [
+        Nothing.forward(&x).unwrap_err(),
+        Nothing.forward_with_maps(&x).unwrap_err(),
+    ] {
+        let e = e.to_string();
+        assert!(
+            e.contains("Nothing") && e.contains("`weights` or `forward`"),
+            "{e}"
+        );
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Channel attention: squeeze-and-excitation (Hu et al. 2018), the paper's CARU.
 
-use super::{global_avg_pool, Attention, AttentionMap};
+use super::{global_avg_pool, Attention};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -69,27 +69,16 @@ impl ChannelAttention {
     pub fn hidden_channels(channels: usize, reduction: usize) -> usize {
         (channels / reduction.max(1)).max(1)
     }
-
-    /// The excitation `sigmoid(fc2(relu(fc1(avgpool(x)))))`, shape `[N, C, 1, 1]`.
-    pub fn weights(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.mlp.forward(&global_avg_pool(x)?)?)
-    }
 }
 
+/// `x * weights(x)` and the `"channel"` map come from the trait's defaults.
 impl Attention for ChannelAttention {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.broadcast_mul(&self.weights(x)?)
+    /// The excitation `sigmoid(fc2(relu(fc1(avgpool(x)))))`, shape `[N, C, 1, 1]`.
+    fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.mlp.forward(&global_avg_pool(x)?)?)
     }
 
-    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let w = self.weights(x)?;
-        let y = x.broadcast_mul(&w)?;
-        Ok((
-            y,
-            vec![AttentionMap {
-                name: "channel".into(),
-                tensor: w,
-            }],
-        ))
+    fn map_name(&self) -> Option<&str> {
+        Some("channel")
     }
 }

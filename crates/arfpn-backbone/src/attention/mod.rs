@@ -39,14 +39,87 @@ pub struct AttentionMap {
 }
 
 /// A shape-preserving module applied inside a residual unit.
+///
+/// Implement **either** [`weights`](Attention::weights) **or** [`forward`](Attention::forward):
+///
+/// * A module that is one reweighting `y = x * w(x)` (squeeze-and-excitation, spatial
+///   attention, most gates) implements `weights` (the `w(x)` that broadcasts against `x`)
+///   and, to expose `w(x)` to [`ResNet::forward_traced`](crate::ResNet::forward_traced),
+///   [`map_name`](Attention::map_name). `forward` and `forward_with_maps` then default to
+///   `x * w(x)` and to that plus one [`AttentionMap`] under the name.
+/// * Any other module implements `forward` (and `forward_with_maps` when it has maps to
+///   show, as [`Cbam`] does); the default `forward_with_maps` then records nothing.
+///
+/// A module that implements neither compiles, but its forward is an error naming both
+/// methods (the defaults do not call each other in a loop).
+///
+/// ```
+/// use arfpn_backbone::{Attention, AttentionMap};
+/// use candle_core::{Device, Result, Tensor};
+///
+/// /// Halves every feature: a constant gate.
+/// struct Half;
+/// impl Attention for Half {
+///     fn weights(&self, x: &Tensor) -> Result<Tensor> {
+///         Tensor::new(0.5f32, x.device())?.reshape((1, 1, 1, 1))
+///     }
+///     fn map_name(&self) -> Option<&str> {
+///         Some("half")
+///     }
+/// }
+///
+/// let x = Tensor::ones((1, 2, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// let (y, maps) = Half.forward_with_maps(&x)?;
+/// assert_eq!(y.sum_all()?.to_scalar::<f32>()?, 9.0);
+/// assert_eq!(maps[0].name, "half");
+/// assert_eq!(Half.forward(&x)?.sum_all()?.to_scalar::<f32>()?, 9.0);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 pub trait Attention: Send + Sync {
-    /// Reweights `x` (`[N, C, H, W]`); the output has the shape of `x`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// The weights `w(x)` of a module that computes `y = x * w(x)`; they broadcast against
+    /// `x` (`[N, C, 1, 1]` per channel, `[N, 1, H, W]` per position). The default is an
+    /// error: modules that are not one reweighting implement [`forward`](Attention::forward)
+    /// instead.
+    fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        let _ = x;
+        candle_core::bail!(
+            "attention module `{}` does not implement `Attention::weights` (it is not one \
+             reweighting x * w(x)); an attention module must implement `weights` or `forward`",
+            std::any::type_name::<Self>()
+        )
+    }
+
+    /// The name under which the default [`forward_with_maps`](Attention::forward_with_maps)
+    /// records [`weights`](Attention::weights) (e.g. `"channel"`, `"spatial"`). The default,
+    /// `None`, records nothing.
+    fn map_name(&self) -> Option<&str> {
+        None
+    }
+
+    /// Reweights `x` (`[N, C, H, W]`); the output has the shape of `x`. The default is
+    /// `x * weights(x)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_mul(&self.weights(x)?)
+    }
 
     /// Like [`forward`](Attention::forward), also returning the attention weights it applied.
-    /// The default records nothing.
+    /// The default: with a [`map_name`](Attention::map_name), `x * weights(x)` and the weights
+    /// under that name; without one, `forward(x)` and no maps.
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        Ok((self.forward(x)?, Vec::new()))
+        match self.map_name() {
+            Some(name) => {
+                let w = self.weights(x)?;
+                let y = x.broadcast_mul(&w)?;
+                Ok((
+                    y,
+                    vec![AttentionMap {
+                        name: name.to_string(),
+                        tensor: w,
+                    }],
+                ))
+            }
+            None => Ok((self.forward(x)?, Vec::new())),
+        }
     }
 }
 

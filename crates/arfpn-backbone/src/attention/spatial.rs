@@ -1,6 +1,6 @@
 //! Spatial attention (the spatial gate of CBAM, Woo et al. 2018), the paper's S-ARFPN.
 
-use super::{Attention, AttentionMap};
+use super::Attention;
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -43,27 +43,16 @@ impl SpatialAttention {
     pub fn descriptor(x: &Tensor) -> Result<Tensor> {
         Tensor::cat(&[x.mean_keepdim(1)?, super::max_keepdim_split(x, 1)?], 1)
     }
-
-    /// The spatial weights, shape `[N, 1, H, W]`.
-    pub fn weights(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.conv.forward(&Self::descriptor(x)?)?)
-    }
 }
 
+/// `x * weights(x)` and the `"spatial"` map come from the trait's defaults.
 impl Attention for SpatialAttention {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.broadcast_mul(&self.weights(x)?)
+    /// The spatial weights `sigmoid(conv([mean_c(x); max_c(x)]))`, shape `[N, 1, H, W]`.
+    fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.conv.forward(&Self::descriptor(x)?)?)
     }
 
-    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let w = self.weights(x)?;
-        let y = x.broadcast_mul(&w)?;
-        Ok((
-            y,
-            vec![AttentionMap {
-                name: "spatial".into(),
-                tensor: w,
-            }],
-        ))
+    fn map_name(&self) -> Option<&str> {
+        Some("spatial")
     }
 }
