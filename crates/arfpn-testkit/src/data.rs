@@ -26,11 +26,17 @@ pub const DATA_REQUIRED_ENV: &str = "ARFPN_DATA_REQUIRED";
 pub fn shared_data(name: &str) -> Option<PathBuf> {
     let base = std::env::var_os(DATA_ROOT_ENV).map(PathBuf::from);
     let required = std::env::var(DATA_REQUIRED_ENV).is_ok_and(|v| v == "1");
-    resolve(name, base.as_deref(), required)
+    resolve(name, base.as_deref(), required, &mut std::io::stderr())
 }
 
-/// [`shared_data`] with the environment read by the caller.
-fn resolve(name: &str, base: Option<&Path>, required: bool) -> Option<PathBuf> {
+/// [`shared_data`] with the environment read by the caller and the skip line written to
+/// `log`.
+fn resolve(
+    name: &str,
+    base: Option<&Path>,
+    required: bool,
+    log: &mut dyn Write,
+) -> Option<PathBuf> {
     match locate(name, base) {
         Ok(dir) => Some(dir),
         Err(looked) => {
@@ -38,7 +44,7 @@ fn resolve(name: &str, base: Option<&Path>, required: bool) -> Option<PathBuf> {
             if required {
                 panic!("{test}: {missing}, and {DATA_REQUIRED_ENV}=1 makes that a failure");
             }
-            let _ = writeln!(std::io::stderr(), "SKIP {test}: {missing}");
+            let _ = writeln!(log, "SKIP {test}: {missing}");
             None
         }
     }
@@ -94,12 +100,23 @@ mod tests {
         std::fs::create_dir_all(base.join("bccd-mini")).unwrap();
         assert_eq!(locate("bccd-mini", Some(&base)), Ok(base.join("bccd-mini")));
         assert_eq!(locate("absent", Some(&base)), Err(base.join("absent")));
+        let mut log = Vec::new();
         assert_eq!(
-            resolve("bccd-mini", Some(&base), true),
+            resolve("bccd-mini", Some(&base), true, &mut log),
             Some(base.join("bccd-mini"))
         );
-        assert_eq!(resolve("absent", Some(&base), false), None);
-        let required = std::panic::catch_unwind(|| resolve("absent", Some(&base), true));
+        assert!(log.is_empty());
+        assert_eq!(resolve("absent", Some(&base), false, &mut log), None);
+        let line = String::from_utf8(log).unwrap();
+        assert!(
+            line.starts_with(
+                "SKIP data::tests::finds_a_folder_under_the_given_base: ../shared/data/absent \
+                 not found ("
+            ),
+            "{line}"
+        );
+        let required =
+            std::panic::catch_unwind(|| resolve("absent", Some(&base), true, &mut Vec::new()));
         let message = required
             .expect_err("a required dataset that is absent fails the test")
             .downcast::<String>()
