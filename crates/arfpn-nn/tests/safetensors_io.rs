@@ -14,27 +14,32 @@ fn model() -> VarMap {
     vm
 }
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
+/// Writes `tensors` to a temporary safetensors file named after `name`.
+fn file(name: &str, tensors: Vec<(&str, Tensor)>) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
         "arfpn-nn-{}-{name}.safetensors",
         std::process::id()
-    ))
+    ));
+    let map: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    candle_core::safetensors::save(&map, &path).unwrap();
+    path
 }
 
 #[test]
 fn report_lists_loaded_missing_unexpected_and_ignored() {
     let cpu = &Device::Cpu;
-    let file = tmp("report");
-    let tensors: HashMap<String, Tensor> = [
-        ("fc.weight", Tensor::ones((4, 3), DType::F64, cpu).unwrap()),
-        ("bn.running_mean", Tensor::ones(4, DType::F32, cpu).unwrap()),
-        ("head.weight", Tensor::ones(2, DType::F32, cpu).unwrap()),
-        ("bn.num_batches_tracked", Tensor::new(3i64, cpu).unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    candle_core::safetensors::save(&tensors, &file).unwrap();
+    let file = file(
+        "report",
+        vec![
+            ("fc.weight", Tensor::ones((4, 3), DType::F64, cpu).unwrap()),
+            ("bn.running_mean", Tensor::ones(4, DType::F32, cpu).unwrap()),
+            ("head.weight", Tensor::ones(2, DType::F32, cpu).unwrap()),
+            ("bn.num_batches_tracked", Tensor::new(3i64, cpu).unwrap()),
+        ],
+    );
     let vm = model();
     let report = load_safetensors(&vm, &file).unwrap();
     std::fs::remove_file(&file).ok();
@@ -62,15 +67,13 @@ fn report_lists_loaded_missing_unexpected_and_ignored() {
 #[test]
 fn shape_mismatch_changes_nothing_and_bad_targets_are_errors() {
     let cpu = &Device::Cpu;
-    let file = tmp("mismatch");
-    let tensors: HashMap<String, Tensor> = [
-        ("fc.bias", Tensor::ones(4, DType::F32, cpu).unwrap()),
-        ("fc.weight", Tensor::ones((3, 4), DType::F32, cpu).unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    candle_core::safetensors::save(&tensors, &file).unwrap();
+    let file = file(
+        "mismatch",
+        vec![
+            ("fc.bias", Tensor::ones(4, DType::F32, cpu).unwrap()),
+            ("fc.weight", Tensor::ones((3, 4), DType::F32, cpu).unwrap()),
+        ],
+    );
     let vm = model();
     let e = load_safetensors(&vm, &file).unwrap_err();
     match &e {

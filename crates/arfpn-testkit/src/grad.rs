@@ -417,12 +417,8 @@ mod tests {
     fn vars_are_restored_and_missing_gradients_are_errors() {
         let v = Var::from_tensor(&x()).unwrap();
         let unused = Var::from_tensor(&x()).unwrap();
-        let before = v
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let values = |v: &Var| v.as_tensor().flatten_all()?.to_vec1::<f64>();
+        let before = values(&v).unwrap();
         let check = GradCheck::new(1e-6, Tolerance::relative(1e-6, 1e-3));
         let report = check
             .vars(&[Target::spread("v", &v, 5)], || {
@@ -430,13 +426,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(report.checked(), 5);
-        let after = v
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        assert_eq!(before, after);
+        assert_eq!(before, values(&v).unwrap());
         let e = check
             .vars(&[Target::all("unused", &unused)], || {
                 v.as_tensor().sum_all()

@@ -23,8 +23,7 @@ pub fn uniform(
     dtype: DType,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    let shape = shape.into();
-    Tensor::from_vec(uniform_vec(seed, shape.elem_count()), shape, device)?.to_dtype(dtype)
+    seeded(seed, shape.into(), dtype, device, |r| r.range(-1.0, 1.0))
 }
 
 /// A tensor of standard normal values (drawn in f64, then cast to `dtype`).
@@ -34,9 +33,19 @@ pub fn randn(
     dtype: DType,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    let shape = shape.into();
+    seeded(seed, shape.into(), dtype, device, SplitMix64::normal)
+}
+
+/// A tensor of `draw`s from `SplitMix64::new(seed)`, in row-major order.
+fn seeded(
+    seed: u64,
+    shape: Shape,
+    dtype: DType,
+    device: &Device,
+    mut draw: impl FnMut(&mut SplitMix64) -> f64,
+) -> candle_core::Result<Tensor> {
     let mut rng = SplitMix64::new(seed);
-    let v: Vec<f64> = (0..shape.elem_count()).map(|_| rng.normal()).collect();
+    let v: Vec<f64> = (0..shape.elem_count()).map(|_| draw(&mut rng)).collect();
     Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
 }
 
