@@ -39,6 +39,7 @@ mod loss;
 mod lr_schedule;
 mod norm;
 mod pool;
+mod relu;
 mod sgd;
 mod storage;
 mod upsample;
@@ -60,5 +61,6 @@ pub use norm::{
     batch_norm2d, frozen_batch_norm2d, group_norm, BatchNorm2d, FrozenBatchNorm2d, GroupNorm,
 };
 pub use pool::max_pool2d;
+pub use relu::{add_relu, relu};
 pub use sgd::{SgdConfig, SgdMomentum};
 pub use upsample::upsample_nearest2x;
