@@ -41,6 +41,10 @@ struct Args {
     /// Print only the JSON object.
     #[arg(long)]
     json: bool,
+    /// Leave glibc's malloc at its defaults instead of calling `arfpn_nn::keep_freed_memory`
+    /// (to measure what that costs or saves).
+    #[arg(long)]
+    system_malloc: bool,
 }
 
 fn cpu_time_s() -> f64 {
@@ -69,6 +73,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.threads == 0 || args.runs == 0 {
         return Err("--threads and --runs must be at least 1".into());
+    }
+    if !args.system_malloc {
+        arfpn_nn::keep_freed_memory();
     }
     // Before the first tensor op: rayon reads this when its pool starts.
     std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());

@@ -50,6 +50,9 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): it halves a
+    // training step's time by sparing the kernel from clearing pages again and again.
+    arfpn_nn::keep_freed_memory();
     cli::exit_with(run())
 }
 
@@ -116,7 +119,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut trainer = Trainer::new(detector, config, Box::new(train), None, &run_dir)?;
     let stop = trainer.stop_flag();
     cli::stop_on_ctrl_c(stop);
-    let summary = trainer.run(&mut cli::Progress)?;
+    let summary = trainer.run(&mut cli::Progress::new(
+        trainer.step(),
+        trainer.config().steps,
+    ))?;
     eprintln!(
         "trained {} steps in {:.0} s ({} skipped); checkpoint {}",
         summary.steps_done,

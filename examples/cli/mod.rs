@@ -150,35 +150,83 @@ pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> std::process
     }
 }
 
-/// The training commands' progress lines on stderr (a [`arfpn::TrainObserver`]).
-pub struct Progress;
+/// The training commands' progress on stderr (a [`arfpn::TrainObserver`]): an indicatif
+/// bar with step, loss components, learning rate, images/s and ETA when stderr is a
+/// terminal, and plain lines (one every `log_every` steps) when it is a file or a pipe.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    /// A bar for a run that ends at step `steps`, starting at `start` (resumed runs).
+    pub fn new(start: usize, steps: usize) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(steps as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, eta {eta_precise}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_position(start as u64);
+            b.reset_eta();
+            b
+        });
+        Self { bar }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.abandon();
+        }
+    }
+}
 
 impl arfpn::TrainObserver for Progress {
     fn on_step(&mut self, e: &arfpn::StepEvent) {
         let l = &e.losses;
-        eprintln!(
-            "step {:>6}/{} loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s, {:.0} s, eta {:.0} s",
-            e.step, e.steps, l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr,
-            e.images_per_s, e.elapsed_s, e.eta_s
-        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position(e.step as u64);
+                b.set_message(format!(
+                    "loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s",
+                    l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr, e.images_per_s
+                ));
+            }
+            None => eprintln!(
+                "step {:>6}/{} loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s, {:.0} s, eta {:.0} s",
+                e.step, e.steps, l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr,
+                e.images_per_s, e.elapsed_s, e.eta_s
+            ),
+        }
     }
     fn on_eval(&mut self, e: &arfpn::EvalEvent) {
-        eprintln!(
+        self.line(format!(
             "step {:>6}: val mAP@0.5 {:.4}{}",
             e.step,
             e.map50,
             if e.best { " (best)" } else { "" }
-        );
+        ));
     }
     fn on_skip(&mut self, e: &arfpn::SkipEvent) {
-        eprintln!(
+        self.line(format!(
             "step {:>6}: skipped, non-finite {} ({} skipped so far)",
             e.step,
             e.terms.join(", "),
             e.skipped_total
-        );
+        ));
     }
     fn on_checkpoint(&mut self, step: usize, path: &std::path::Path) {
-        eprintln!("step {step:>6}: checkpoint {}", path.display());
+        self.line(format!("step {step:>6}: checkpoint {}", path.display()));
     }
 }

@@ -78,5 +78,5 @@ pub(crate) fn add_shortcut(
         Some(d) => d.forward_t(x, train)?,
         None => x.clone(),
     };
-    (residual + shortcut)?.relu()
+    arfpn_nn::add_relu(residual, &shortcut)
 }

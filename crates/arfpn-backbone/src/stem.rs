@@ -37,7 +37,7 @@ impl Stem {
 
     /// Output `[N, width, ceil(H/4)', W']` with torchvision's size arithmetic.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = arfpn_nn::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
         max_pool2d(&y, 3, 2, 1)
     }
 }

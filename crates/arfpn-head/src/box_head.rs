@@ -83,8 +83,8 @@ impl TwoMlpHead {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
-        let x = self.fc6.forward(&x)?.relu()?;
-        Ok(self.fc7.forward(&x)?.relu()?)
+        let x = arfpn_nn::relu(&self.fc6.forward(&x)?)?;
+        Ok(arfpn_nn::relu(&self.fc7.forward(&x)?)?)
     }
 }
 
@@ -147,9 +147,9 @@ impl ConvFcHead {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, norm) in &self.convs {
-            x = norm.forward(&conv.forward(&x)?)?.relu()?;
+            x = arfpn_nn::relu(&norm.forward(&conv.forward(&x)?)?)?;
         }
-        Ok(self.fc.forward(&x.flatten_from(1)?)?.relu()?)
+        Ok(arfpn_nn::relu(&self.fc.forward(&x.flatten_from(1)?)?)?)
     }
 }
 

@@ -43,6 +43,7 @@ mod lr_schedule;
 mod norm;
 mod norm_kind;
 mod pool;
+mod relu;
 mod safetensors_io;
 mod sgd;
 mod storage;
@@ -66,6 +67,7 @@ pub use norm::{
 };
 pub use norm_kind::{Norm, NormKind};
 pub use pool::max_pool2d;
+pub use relu::{add_relu, relu};
 pub use safetensors_io::{count_parameters, load_safetensors, LoadReport};
 pub use sgd::{SgdConfig, SgdMomentum};
 pub use upsample::upsample_nearest2x;

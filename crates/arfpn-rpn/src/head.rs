@@ -114,7 +114,7 @@ impl RpnHead {
                 ),
             ));
         }
-        let t = self.conv.forward(x)?.relu()?;
+        let t = arfpn_nn::relu(&self.conv.forward(x)?)?;
         Ok(LevelOutput {
             objectness: self.cls_logits.forward(&t)?,
             deltas: self.bbox_pred.forward(&t)?,

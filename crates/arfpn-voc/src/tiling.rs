@@ -35,6 +35,59 @@ impl Default for EdgePolicy {
     }
 }
 
+/// Where one object ends up in one crop ([`EdgePolicy::place`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CropFate {
+    /// The box does not overlap the crop.
+    Outside,
+    /// It overlaps, but less than [`EdgePolicy::min_visible`] of it is inside.
+    Dropped,
+    /// Kept: the box clipped to the crop, in the crop's coordinates; `cut` when the crop
+    /// border cut it (then `class` is [`EdgePolicy::relabel_as`] if that is set).
+    Kept {
+        bbox: BBox,
+        class: ClassId,
+        cut: bool,
+    },
+}
+
+impl EdgePolicy {
+    /// What this policy does to the object `bbox` of `class` in the crop `crop` (in the
+    /// source image's pixels).
+    ///
+    /// ```
+    /// use arfpn_boxes::{BBox, ClassId};
+    /// use arfpn_voc::tiling::{CropFate, EdgePolicy};
+    /// let edge = EdgePolicy { min_visible: 0.3, relabel_as: Some(ClassId::new(13)) };
+    /// let crop = BBox::new(100.0, 0.0, 200.0, 100.0);
+    /// // Half of the cell is inside: kept, clipped, moved into the crop and relabelled.
+    /// let fate = edge.place(&BBox::new(90.0, 10.0, 110.0, 30.0), ClassId::new(6), &crop);
+    /// assert_eq!(fate, CropFate::Kept {
+    ///     bbox: BBox::new(0.0, 10.0, 10.0, 30.0), class: ClassId::new(13), cut: true });
+    /// ```
+    pub fn place(&self, bbox: &BBox, class: ClassId, crop: &BBox) -> CropFate {
+        let inter = bbox.intersection(crop);
+        let ia = inter.area();
+        if ia <= 0.0 {
+            return CropFate::Outside;
+        }
+        let area = bbox.area();
+        let visible = if area > 0.0 { ia / area } else { 0.0 };
+        if visible < self.min_visible {
+            return CropFate::Dropped;
+        }
+        let cut = inter != *bbox;
+        CropFate::Kept {
+            bbox: inter.translate(-crop.x1, -crop.y1),
+            class: match (cut, self.relabel_as) {
+                (true, Some(c)) => c,
+                _ => class,
+            },
+            cut,
+        }
+    }
+}
+
 /// Crop size, overlap and edge policy.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TileConfig {
@@ -87,6 +140,13 @@ pub fn tile_positions(len: u32, tile: u32, overlap: f32) -> Vec<u32> {
     v
 }
 
+impl TileConfig {
+    /// Checks the sizes, the overlap and the edge policy.
+    pub fn validate(&self) -> Result<()> {
+        check(self)
+    }
+}
+
 fn check(cfg: &TileConfig) -> Result<()> {
     if cfg.tile_width == 0 || cfg.tile_height == 0 {
         return Err(VocError::InvalidArgument {
@@ -122,27 +182,16 @@ pub fn tile_sample(sample: &Sample, cfg: &TileConfig) -> Result<Vec<Tile>> {
             let mut objects = Vec::new();
             let mut dropped = 0;
             for o in &sample.objects {
-                let inter = o.bbox.intersection(&crop);
-                let ia = inter.area();
-                if ia <= 0.0 {
-                    continue;
+                match cfg.edge.place(&o.bbox, o.class, &crop) {
+                    CropFate::Outside => {}
+                    CropFate::Dropped => dropped += 1,
+                    CropFate::Kept { bbox, class, cut } => objects.push(Object {
+                        bbox,
+                        class,
+                        difficult: o.difficult,
+                        truncated: o.truncated || cut,
+                    }),
                 }
-                let area = o.bbox.area();
-                let visible = if area > 0.0 { ia / area } else { 0.0 };
-                if visible < cfg.edge.min_visible {
-                    dropped += 1;
-                    continue;
-                }
-                let cut = inter != o.bbox;
-                objects.push(Object {
-                    bbox: inter.translate(-(x as f32), -(y as f32)),
-                    class: match (cut, cfg.edge.relabel_as) {
-                        (true, Some(c)) => c,
-                        _ => o.class,
-                    },
-                    difficult: o.difficult,
-                    truncated: o.truncated || cut,
-                });
             }
             tiles.push(Tile {
                 x,

@@ -6,7 +6,10 @@ use arfpn_fpn::BackboneWithFpn;
 use arfpn_head::RoiHeads;
 use arfpn_nn::{FeatureMap, ImageBatch, SeededVarMap};
 use arfpn_rpn::RegionProposalNetwork;
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
 
 use crate::input::{prepare, Prepared};
 use crate::{DetectorConfig, DetectorError, Result};
@@ -97,6 +100,34 @@ pub struct Detector {
     backbone: BackboneWithFpn,
     rpn: RegionProposalNetwork,
     roi_heads: RoiHeads,
+    /// The same modules over detached views of the same weights, for [`Detector::detect`].
+    inference: Modules,
+}
+
+/// The three stages of the network.
+struct Modules {
+    backbone: BackboneWithFpn,
+    rpn: RegionProposalNetwork,
+    roi_heads: RoiHeads,
+}
+
+impl Modules {
+    fn build(config: &DetectorConfig, vb: VarBuilder) -> Result<Self> {
+        let backbone = BackboneWithFpn::resnet(&config.backbone, &config.fpn, vb.pp("backbone"))?;
+        let levels = backbone.output_shapes();
+        let rpn = RegionProposalNetwork::new(config.rpn.clone(), &levels, vb.pp("rpn"))?;
+        let roi_heads = RoiHeads::new(
+            &config.roi_heads,
+            config.num_classes(),
+            &levels,
+            vb.pp("roi_heads"),
+        )?;
+        Ok(Self {
+            backbone,
+            rpn,
+            roi_heads,
+        })
+    }
 }
 
 impl Detector {
@@ -114,16 +145,22 @@ impl Detector {
     ) -> Result<Self> {
         config.validate()?;
         let dtype = DType::F32;
-        let vb = vars.var_builder(dtype, device);
-        let backbone = BackboneWithFpn::resnet(&config.backbone, &config.fpn, vb.pp("backbone"))?;
-        let levels = backbone.output_shapes();
-        let rpn = RegionProposalNetwork::new(config.rpn.clone(), &levels, vb.pp("rpn"))?;
-        let roi_heads = RoiHeads::new(
-            &config.roi_heads,
-            config.num_classes(),
-            &levels,
-            vb.pp("roi_heads"),
-        )?;
+        let Modules {
+            backbone,
+            rpn,
+            roi_heads,
+        } = Modules::build(&config, vars.var_builder(dtype, device))?;
+        // Inference runs on detached views of the variables: they share the variables'
+        // storage (so training steps and checkpoint loads, which update the variables in
+        // place, are seen at once), but no operation on them records a backward graph. A
+        // forward pass then frees each feature map as soon as the next stage has consumed
+        // it, instead of keeping every intermediate alive for a backward that never comes.
+        let detached: HashMap<String, Tensor> = vars
+            .named_vars()
+            .into_iter()
+            .map(|(name, v)| (name, v.as_tensor().detach()))
+            .collect();
+        let inference = Modules::build(&config, VarBuilder::from_tensors(detached, dtype, device))?;
         Ok(Self {
             config,
             vars,
@@ -132,6 +169,7 @@ impl Detector {
             backbone,
             rpn,
             roi_heads,
+            inference,
         })
     }
 
@@ -206,11 +244,6 @@ impl Detector {
         true
     }
 
-    /// The FPN levels of a prepared batch.
-    fn features(&self, prepared: &Prepared, train: bool) -> Result<Vec<FeatureMap>> {
-        Ok(self.backbone.forward_t(&prepared.batch.tensor, train)?)
-    }
-
     fn prepare(&self, images: &ImageBatch) -> Result<Prepared> {
         if !images.tensor.device().same_device(&self.device) {
             return Err(DetectorError::input(
@@ -260,7 +293,7 @@ impl Detector {
             .into_iter()
             .map(drop_empty_boxes)
             .collect();
-        let features = self.features(&prepared, true)?;
+        let features: Vec<FeatureMap> = self.backbone.forward_t(&prepared.batch.tensor, true)?;
         let sizes = &prepared.batch.sizes;
         let rpn = self.rpn.forward_train(&features, sizes, &gt, rng)?;
         let proposals: Vec<Vec<BBox>> = rpn.proposals.into_iter().map(|p| p.boxes).collect();
@@ -290,15 +323,17 @@ impl Detector {
     /// (as in torchvision and detectron2). Batching images of one size changes nothing.
     pub fn detect(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
         let prepared = self.prepare(images)?;
-        let features = self.features(&prepared, false)?;
+        let m = &self.inference;
+        let input = prepared.batch.tensor.detach();
+        let features = m.backbone.forward_t(&input, false)?;
         let sizes = &prepared.batch.sizes;
-        let proposals: Vec<Vec<BBox>> = self
+        let proposals: Vec<Vec<BBox>> = m
             .rpn
             .forward_test(&features, sizes)?
             .into_iter()
             .map(|p| p.boxes)
             .collect();
-        let mut dets = self.roi_heads.forward_test(&features, &proposals, sizes)?;
+        let mut dets = m.roi_heads.forward_test(&features, &proposals, sizes)?;
         for (i, d) in dets.iter_mut().enumerate() {
             prepared.boxes_to_original(i, &mut d.boxes);
         }
@@ -337,6 +372,37 @@ fn drop_empty_boxes(gt: GroundTruth) -> GroundTruth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `detect` runs on detached views of the variables: an in-place update of a variable
+    /// (what an optimizer step or a checkpoint load does) must show in the next detection.
+    #[test]
+    fn detect_sees_in_place_weight_updates() -> Result<()> {
+        let mut cfg = crate::presets::cpu_small(&["a", "b"]);
+        cfg.backbone.width = 8;
+        cfg.fpn.out_channels = 16;
+        let det = Detector::new(cfg, 3, &Device::Cpu)?;
+        let image = Tensor::rand(0f32, 1., (3, 64, 64), &Device::Cpu)?;
+        let before = det.detect_image(&image)?;
+        let vars: HashMap<String, Var> = det.vars().named_vars().into_iter().collect();
+        let w = &vars["roi_heads.box_predictor.cls_score.weight"];
+        let b = &vars["roi_heads.box_predictor.cls_score.bias"];
+        w.set(&w.zeros_like()?)?;
+        // Logits (a, b, background) = (2, 0, 0) for every RoI.
+        b.set(&Tensor::new(&[2f32, 0., 0.], &Device::Cpu)?)?;
+        let after = det.detect_image(&image)?;
+        let e2 = 2f32.exp();
+        let (pa, pb) = (e2 / (e2 + 2.0), 1.0 / (e2 + 2.0));
+        assert!(!after.is_empty());
+        for (&s, c) in after.scores.iter().zip(&after.classes) {
+            let want = if c.index() == 0 { pa } else { pb };
+            assert!(
+                (s - want).abs() < 1e-5,
+                "class {c:?} score {s}, want {want}"
+            );
+        }
+        assert_ne!(before, after);
+        Ok(())
+    }
 
     #[test]
     fn backbone_norm_names() {

@@ -8,8 +8,9 @@
 //! tiles removes the copies of cells seen whole by two tiles. Cells cut by the image's own
 //! border are kept (they are the `edge` cells a smear has).
 
-use arfpn_boxes::{batched_nms, BBox, Detections, ImageSize};
+use arfpn_boxes::{batched_nms, Detections, ImageSize};
 use arfpn_voc::RgbImage;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{image_tensor, Detector, DetectorError, Result};
@@ -25,6 +26,10 @@ pub struct TileConfig {
     pub border_margin: f32,
     /// IoU of the cross-tile NMS.
     pub nms_thresh: f32,
+    /// Detect tiles concurrently (rayon). It pays on the CPU, where a model's convolutions
+    /// alone keep the cores only partly busy; [`Detector::detect_field`] turns it off on a
+    /// GPU, which runs one stream anyway.
+    pub parallel: bool,
 }
 
 impl Default for TileConfig {
@@ -34,6 +39,7 @@ impl Default for TileConfig {
             overlap: 128,
             border_margin: 2.0,
             nms_thresh: 0.5,
+            parallel: true,
         }
     }
 }
@@ -70,47 +76,54 @@ fn origins(len: usize, tile: usize, overlap: usize) -> Vec<usize> {
 
 /// Runs `detect` on every tile of `image` and merges the results (see the module docs).
 /// `detect` receives a tile and its top-left corner `[x, y]` in the field, and returns
-/// detections in the tile's pixels.
-pub fn detect_tiled<F>(image: &RgbImage, config: &TileConfig, mut detect: F) -> Result<Detections>
+/// detections in the tile's pixels. With [`TileConfig::parallel`] the tiles are detected
+/// concurrently on rayon's pool; the result does not depend on it (tiles are merged in
+/// row-major order either way).
+pub fn detect_tiled<F>(image: &RgbImage, config: &TileConfig, detect: F) -> Result<Detections>
 where
-    F: FnMut(&RgbImage, [usize; 2]) -> Result<Detections>,
+    F: Fn(&RgbImage, [usize; 2]) -> Result<Detections> + Sync,
 {
     config.validate()?;
     let (w, h) = (image.width() as usize, image.height() as usize);
+    let (tw, th) = (config.tile.min(w), config.tile.min(h));
     let xs = origins(w, config.tile, config.overlap);
     let ys = origins(h, config.tile, config.overlap);
+    let corners: Vec<[usize; 2]> = ys
+        .iter()
+        .flat_map(|&y0| xs.iter().map(move |&x0| [x0, y0]))
+        .collect();
+    let run = |&[x0, y0]: &[usize; 2]| {
+        let tile =
+            image::imageops::crop_imm(image, x0 as u32, y0 as u32, tw as u32, th as u32).to_image();
+        detect(&tile, [x0, y0])
+    };
+    let per_tile: Vec<Result<Detections>> = if config.parallel {
+        corners.par_iter().map(run).collect()
+    } else {
+        corners.iter().map(run).collect()
+    };
     let mut boxes = Vec::new();
     let mut scores = Vec::new();
     let mut classes = Vec::new();
-    for &y0 in &ys {
-        for &x0 in &xs {
-            let (tw, th) = (config.tile.min(w), config.tile.min(h));
-            let tile = image::imageops::crop_imm(image, x0 as u32, y0 as u32, tw as u32, th as u32)
-                .to_image();
-            let d = detect(&tile, [x0, y0])?;
-            let m = config.border_margin;
-            // Inner borders of this tile (those not on the image border).
-            let left = x0 > 0;
-            let top = y0 > 0;
-            let right = x0 + tw < w;
-            let bottom = y0 + th < h;
-            for ((b, &s), &c) in d.boxes.iter().zip(&d.scores).zip(&d.classes) {
-                let touches = (left && b.x1 <= m)
-                    || (top && b.y1 <= m)
-                    || (right && b.x2 >= tw as f32 - m)
-                    || (bottom && b.y2 >= th as f32 - m);
-                if touches {
-                    continue;
-                }
-                boxes.push(BBox::new(
-                    b.x1 + x0 as f32,
-                    b.y1 + y0 as f32,
-                    b.x2 + x0 as f32,
-                    b.y2 + y0 as f32,
-                ));
-                scores.push(s);
-                classes.push(c);
+    let m = config.border_margin;
+    for (&[x0, y0], d) in corners.iter().zip(per_tile) {
+        let d = d?;
+        // Inner borders of this tile (those not on the image border).
+        let left = x0 > 0;
+        let top = y0 > 0;
+        let right = x0 + tw < w;
+        let bottom = y0 + th < h;
+        for ((b, &s), &c) in d.boxes.iter().zip(&d.scores).zip(&d.classes) {
+            let touches = (left && b.x1 <= m)
+                || (top && b.y1 <= m)
+                || (right && b.x2 >= tw as f32 - m)
+                || (bottom && b.y2 >= th as f32 - m);
+            if touches {
+                continue;
             }
+            boxes.push(b.translate(x0 as f32, y0 as f32));
+            scores.push(s);
+            classes.push(c);
         }
     }
     let groups: Vec<usize> = classes.iter().map(|c| c.index()).collect();
@@ -131,7 +144,11 @@ impl Detector {
         if image.width() as usize <= config.tile && image.height() as usize <= config.tile {
             return self.detect_image(&image_tensor(image, self.device())?);
         }
-        detect_tiled(image, config, |tile, _| {
+        let config = TileConfig {
+            parallel: config.parallel && self.device().is_cpu(),
+            ..*config
+        };
+        detect_tiled(image, &config, |tile, _| {
             self.detect_image(&image_tensor(tile, self.device())?)
         })
     }

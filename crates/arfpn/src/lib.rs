@@ -71,6 +71,7 @@ mod input;
 pub mod presets;
 mod pretrained;
 mod scale;
+mod tiled_data;
 mod trainer;
 
 pub use augment::{augment, AugmentConfig};
@@ -84,7 +85,8 @@ pub use export::{class_counts, coco_results, voc_annotation, CocoResult};
 pub use field::{detect_tiled, TileConfig};
 pub use image::{image_tensor, load_image};
 pub use input::InputConfig;
-pub use scale::{estimate_cell_size, typical_cell_size, DataInfo};
+pub use scale::{estimate_cell_size, median_cell_estimate, typical_cell_size, DataInfo};
+pub use tiled_data::{CropRect, TiledData};
 pub use trainer::{
     detect_all, epoch_entries, latest_checkpoint, plot_log, step_schedule, EvalEvent,
     OptimizerConfig, OversampleConfig, Silent, SkipEvent, StepEvent, TrainConfig, TrainData,

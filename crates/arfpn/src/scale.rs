@@ -20,6 +20,37 @@ pub struct DataInfo {
     pub cell_size_px: Option<f32>,
     /// Micrometres per pixel of the training images, when the dataset states it.
     pub um_per_px: Option<f32>,
+    /// Median of [`estimate_cell_size`] over (a sample of) the training images: the
+    /// reference an input image's estimate is compared with, so that the estimator's own
+    /// bias (touching cells merging, pale cells vanishing) cancels out.
+    pub estimated_cell_px: Option<f32>,
+}
+
+impl DataInfo {
+    /// The factor to resize an image by so that its cells match the training scale, given
+    /// the [`estimate_cell_size`] of the input (one image's, or the median over a set).
+    /// Compares like with like: the training images' estimate when it was recorded, else
+    /// the annotated [`cell_size_px`](Self::cell_size_px). `None` when neither is known or
+    /// the estimate is not a positive number.
+    ///
+    /// ```
+    /// let info = arfpn::DataInfo { cell_size_px: Some(100.0), estimated_cell_px: Some(90.0), ..Default::default() };
+    /// assert_eq!(info.rescale_for_estimate(45.0), Some(2.0));
+    /// ```
+    pub fn rescale_for_estimate(&self, estimate: f32) -> Option<f32> {
+        if !(estimate.is_finite() && estimate > 0.0) {
+            return None;
+        }
+        let reference = self.estimated_cell_px.or(self.cell_size_px)?;
+        Some(reference / estimate)
+    }
+}
+
+/// The median of [`estimate_cell_size`] over `images` (images without an estimate are
+/// passed over); `None` when no image gives one.
+pub fn median_cell_estimate<'a>(images: impl IntoIterator<Item = &'a RgbImage>) -> Option<f32> {
+    let mut v: Vec<f32> = images.into_iter().filter_map(estimate_cell_size).collect();
+    median(&mut v)
 }
 
 /// Median `sqrt(width · height)` of the boxes (`None` without boxes).

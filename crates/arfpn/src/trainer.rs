@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arfpn_boxes::{Detections, GroundTruth, SplitMix64};
+use arfpn_boxes::{Detections, GroundTruth, ImageSize, SplitMix64};
 use arfpn_nn::{Adam, AdamConfig, ImageBatch, LrDecay, LrSchedule, SgdConfig, SgdMomentum};
 use arfpn_voc::{RgbImage, VocDataset};
 use candle_core::Var;
@@ -112,6 +112,10 @@ pub struct TrainConfig {
     pub decay_norm_and_bias: bool,
     /// Clip the global gradient L2 norm to this value.
     pub clip_grad_norm: Option<f64>,
+    /// Train on fixed overlapping crops of every image instead of whole images (the
+    /// paper: 500×375 with 30 % overlap, `TileConfig::default()`); each crop is one item of
+    /// the data order, and [`augment`](Self::augment) then applies to the crops.
+    pub tiles: Option<arfpn_voc::tiling::TileConfig>,
     pub augment: AugmentConfig,
     /// The paper's rare-class oversampling: images holding a class whose share of all
     /// training objects is below `max_share` appear `1 + copies` times per epoch (each copy
@@ -151,6 +155,7 @@ impl Default for TrainConfig {
             },
             decay_norm_and_bias: false,
             clip_grad_norm: Some(10.0),
+            tiles: None,
             augment: AugmentConfig::default(),
             oversample: None,
             seed: 0,
@@ -192,6 +197,10 @@ impl TrainConfig {
             if w < 32 || h < 32 {
                 return bad("augment.crop", "crops must be at least 32×32");
             }
+        }
+        if let Some(t) = &self.tiles {
+            t.validate()
+                .map_err(|e| DetectorError::config("train.tiles", e.to_string()))?;
         }
         if let Some(o) = self.oversample {
             if !(o.max_share > 0.0 && o.max_share <= 1.0) || o.copies == 0 || o.copies > 100 {
@@ -248,6 +257,26 @@ pub trait TrainData: Send + Sync {
     fn ground_truth(&self, index: usize) -> Result<GroundTruth> {
         Ok(self.get(index)?.1)
     }
+    /// The size of image `index` (override when it can skip decoding).
+    fn image_size(&self, index: usize) -> Result<ImageSize> {
+        let (w, h) = self.get(index)?.0.dimensions();
+        Ok(ImageSize::new(h as usize, w as usize))
+    }
+}
+
+impl TrainData for Box<dyn TrainData> {
+    fn len(&self) -> usize {
+        self.as_ref().len()
+    }
+    fn get(&self, index: usize) -> Result<(RgbImage, GroundTruth)> {
+        self.as_ref().get(index)
+    }
+    fn ground_truth(&self, index: usize) -> Result<GroundTruth> {
+        self.as_ref().ground_truth(index)
+    }
+    fn image_size(&self, index: usize) -> Result<ImageSize> {
+        self.as_ref().image_size(index)
+    }
 }
 
 /// Decoded images held in memory.
@@ -284,6 +313,13 @@ impl TrainData for VocDataset {
             boxes: s.boxes(),
             classes: s.classes(),
         })
+    }
+    fn image_size(&self, index: usize) -> Result<ImageSize> {
+        // The annotation's size; loading checks that the image agrees.
+        let s = self.samples().get(index).ok_or_else(|| {
+            DetectorError::input("index", format!("{index} >= {}", self.samples().len()))
+        })?;
+        Ok(ImageSize::new(s.height as usize, s.width as usize))
     }
 }
 
@@ -420,12 +456,20 @@ impl Trainer {
             ));
         }
         if detector.config().data.cell_size_px.is_none() {
-            // Record the training scale (for magnification-aware detection).
+            // Record the training scale (for magnification-aware detection): the annotated
+            // cell size, and the cell-size estimate of up to 16 evenly spread images, the
+            // like-for-like reference for the estimate of an input image.
             let truth = (0..train.len())
                 .map(|i| train.ground_truth(i))
                 .collect::<Result<Vec<_>>>()?;
+            let n = train.len();
+            let sample = n.min(16);
+            let images = (0..sample)
+                .map(|k| Ok(train.get(k * n / sample)?.0))
+                .collect::<Result<Vec<_>>>()?;
             let info = crate::DataInfo {
                 cell_size_px: crate::typical_cell_size(&truth),
+                estimated_cell_px: crate::median_cell_estimate(&images),
                 ..detector.config().data
             };
             detector.set_data_info(info);
@@ -494,6 +538,10 @@ impl Trainer {
     ) -> Result<Self> {
         let config = progress.config.clone();
         config.validate()?;
+        let train: Box<dyn TrainData> = match config.tiles {
+            Some(tiles) => Box::new(crate::TiledData::new(train, tiles)?),
+            None => train,
+        };
         if train.is_empty() {
             return Err(DetectorError::input("train", "the training data is empty"));
         }

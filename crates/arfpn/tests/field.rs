@@ -2,6 +2,8 @@
 //! detector (it reports every planted cell's visible part in the tile, truncated cells
 //! included), and every cell must come out exactly once with its full box.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use arfpn::{detect_tiled, Detections, TileConfig};
 use arfpn_boxes::{iou_matrix, BBox, ImageSize};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
@@ -21,10 +23,10 @@ fn every_planted_cell_is_found_once() -> Result<(), Box<dyn std::error::Error>> 
         overlap: 96,
         ..TileConfig::default()
     };
-    let mut calls = 0;
-    let mut raw = 0;
-    let merged = detect_tiled(&field.image, &tiles, |tile, [x0, y0]| {
-        calls += 1;
+    let calls = AtomicUsize::new(0);
+    let raw = AtomicUsize::new(0);
+    let perfect = |tile: &arfpn_voc::RgbImage, [x0, y0]: [usize; 2]| {
+        calls.fetch_add(1, Ordering::Relaxed);
         let size = ImageSize::new(tile.height() as usize, tile.width() as usize);
         let mut d = Detections::default();
         for o in &field.objects {
@@ -41,11 +43,19 @@ fn every_planted_cell_is_found_once() -> Result<(), Box<dyn std::error::Error>> 
                 d.classes.push(o.class);
             }
         }
-        raw += d.len();
+        raw.fetch_add(d.len(), Ordering::Relaxed);
         Ok(d)
-    })?;
+    };
+    let merged = detect_tiled(&field.image, &tiles, perfect)?;
     // Tiles of 400 at x = 0, 304, 608, 912, 1000 and y = 0, 304, 600.
-    assert_eq!(calls, 15);
+    assert_eq!(calls.load(Ordering::Relaxed), 15);
+    // Detecting the tiles one after another gives the same merged result.
+    let serial = TileConfig {
+        parallel: false,
+        ..tiles
+    };
+    assert_eq!(detect_tiled(&field.image, &serial, perfect)?, merged);
+    let raw = raw.load(Ordering::Relaxed) / 2;
     assert_eq!(merged.len(), truth.len(), "each cell once");
     let iou = iou_matrix(&merged.boxes, &truth);
     for (j, t) in truth.iter().enumerate() {
