@@ -30,6 +30,7 @@
 
 mod adam;
 mod allocator;
+mod amax;
 mod conv;
 mod conv_cpu;
 mod error;
@@ -51,6 +52,7 @@ mod upsample;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use allocator::keep_freed_memory;
+pub use amax::amax_keepdim;
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::{LoadError, NnError};
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};

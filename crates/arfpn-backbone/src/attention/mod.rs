@@ -232,10 +232,6 @@ pub(crate) fn global_max_pool(x: &Tensor) -> Result<Tensor> {
 /// over-counts: ReLU zeros make exact ties common inside residual units (measured: up to
 /// 50% gradient error in a bottleneck with CBAM). The forward value is exactly the maximum.
 pub fn max_keepdim_split(x: &Tensor, dim: usize) -> Result<Tensor> {
-    let m = x.max_keepdim(dim)?.detach();
-    let mask = x.broadcast_eq(&m)?.to_dtype(x.dtype())?;
-    let share = mask.broadcast_div(&mask.sum_keepdim(dim)?)?;
-    let s = (x * share)?.sum_keepdim(dim)?;
-    // m + (s - s) keeps the forward exact while the gradient flows through s.
-    m + (&s - s.detach())?
+    // One parallel pass each way on the CPU (arfpn-nn's fused op), candle ops elsewhere.
+    arfpn_nn::amax_keepdim(x, dim)
 }
