@@ -29,6 +29,7 @@
 //! cases against candle so that a candle upgrade that fixes them is noticed.
 
 mod adam;
+mod affine_cpu;
 mod allocator;
 mod amax;
 mod conv;

@@ -6,6 +6,7 @@
 //! gradient is checked by finite differences in the tests — unlike `candle_nn::LayerNorm`/
 //! `RmsNorm`, whose fused contiguous path silently has no backward.
 
+use crate::affine_cpu::ChannelAffine;
 use crate::error::{config_err, shape_err};
 use crate::group_norm_cpu::GroupNormFwd;
 use candle_core::{DType, Module, ModuleT, Result, Tensor, D};
@@ -168,6 +169,32 @@ impl FrozenBatchNorm2d {
 
 impl Module for FrozenBatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_nchw("frozen_batch_norm2d", x, self.channels)?;
+        let (scale, shift) = self.affine()?;
+        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+            // One parallel pass (affine_cpu.rs); the values are the composed form's, as the
+            // affine is computed by the same tensor ops and applied in the element type.
+            let host = |t: &Tensor| -> Result<std::sync::Arc<Vec<f64>>> {
+                Ok(std::sync::Arc::new(
+                    t.flatten_all()?
+                        .to_dtype(x.dtype())?
+                        .to_dtype(DType::F64)?
+                        .to_vec1()?,
+                ))
+            };
+            let op = ChannelAffine {
+                scale: host(&scale)?,
+                shift: Some(host(&shift)?),
+            };
+            return x.contiguous()?.apply_op1(op);
+        }
+        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+    }
+}
+
+impl FrozenBatchNorm2d {
+    /// The composed form of the forward (candle broadcast ops; the path on other devices).
+    pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
         let (scale, shift) = self.affine()?;
         x.broadcast_mul(&scale)?.broadcast_add(&shift)

@@ -156,6 +156,51 @@ fn frozen_batch_norm_is_a_fixed_affine_with_input_gradient_only() -> Result<()> 
     Ok(())
 }
 
+/// The fused CPU frozen batch norm gives the composed form's values bit for bit (f32) and
+/// the same input gradient, on maps large enough to be split among threads.
+#[test]
+fn fused_frozen_batch_norm_equals_the_composed_form() -> Result<()> {
+    let dev = Device::Cpu;
+    let c = 3;
+    let t = |seed| uniform(seed, &[c], DType::F32, &dev);
+    // Variances in [0.2, 1).
+    let (w, b, m, v) = (t(1)?, t(2)?, t(3)?, t(4)?.affine(0.4, 0.6)?);
+    let map: HashMap<String, Tensor> = [
+        ("weight", &w),
+        ("bias", &b),
+        ("running_mean", &m),
+        ("running_var", &v),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), (*t).clone()))
+    .collect();
+    let bn = frozen_batch_norm2d(c, 1e-5, VarBuilder::from_tensors(map, DType::F32, &dev))?;
+    let x = Var::from_tensor(&uniform(7, &[2, c, 70, 90], DType::F32, &dev)?)?;
+    let fused = bn.forward(x.as_tensor())?;
+    let composed = bn.forward_composed(x.as_tensor())?;
+    assert_eq!(
+        fused.flatten_all()?.to_vec1::<f32>()?,
+        composed.flatten_all()?.to_vec1::<f32>()?
+    );
+    let dy = uniform(9, &[2, c, 70, 90], DType::F32, &dev)?;
+    let gf = (&fused * &dy)?.sum_all()?.backward()?;
+    let gc = (&composed * &dy)?.sum_all()?.backward()?;
+    assert_eq!(
+        gf.get(x.as_tensor())
+            .expect("dx")
+            .flatten_all()?
+            .to_vec1::<f32>()?,
+        gc.get(x.as_tensor())
+            .expect("dx")
+            .flatten_all()?
+            .to_vec1::<f32>()?
+    );
+    // A wrong channel count is an error, not a panic.
+    let bad = uniform(7, &[1, c + 1, 4, 4], DType::F32, &dev)?;
+    assert!(bn.forward(&bad).is_err());
+    Ok(())
+}
+
 #[test]
 fn batch_norm_train_eval_and_running_stats() -> Result<()> {
     let vm = candle_nn::VarMap::new();
