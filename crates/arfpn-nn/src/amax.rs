@@ -51,7 +51,7 @@ pub fn composed(x: &Tensor, dim: usize) -> Result<Tensor> {
 }
 
 /// `[outer, reduced, inner]` view of a contiguous tensor reduced over `dim`.
-fn split(dims: &[usize], dim: usize) -> (usize, usize, usize) {
+pub(crate) fn split(dims: &[usize], dim: usize) -> (usize, usize, usize) {
     let outer = dims[..dim].iter().product();
     let inner = dims[dim + 1..].iter().product();
     (outer, dims[dim], inner)
@@ -84,7 +84,7 @@ impl Real for f64 {
 }
 
 /// Columns per parallel task when the reduced dimension is not the last.
-const COLS: usize = 4096;
+pub(crate) const COLS: usize = 4096;
 
 /// Maxima over `k` of `xb[k * inner + j0 + j]` into `out[j]` (NaN wins, as in candle).
 fn column_max<T: Real>(xb: &[T], r: usize, inner: usize, j0: usize, out: &mut [T]) {

@@ -47,9 +47,9 @@ impl Attention for Cbam {
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
         let cw = self.channel_weights(x)?;
-        let xc = x.broadcast_mul(&cw)?;
+        let xc = arfpn_nn::gate(x, &cw)?;
         let sw = self.spatial.weights(&xc)?;
-        let y = xc.broadcast_mul(&sw)?;
+        let y = arfpn_nn::gate(&xc, &sw)?;
         let maps = vec![
             AttentionMap {
                 name: "channel".into(),

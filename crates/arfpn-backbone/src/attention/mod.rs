@@ -99,7 +99,7 @@ pub trait Attention: Send + Sync {
     /// Reweights `x` (`[N, C, H, W]`); the output has the shape of `x`. The default is
     /// `x * weights(x)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.broadcast_mul(&self.weights(x)?)
+        arfpn_nn::gate(x, &self.weights(x)?)
     }
 
     /// Like [`forward`](Attention::forward), also returning the attention weights it applied.
@@ -109,7 +109,7 @@ pub trait Attention: Send + Sync {
         match self.map_name() {
             Some(name) => {
                 let w = self.weights(x)?;
-                let y = x.broadcast_mul(&w)?;
+                let y = arfpn_nn::gate(x, &w)?;
                 Ok((
                     y,
                     vec![AttentionMap {

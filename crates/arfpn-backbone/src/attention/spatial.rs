@@ -41,7 +41,10 @@ impl SpatialAttention {
     /// The `[N, 2, H, W]` descriptor `[mean over channels; max over channels]` (the max's
     /// gradient is split among ties, see [`max_keepdim_split`](crate::max_keepdim_split)).
     pub fn descriptor(x: &Tensor) -> Result<Tensor> {
-        Tensor::cat(&[x.mean_keepdim(1)?, super::max_keepdim_split(x, 1)?], 1)
+        Tensor::cat(
+            &[arfpn_nn::channel_mean(x)?, super::max_keepdim_split(x, 1)?],
+            1,
+        )
     }
 }
 
