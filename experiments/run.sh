@@ -32,7 +32,9 @@ ckpt="$run/best.safetensors"
 steps=$(python3 -c "import json,sys; print(json.load(open('$run/train.json'))['steps'])")
 preset=$(python3 -c "
 import sys; a=sys.argv[1:]
-print(a[a.index('--preset')+1] if '--preset' in a else 'cpu-small')" "$@")
+import os
+if '--config' in a: print('config ' + os.path.basename(a[a.index('--config')+1]))
+else: print(a[a.index('--preset')+1] if '--preset' in a else 'cpu-small')" "$@")
 python3 scripts/metrics_json.py --summary "$run/summary.json" --csv "$out/per_class.csv" \
     --dataset "$(basename "$data")" --split "$split" --preset "$preset" --steps "$steps" \
     --seed "$seed" --wall-s "$total" --command "$cmd" --out "$out/metrics.json"
