@@ -9,6 +9,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::real::Real;
 use crate::storage::contiguous_slice;
 
 /// The per-channel affine of an `[N, C, ...]` tensor (f32 or f64, contiguous).
@@ -16,24 +17,6 @@ use crate::storage::contiguous_slice;
 pub(crate) struct ChannelAffine {
     pub scale: Arc<Vec<f64>>,
     pub shift: Option<Arc<Vec<f64>>>,
-}
-
-trait Real:
-    Copy + Send + Sync + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self> + 'static
-{
-    fn of(v: f64) -> Self;
-}
-
-impl Real for f32 {
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-}
-
-impl Real for f64 {
-    fn of(v: f64) -> Self {
-        v
-    }
 }
 
 fn apply<T: Real>(x: &[T], c: usize, plane: usize, scale: &[f64], shift: Option<&[f64]>) -> Vec<T> {

@@ -10,6 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::shape_err;
+use crate::real::Real;
 use crate::storage::contiguous_slice;
 
 /// `x.amax(dim, keepdim=True)` with the gradient of each output split evenly among the
@@ -55,32 +56,6 @@ pub(crate) fn split(dims: &[usize], dim: usize) -> (usize, usize, usize) {
     let outer = dims[..dim].iter().product();
     let inner = dims[dim + 1..].iter().product();
     (outer, dims[dim], inner)
-}
-
-trait Real: Copy + Send + Sync + PartialOrd + 'static {
-    const ZERO: Self;
-    fn is_nan(self) -> bool;
-    fn div_count(self, n: usize) -> Self;
-}
-
-impl Real for f32 {
-    const ZERO: Self = 0.0;
-    fn is_nan(self) -> bool {
-        f32::is_nan(self)
-    }
-    fn div_count(self, n: usize) -> Self {
-        self / n as f32
-    }
-}
-
-impl Real for f64 {
-    const ZERO: Self = 0.0;
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
-    }
-    fn div_count(self, n: usize) -> Self {
-        self / n as f64
-    }
 }
 
 /// Columns per parallel task when the reduced dimension is not the last.

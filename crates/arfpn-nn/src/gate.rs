@@ -13,41 +13,8 @@ use rayon::prelude::*;
 
 use crate::amax::{split, COLS};
 use crate::error::shape_err;
+use crate::real::Real;
 use crate::storage::contiguous_slice;
-
-trait Real:
-    Copy
-    + Send
-    + Sync
-    + std::ops::Mul<Output = Self>
-    + std::ops::Add<Output = Self>
-    + std::ops::AddAssign
-    + 'static
-{
-    const ZERO: Self;
-    fn of(v: f64) -> Self;
-    fn f(self) -> f64;
-}
-
-impl Real for f32 {
-    const ZERO: Self = 0.0;
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-    fn f(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Real for f64 {
-    const ZERO: Self = 0.0;
-    fn of(v: f64) -> Self {
-        v
-    }
-    fn f(self) -> f64 {
-        self
-    }
-}
 
 fn fused(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)

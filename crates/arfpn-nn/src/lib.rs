@@ -46,6 +46,7 @@ mod lr_schedule;
 mod norm;
 mod norm_kind;
 mod pool;
+mod real;
 mod relu;
 mod safetensors_io;
 mod sgd;

@@ -12,27 +12,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use crate::error::shape_err;
+use crate::real::Real;
 use crate::storage::contiguous_slice;
-
-/// The element types of the kernels.
-trait Real: Copy + Send + Sync + PartialOrd + std::ops::Add<Output = Self> + 'static {
-    const ZERO: Self;
-    fn is_nan(self) -> bool;
-}
-
-impl Real for f32 {
-    const ZERO: Self = 0.0;
-    fn is_nan(self) -> bool {
-        f32::is_nan(self)
-    }
-}
-
-impl Real for f64 {
-    const ZERO: Self = 0.0;
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
-    }
-}
 
 /// Elements per parallel task: large enough to amortise the task, small enough to split a
 /// feature map among threads.
