@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# BCCD ablations at a short budget, any arms: each arm trains the cpu-small network with one
+# change against CS-ARFPN (the paper's model), seeds 0 and 1 side by side on one thread each,
+# same recipe and step budget for every arm. Writes results/ablate-ARM-s{0,1}/ and skips a
+# run whose metrics.json is already there.
+#
+#   experiments/ablate.sh DATA_DIR STEPS ARM [ARM...]
+#   e.g. experiments/ablate.sh ../shared/data/bccd 3000 c-arfpn s-arfpn adam anchors32 wce focal
+#
+# Arms (paper table): fpn, c-arfpn, s-arfpn, cs-arfpn (Table 3: no / channel / spatial / CBAM
+# attention); roipool (Table 6); adam (Table 5: Adam, lr 1e-4, instead of momentum SGD 0.02);
+# anchors32 (one anchor size per level, 32·2^l for P2–P6, torchvision's, instead of the dense
+# three sizes from 8 px); wce (class-weighted cross-entropy, weights mean/count from BCCD's
+# train counts); focal (softmax focal loss, gamma 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=$1 steps=$2; shift 2
+common=(--steps "$steps" --crop 384x384 --eval-every "$steps" --checkpoint-every 500 --lenient)
+for arm in "$@"; do
+  case $arm in
+    fpn|c-arfpn|s-arfpn|cs-arfpn) args=(--config "experiments/configs/cpu-small-$arm.json") ;;
+    roipool|anchors32|wce|focal) args=(--config "experiments/configs/cpu-small-cs-arfpn-$arm.json") ;;
+    adam) args=(--config experiments/configs/cpu-small-cs-arfpn.json --optimizer adam --lr 1e-4) ;;
+    *) echo "unknown arm: $arm" >&2; exit 2 ;;
+  esac
+  for seed in 0 1; do
+    name="ablate-$arm-s$seed"
+    if [ -f "results/$name/metrics.json" ]; then echo "$name: done, skipped"; continue; fi
+    RAYON_NUM_THREADS=1 SEED=$seed experiments/run.sh "$name" "$data" "${args[@]}" "${common[@]}" &
+  done
+  wait
+done
