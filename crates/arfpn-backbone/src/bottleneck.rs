@@ -85,8 +85,8 @@ impl Bottleneck {
         train: bool,
         maps: Option<&mut Vec<AttentionMap>>,
     ) -> candle_core::Result<Tensor> {
-        let y = arfpn_nn::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
-        let y = arfpn_nn::relu(&self.bn2.forward_t(&self.conv2.forward(&y)?, train)?)?;
+        let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
+        let y = self.bn2.forward_relu_t(&self.conv2.forward(&y)?, train)?;
         let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?;
         let y = apply_attention(self.attention.as_ref(), &y, maps)?;
         add_shortcut(&y, x, self.downsample.as_ref(), train)

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
 use arfpn_nn::{conv2d, max_pool2d, Conv2d, Conv2dConfig};
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 /// `maxpool3x3/2(relu(bn1(conv1(x))))` with torchvision's names `conv1.weight`, `bn1.*`.
@@ -37,7 +37,7 @@ impl Stem {
 
     /// Output `[N, width, ceil(H/4)', W']` with torchvision's size arithmetic.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let y = arfpn_nn::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
+        let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         max_pool2d(&y, 3, 2, 1)
     }
 }

@@ -147,7 +147,7 @@ impl ConvFcHead {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, norm) in &self.convs {
-            x = arfpn_nn::relu(&norm.forward(&conv.forward(&x)?)?)?;
+            x = norm.forward_relu(&conv.forward(&x)?)?;
         }
         Ok(arfpn_nn::relu(&self.fc.forward(&x.flatten_from(1)?)?)?)
     }

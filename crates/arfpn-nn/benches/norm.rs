@@ -1,5 +1,6 @@
 //! GroupNorm (32 groups) on a 1×256×120×160 map (a stride-4 ResNet level at 480×640): the fused
-//! CPU op beside the same layer written with candle tensor ops, forward and forward+backward.
+//! CPU op (alone and with the ReLU fused) beside the same layer written with candle tensor ops,
+//! forward and forward+backward. `scripts/bench_group_norm_torch.py` times PyTorch's.
 //!
 //! cargo bench -j 2 -p arfpn-nn --bench norm --no-run
 //! <binary> --bench --warm-up-time 1 --measurement-time 5 --sample-size 10
@@ -29,6 +30,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fused/forward_backward", |b| {
         b.iter(|| {
             gn.forward(&x)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        })
+    });
+    g.bench_function("fused_relu/forward_backward", |b| {
+        b.iter(|| {
+            gn.forward_relu(&x)
                 .unwrap()
                 .sum_all()
                 .unwrap()

@@ -1,47 +1,83 @@
-//! Fused CPU kernels of [`GroupNorm`](crate::GroupNorm): one pass for the statistics and one
-//! for the output (forward), two for the three gradients (backward), parallel over
-//! (sample, group) with rayon. The composed candle version makes ~8 full passes over the map
-//! in each direction, which made GroupNorm cost as much as the convolutions of a ResNet.
+//! Fused CPU kernels of [`GroupNorm`](crate::GroupNorm), optionally followed by a ReLU
+//! ([`GroupNorm::forward_relu`](crate::GroupNorm::forward_relu)): parallel over
+//! (sample, group) with rayon, each group's elements read while they are in cache. The
+//! composed candle version makes ~8 full passes over the map in each direction.
 //!
-//! Backward, per (sample, group) of `m` elements with `x̂ = (x − μ)·r`, `r = 1/√(σ² + ε)`:
-//! `dx = r·(dy·w − mean(dy·w) − x̂·mean(dy·w·x̂))`, `dw_c = Σ dy·x̂`, `db_c = Σ dy`.
-//! The per-(sample, group) partial sums of `dw`/`db` are reduced in a fixed order, so the
-//! result does not depend on the thread count.
+//! Forward, per (sample, group) of `m` elements: the mean (one pass), the variance about it
+//! (a second pass over the same, cache-resident group) and `y = x·a + s` per channel (ReLU'd
+//! when fused). Backward, with `x̂ = (x − μ)·r`, `r = 1/√(σ² + ε)` and `d = dy` (or `dy·[y > 0]`
+//! when fused): `dw_c = Σ d·x̂`, `db_c = Σ d`, `dx = r·(d·w − mean(d·w) − x̂·mean(d·w·x̂))`,
+//! i.e. one pass for the per-channel sums and one for `dx` (an affine map of `d` and `x`).
+//!
+//! Numerics: the element-wise work runs in the element type (f32 vectorises), every sum is
+//! taken in blocks of [`BLOCK`] elements over [`LANES`] independent lanes in the element
+//! type and the blocks are added in f64, so no f32 sum ever runs over more than
+//! `BLOCK / LANES` terms. Sums about a mean (variance, `Σ d·(x − μ)`) are taken about the
+//! mean rounded to the element type and corrected exactly in f64, so a large mean next to
+//! a small spread loses no precision. Per-(sample, group) partial sums of `dw`/`db` are
+//! reduced in a fixed order: the result does not depend on the thread count.
 
+use std::sync::Arc;
+
+use crate::real::Real;
 use crate::storage::contiguous_slice;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Element types the kernels handle (accumulation is always in f64).
-trait Real: WithDType + Send + Sync {
-    fn f(self) -> f64;
-    fn of(v: f64) -> Self;
+/// Independent accumulators of a block sum (one AVX-512 register of f32).
+const LANES: usize = 16;
+/// Elements summed in the element type before the partial sum is added in f64.
+const BLOCK: usize = 512;
+
+/// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))` over equal-length slices, blockwise as the
+/// module docs say. `f` and `g` must be cheap and inlinable: this is the inner loop.
+#[inline(always)]
+fn sums2<T: Real>(
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    f: impl Fn(T, T, T) -> T,
+    g: impl Fn(T, T, T) -> T,
+) -> (f64, f64) {
+    let (mut tf, mut tg) = (0.0f64, 0.0f64);
+    for ((ab, bb), cb) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).zip(c.chunks(BLOCK)) {
+        let (mut af, mut ag) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+        let (ai, bi, ci) = (
+            ab.chunks_exact(LANES),
+            bb.chunks_exact(LANES),
+            cb.chunks_exact(LANES),
+        );
+        let (ar, br, cr) = (ai.remainder(), bi.remainder(), ci.remainder());
+        for ((x, y), z) in ai.zip(bi).zip(ci) {
+            for l in 0..LANES {
+                af[l] += f(x[l], y[l], z[l]);
+                ag[l] += g(x[l], y[l], z[l]);
+            }
+        }
+        for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
+            tf += f(x, y, z).f();
+            tg += g(x, y, z).f();
+        }
+        tf += af.iter().map(|v| v.f()).sum::<f64>();
+        tg += ag.iter().map(|v| v.f()).sum::<f64>();
+    }
+    (tf, tg)
 }
 
-impl Real for f32 {
-    fn f(self) -> f64 {
-        self as f64
-    }
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-}
-
-impl Real for f64 {
-    fn f(self) -> f64 {
-        self
-    }
-    fn of(v: f64) -> Self {
-        v
-    }
-}
-
-/// `(mean, 1/sqrt(var + eps))` of one group (two passes, biased variance).
-fn stats<T: Real>(xg: &[T], eps: f64) -> (f64, f64) {
+/// `(mean, 1/sqrt(var + eps), a first estimate of the mean in T)` of one group (biased
+/// variance), both computed about that estimate and corrected in f64.
+fn stats<T: Real>(xg: &[T], eps: f64) -> (f64, f64, T) {
     let m = xg.len() as f64;
-    let mean = xg.iter().map(|v| v.f()).sum::<f64>() / m;
-    let var = xg.iter().map(|v| (v.f() - mean).powi(2)).sum::<f64>() / m;
-    (mean, 1.0 / (var + eps).sqrt())
+    let (sum, _) = sums2(xg, xg, xg, |x, _, _| x, |_, _, _| T::ZERO);
+    let mean = sum / m;
+    let mt = T::of(mean);
+    let (d1, d2) = sums2(xg, xg, xg, |x, _, _| x - mt, |x, _, _| (x - mt) * (x - mt));
+    // The first pass's blockwise f32 sums of raw values carry rounding of the size of the
+    // mean; the sums about μ_T do not. So μ = μ_T + Σ(x − μ_T)/m, and
+    // Σ(x − μ)² = Σ(x − μ_T)² − m·(μ − μ_T)².
+    let shift = d1 / m;
+    let var = (d2 / m - shift * shift).max(0.0);
+    (mt.f() + shift, 1.0 / (var + eps).sqrt(), mt)
 }
 
 /// `(channels, hw)` of `[N, C, H, W]`.
@@ -50,38 +86,54 @@ fn dims(l: &Layout) -> Result<(usize, usize)> {
     Ok((c, h * w))
 }
 
-/// Forward: `y = (x − μ)·r·w + b` as `x·a + s` per channel.
+/// Forward: `y = x·a + s` per channel (then `max(y, 0)` with `relu`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GroupNormFwd {
     pub groups: usize,
     pub eps: f64,
+    pub relu: bool,
 }
 
 fn forward<T: Real>(x: &[T], w: &[T], b: &[T], c: usize, hw: usize, op: GroupNormFwd) -> Vec<T> {
     let cg = c / op.groups;
-    let mut y = vec![T::of(0.0); x.len()];
-    y.par_chunks_mut(cg * hw)
+    let mut y: Vec<T> = Vec::with_capacity(x.len());
+    y.spare_capacity_mut()
+        .par_chunks_mut(cg * hw)
         .zip(x.par_chunks(cg * hw))
         .enumerate()
         .for_each(|(i, (yg, xg))| {
-            let (mean, rstd) = stats(xg, op.eps);
+            let (mean, rstd, mt) = stats(xg, op.eps);
             let g = i % op.groups;
             for k in 0..cg {
                 let ch = g * cg + k;
+                // y = (x − μ_T)·a + (b + (μ_T − μ)·a): no cancellation for a large mean.
                 let a = rstd * w[ch].f();
-                let s = b[ch].f() - mean * a;
+                let (at, st) = (T::of(a), T::of(b[ch].f() + (mt.f() - mean) * a));
                 let (yc, xc) = (&mut yg[k * hw..(k + 1) * hw], &xg[k * hw..(k + 1) * hw]);
-                for (yv, xv) in yc.iter_mut().zip(xc) {
-                    *yv = T::of(xv.f() * a + s);
+                if op.relu {
+                    for (yv, &xv) in yc.iter_mut().zip(xc) {
+                        let v = (xv - mt) * at + st;
+                        yv.write(if v > T::ZERO { v } else { T::ZERO });
+                    }
+                } else {
+                    for (yv, &xv) in yc.iter_mut().zip(xc) {
+                        yv.write((xv - mt) * at + st);
+                    }
                 }
             }
         });
+    // SAFETY: the chunks above cover all `x.len()` slots and every slot was written.
+    unsafe { y.set_len(x.len()) };
     y
 }
 
 impl CustomOp3 for GroupNormFwd {
     fn name(&self) -> &'static str {
-        "group_norm"
+        if self.relu {
+            "group_norm_relu"
+        } else {
+            "group_norm"
+        }
     }
 
     fn cpu_fwd(
@@ -94,24 +146,25 @@ impl CustomOp3 for GroupNormFwd {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (c, hw) = dims(lx)?;
+        let op = self.name();
         let out = match sx {
             CpuStorage::F32(_) => CpuStorage::F32(forward(
-                contiguous_slice(sx, lx, "group_norm", "x")?,
-                contiguous_slice(sw, lw, "group_norm", "weight")?,
-                contiguous_slice(sb, lb, "group_norm", "bias")?,
+                contiguous_slice(sx, lx, op, "x")?,
+                contiguous_slice(sw, lw, op, "weight")?,
+                contiguous_slice(sb, lb, op, "bias")?,
                 c,
                 hw,
                 *self,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(forward(
-                contiguous_slice(sx, lx, "group_norm", "x")?,
-                contiguous_slice(sw, lw, "group_norm", "weight")?,
-                contiguous_slice(sb, lb, "group_norm", "bias")?,
+                contiguous_slice(sx, lx, op, "x")?,
+                contiguous_slice(sw, lw, op, "weight")?,
+                contiguous_slice(sb, lb, op, "bias")?,
                 c,
                 hw,
                 *self,
             )),
-            _ => candle_core::bail!("group_norm: only f32 and f64 are supported"),
+            _ => candle_core::bail!("{op}: only f32 and f64 are supported"),
         };
         Ok((out, lx.shape().clone()))
     }
@@ -121,15 +174,18 @@ impl CustomOp3 for GroupNormFwd {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let weight = Arc::new(w.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
         let packed = grad.contiguous()?.apply_op3_no_bwd(
             x,
-            w,
+            res,
             &GroupNormBwd {
                 groups: self.groups,
                 eps: self.eps,
+                relu: self.relu,
+                weight,
             },
         )?;
         let (len, c) = (x.elem_count(), w.elem_count());
@@ -140,49 +196,85 @@ impl CustomOp3 for GroupNormFwd {
     }
 }
 
-/// Backward: `(dy, x, w)` -> `[dx (flattened), dw, db]` packed in one vector.
-#[derive(Clone, Copy, Debug)]
+/// Backward: `(dy, x, y)` -> `[dx (flattened), dw, db]` packed in one vector; `y` (the
+/// forward's output) is read only for the fused ReLU's mask.
+#[derive(Clone, Debug)]
 struct GroupNormBwd {
     groups: usize,
     eps: f64,
+    relu: bool,
+    weight: Arc<Vec<f64>>,
 }
 
-fn backward<T: Real>(dy: &[T], x: &[T], w: &[T], c: usize, hw: usize, op: GroupNormBwd) -> Vec<T> {
+fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -> Vec<T> {
+    let c = op.weight.len();
     let cg = c / op.groups;
     let m = cg * hw;
-    let mut dx = vec![T::of(0.0); x.len()];
-    let partial: Vec<(Vec<f64>, Vec<f64>)> = dx
+    let w = &op.weight;
+    let mut out: Vec<T> = Vec::with_capacity(x.len() + 2 * c);
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(m)
         .zip(x.par_chunks(m))
         .zip(dy.par_chunks(m))
+        .zip(y.par_chunks(m))
         .enumerate()
-        .map(|(i, ((dxg, xg), dyg))| {
-            let (mean, rstd) = stats(xg, op.eps);
+        .map(|(i, (((dxg, xg), dyg), yg))| {
+            let (mean, rstd, mt) = stats(xg, op.eps);
             let g = i % op.groups;
             let (mut dw, mut db) = (vec![0.0; cg], vec![0.0; cg]);
             let (mut s1, mut s2) = (0.0, 0.0);
             for k in 0..cg {
-                let wc = w[g * cg + k].f();
-                for j in k * hw..(k + 1) * hw {
-                    let xhat = (xg[j].f() - mean) * rstd;
-                    let d = dyg[j].f();
-                    dw[k] += d * xhat;
-                    db[k] += d;
-                    s1 += d * wc;
-                    s2 += d * wc * xhat;
-                }
+                let r = k * hw..(k + 1) * hw;
+                let (sd, sdx) = if op.relu {
+                    let d = |dy: T, y: T| if y > T::ZERO { dy } else { T::ZERO };
+                    sums2(
+                        &dyg[r.clone()],
+                        &xg[r.clone()],
+                        &yg[r],
+                        |dy, _, y| d(dy, y),
+                        |dy, x, y| d(dy, y) * (x - mt),
+                    )
+                } else {
+                    sums2(
+                        &dyg[r.clone()],
+                        &xg[r.clone()],
+                        &xg[r],
+                        |dy, _, _| dy,
+                        |dy, x, _| dy * (x - mt),
+                    )
+                };
+                // Σ d·(x − μ) = Σ d·(x − μ_T) + (μ_T − μ)·Σ d.
+                let wc = w[g * cg + k];
+                db[k] = sd;
+                dw[k] = rstd * (sdx + (mt.f() - mean) * sd);
+                s1 += sd * wc;
+                s2 += dw[k] * wc;
             }
             let (m1, m2) = (s1 / m as f64, s2 / m as f64);
+            // dx = d·(r·w_c) + (x − μ_T)·(−r²·m2) + (−r·m1 − r²·m2·(μ_T − μ)).
+            let bx = -rstd * rstd * m2;
+            let (bt, ct) = (T::of(bx), T::of(-rstd * m1 + bx * (mt.f() - mean)));
             for k in 0..cg {
-                let wc = w[g * cg + k].f();
-                for j in k * hw..(k + 1) * hw {
-                    let xhat = (xg[j].f() - mean) * rstd;
-                    dxg[j] = T::of(rstd * (dyg[j].f() * wc - m1 - xhat * m2));
+                let r = k * hw..(k + 1) * hw;
+                let at = T::of(rstd * w[g * cg + k]);
+                let (dxc, xc, dyc, yc) =
+                    (&mut dxg[r.clone()], &xg[r.clone()], &dyg[r.clone()], &yg[r]);
+                if op.relu {
+                    for (((o, &xv), &dv), &yv) in dxc.iter_mut().zip(xc).zip(dyc).zip(yc) {
+                        let d = if yv > T::ZERO { dv } else { T::ZERO };
+                        o.write(d * at + (xv - mt) * bt + ct);
+                    }
+                } else {
+                    for ((o, &xv), &dv) in dxc.iter_mut().zip(xc).zip(dyc) {
+                        o.write(dv * at + (xv - mt) * bt + ct);
+                    }
                 }
             }
             (dw, db)
         })
         .collect();
+    // SAFETY: the chunks above cover the first `x.len()` slots and every slot was written.
+    unsafe { out.set_len(x.len()) };
     let (mut dw, mut db) = (vec![0.0; c], vec![0.0; c]);
     for (i, (pw, pb)) in partial.iter().enumerate() {
         let g = i % op.groups;
@@ -191,8 +283,8 @@ fn backward<T: Real>(dy: &[T], x: &[T], w: &[T], c: usize, hw: usize, op: GroupN
             db[g * cg + k] += pb[k];
         }
     }
-    dx.extend(dw.into_iter().chain(db).map(T::of));
-    dx
+    out.extend(dw.into_iter().chain(db).map(T::of));
+    out
 }
 
 impl CustomOp3 for GroupNormBwd {
@@ -206,28 +298,33 @@ impl CustomOp3 for GroupNormBwd {
         ldy: &Layout,
         sx: &CpuStorage,
         lx: &Layout,
-        sw: &CpuStorage,
-        lw: &Layout,
+        sy: &CpuStorage,
+        ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (c, hw) = dims(lx)?;
+        if c != self.weight.len() {
+            candle_core::bail!(
+                "group_norm_bwd: {} weights for {c} channels",
+                self.weight.len()
+            );
+        }
+        let op = "group_norm_bwd";
         let out = match sx {
             CpuStorage::F32(_) => CpuStorage::F32(backward(
-                contiguous_slice(sdy, ldy, "group_norm", "grad")?,
-                contiguous_slice(sx, lx, "group_norm", "x")?,
-                contiguous_slice(sw, lw, "group_norm", "weight")?,
-                c,
+                contiguous_slice(sdy, ldy, op, "grad")?,
+                contiguous_slice(sx, lx, op, "x")?,
+                contiguous_slice(sy, ly, op, "y")?,
                 hw,
-                *self,
+                self,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(backward(
-                contiguous_slice(sdy, ldy, "group_norm", "grad")?,
-                contiguous_slice(sx, lx, "group_norm", "x")?,
-                contiguous_slice(sw, lw, "group_norm", "weight")?,
-                c,
+                contiguous_slice(sdy, ldy, op, "grad")?,
+                contiguous_slice(sx, lx, op, "x")?,
+                contiguous_slice(sy, ly, op, "y")?,
                 hw,
-                *self,
+                self,
             )),
-            _ => candle_core::bail!("group_norm: only f32 and f64 are supported"),
+            _ => candle_core::bail!("{op}: only f32 and f64 are supported"),
         };
         let len = lx.shape().elem_count() + 2 * c;
         Ok((out, Shape::from(len)))

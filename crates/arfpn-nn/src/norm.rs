@@ -83,6 +83,19 @@ impl Module for GroupNorm {
     /// (`group_norm_cpu.rs`); elsewhere the composition of candle ops
     /// ([`GroupNorm::forward_composed`]). Both compute the same values and gradients.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, false)
+    }
+}
+
+impl GroupNorm {
+    /// `relu(self.forward(x))` as one fused op on the CPU (one pass less each way and no
+    /// intermediate map kept for the backward); [`crate::relu`] of the composed form
+    /// elsewhere. The gradient at exactly 0 is 0, as PyTorch's.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, true)
+    }
+
+    fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         check_nchw("group_norm", x, self.channels)?;
         let dt = x.dtype();
         if x.device().is_cpu()
@@ -93,6 +106,7 @@ impl Module for GroupNorm {
             let op = GroupNormFwd {
                 groups: self.num_groups,
                 eps: self.eps,
+                relu,
             };
             return x.contiguous()?.apply_op3(
                 &self.weight.contiguous()?,
@@ -100,7 +114,12 @@ impl Module for GroupNorm {
                 op,
             );
         }
-        self.forward_composed(x)
+        let y = self.forward_composed(x)?;
+        if relu {
+            crate::relu(&y)
+        } else {
+            Ok(y)
+        }
     }
 }
 

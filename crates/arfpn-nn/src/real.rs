@@ -1,5 +1,6 @@
 //! The element types (f32, f64) of this crate's fused CPU ops (`relu.rs`, `amax.rs`,
-//! `gate.rs`, `affine_cpu.rs`): one trait instead of a private copy per op.
+//! `gate.rs`, `affine_cpu.rs`,
+//! `group_norm_cpu.rs`): one trait instead of a private copy per op.
 
 /// Arithmetic the fused kernels need on f32 and f64.
 pub(crate) trait Real:
@@ -8,6 +9,7 @@ pub(crate) trait Real:
     + Sync
     + PartialOrd
     + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
     + 'static

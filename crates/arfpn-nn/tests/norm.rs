@@ -283,13 +283,15 @@ fn batch_norm_errors() -> Result<()> {
     Ok(())
 }
 
-/// The fused CPU op and the composed candle ops agree in f32, values and all three gradients,
-/// on a non-contiguous input and a batch of several samples.
-#[test]
-fn group_norm_fused_matches_composed() -> Result<()> {
-    let x = uniform(11, &[3, 8, 5, 7], DType::F32, &Device::Cpu)?.transpose(2, 3)?; // [3, 8, 7, 5], strided
-    let w = Var::from_tensor(&(uniform(12, &[8], DType::F32, &Device::Cpu)? + 1.0)?)?;
-    let b = Var::from_tensor(&uniform(13, &[8], DType::F32, &Device::Cpu)?)?;
+/// The fused CPU op (plain, or with the ReLU fused) and the composed candle ops agree in
+/// f32, values and all three gradients, on a non-contiguous input and a batch of several
+/// samples.
+fn fused_matches_composed(dims: [usize; 4], groups: usize, relu: bool, seed: u64) -> Result<()> {
+    let [n, c, h, wd] = dims;
+    // [n, c, h, wd] as a transposed (strided) view of [n, c, wd, h].
+    let x = uniform(seed, &[n, c, wd, h], DType::F32, &Device::Cpu)?.transpose(2, 3)?;
+    let w = Var::from_tensor(&(uniform(seed + 1, &[c], DType::F32, &Device::Cpu)? + 1.0)?)?;
+    let b = Var::from_tensor(&uniform(seed + 2, &[c], DType::F32, &Device::Cpu)?)?;
     let xv = Var::from_tensor(&x.contiguous()?)?;
     let map: HashMap<String, Tensor> = [
         ("weight".to_string(), w.as_tensor().clone()),
@@ -298,22 +300,34 @@ fn group_norm_fused_matches_composed() -> Result<()> {
     .into_iter()
     .collect();
     let gn = group_norm(
-        4,
-        8,
+        groups,
+        c,
         1e-5,
         VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
     )?;
-    let coef = uniform(14, &[3, 8, 7, 5], DType::F32, &Device::Cpu)?;
-    let fused = gn.forward(&x)?;
-    let composed = gn.forward_composed(&x)?;
-    let d = (&fused - &composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let fused = |t: &Tensor| {
+        if relu {
+            gn.forward_relu(t)
+        } else {
+            gn.forward(t)
+        }
+    };
+    let composed = |t: &Tensor| -> Result<Tensor> {
+        let y = gn.forward_composed(t)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    };
+    let coef = uniform(seed + 3, &dims, DType::F32, &Device::Cpu)?;
+    let d = (fused(&x)? - composed(&x)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
     assert!(d < 1e-5, "values differ by {d}");
-    let gf = (gn.forward(xv.as_tensor())? * &coef)?
-        .sum_all()?
-        .backward()?;
-    let gc = (gn.forward_composed(xv.as_tensor())? * &coef)?
-        .sum_all()?
-        .backward()?;
+    let gf = (fused(xv.as_tensor())? * &coef)?.sum_all()?.backward()?;
+    let gc = (composed(xv.as_tensor())? * &coef)?.sum_all()?.backward()?;
     for (name, t) in [
         ("x", xv.as_tensor()),
         ("weight", w.as_tensor()),
@@ -327,6 +341,83 @@ fn group_norm_fused_matches_composed() -> Result<()> {
         let scale = c.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
         assert!(d / scale < 1e-4, "d{name} differs by {d} (scale {scale})");
     }
+    Ok(())
+}
+
+#[test]
+fn group_norm_fused_matches_composed() -> Result<()> {
+    fused_matches_composed([3, 8, 7, 5], 4, false, 11)?;
+    // Groups longer than one summation block (512) with a ragged tail of lanes.
+    fused_matches_composed([2, 6, 33, 37], 3, false, 21)
+}
+
+#[test]
+fn group_norm_relu_fused_matches_composed() -> Result<()> {
+    fused_matches_composed([3, 8, 7, 5], 4, true, 31)?;
+    fused_matches_composed([2, 6, 33, 37], 3, true, 41)
+}
+
+/// `forward_relu` equals `relu` of the hand-written reference in f64, and its gradients pass
+/// f64 finite differences (inputs drawn away from the ReLU's kink by the seed).
+#[test]
+fn group_norm_relu_values_and_gradients() -> Result<()> {
+    let dims = [2, 6, 3, 4];
+    let x = uniform(5, &dims, DType::F64, &Device::Cpu)?;
+    let w = uniform(6, &[6], DType::F64, &Device::Cpu)?;
+    let b = uniform(7, &[6], DType::F64, &Device::Cpu)?;
+    let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &w), ("bias", &b)]))?;
+    let y = gn.forward_relu(&x)?.flatten_all()?.to_vec1::<f64>()?;
+    let expected = group_norm_reference(
+        &x.flatten_all()?.to_vec1()?,
+        dims,
+        3,
+        &w.to_vec1()?,
+        &b.to_vec1()?,
+        1e-5,
+    );
+    assert!(expected.iter().any(|v| *v < 0.0) && expected.iter().any(|v| *v > 0.0));
+    for (a, e) in y.iter().zip(&expected) {
+        assert!((a - e.max(0.0)).abs() < 1e-12, "{a} vs relu({e})");
+    }
+    GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6)).inputs(&[x, w, b], |a| {
+        let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
+        weighted_sum(&gn.forward_relu(&a[0])?, 4)
+    })?;
+    Ok(())
+}
+
+/// A large mean next to a small spread (1000 ± 0.5) loses no precision in f32: the fused
+/// op's values and gradients match the same inputs computed in f64 to f32 rounding, where
+/// sums of raw values would cancel away most digits.
+#[test]
+fn group_norm_f32_is_accurate_for_a_large_mean() -> Result<()> {
+    let dims = [1, 4, 40, 30];
+    let x64 = (uniform(51, &dims, DType::F64, &Device::Cpu)? + 1000.0)?
+        .to_dtype(DType::F32)?
+        .to_dtype(DType::F64)?;
+    let coef64 = uniform(52, &dims, DType::F64, &Device::Cpu)?;
+    let run = |dt: DType| -> Result<(Vec<f64>, Vec<f64>)> {
+        let x = Var::from_tensor(&x64.to_dtype(dt)?)?;
+        let w = Tensor::new(&[1.5f64, -0.5, 2.0, 1.0], &Device::Cpu)?.to_dtype(dt)?;
+        let b = Tensor::new(&[0.1f64, 0.2, -0.3, 0.0], &Device::Cpu)?.to_dtype(dt)?;
+        let map: HashMap<String, Tensor> = [("weight".to_string(), w), ("bias".to_string(), b)]
+            .into_iter()
+            .collect();
+        let gn = group_norm(2, 4, 1e-5, VarBuilder::from_tensors(map, dt, &Device::Cpu))?;
+        let y = gn.forward(x.as_tensor())?;
+        let g = (&y * coef64.to_dtype(dt)?)?.sum_all()?.backward()?;
+        let dx = g.get(x.as_tensor()).expect("dx").clone();
+        let flat = |t: Tensor| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+        Ok((flat(y)?, flat(dx)?))
+    };
+    let (y32, dx32) = run(DType::F32)?;
+    let (y64, dx64) = run(DType::F64)?;
+    let worst = |a: &[f64], b: &[f64]| {
+        let scale = b.iter().fold(0f64, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0f64, |m, (p, q)| m.max((p - q).abs())) / scale
+    };
+    assert!(worst(&y32, &y64) < 2e-6, "y: {}", worst(&y32, &y64));
+    assert!(worst(&dx32, &dx64) < 1e-5, "dx: {}", worst(&dx32, &dx64));
     Ok(())
 }
 
