@@ -9,7 +9,8 @@
 //! inference, 512 RoIs per image) whatever the preset, so both sides do the same work. Prints
 //! `{"infer_ms": …, "train_step_ms": …, "peak_rss_mb": …}` (minimum over the runs after one
 //! warm-up; with `--threads 1` process CPU time, else wall time) and, without `--json`, a
-//! per-stage profile of the inference.
+//! per-stage profile of the inference. `--device cuda:0` (with the `cuda` feature) times the
+//! same on a GPU.
 
 use std::time::Instant;
 
@@ -41,6 +42,10 @@ struct Args {
     /// Print only the JSON object.
     #[arg(long)]
     json: bool,
+    /// Device: cpu, or cuda:N (needs the `cuda` feature; times are wall times after a
+    /// device synchronisation).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Leave glibc's malloc at its defaults instead of calling `arfpn_nn::keep_freed_memory`
     /// (to measure what that costs or saves).
     #[arg(long)]
@@ -87,7 +92,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.rpn.test.pre_nms_top_n = 1000;
     cfg.rpn.test.post_nms_top_n = 1000;
     cfg.roi_heads.batch_size_per_image = 512;
-    let dev = Device::Cpu;
+    let dev = match args.device.as_str() {
+        "cpu" => Device::Cpu,
+        d => {
+            let n: usize = d
+                .strip_prefix("cuda:")
+                .ok_or_else(|| format!("--device {d}: expected cpu or cuda:N"))?
+                .parse()?;
+            Device::new_cuda(n)?
+        }
+    };
+    let cpu_clock = args.threads == 1 && dev.is_cpu();
     let det = Detector::new(cfg, 0, &dev)?;
     let mut rng = SplitMix64::new(0);
     let image = Tensor::rand(0f32, 1., (3, args.height, args.width), &dev)?;
@@ -104,8 +119,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opt = SgdMomentum::new(det.trainable_vars(), SgdConfig::default())?;
     let clock = |f: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>| {
         let (w, c) = (Instant::now(), cpu_time_s());
-        f().map(|_| {
-            if args.threads == 1 {
+        f().and_then(|_| Ok(dev.synchronize()?)).map(|_| {
+            if cpu_clock {
                 cpu_time_s() - c
             } else {
                 w.elapsed().as_secs_f64()
@@ -132,6 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = serde_json::json!({
         "preset": args.preset,
         "threads": args.threads,
+        "device": args.device,
         "infer_ms": infer * 1e3,
         "train_step_ms": train * 1e3,
         "peak_rss_mb": peak_rss_mb(),

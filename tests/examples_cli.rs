@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const EXAMPLES: [&str; 13] = [
+const EXAMPLES: [&str; 14] = [
     "backbone_timing",
     "custom_attention",
     "dataset_stats",
@@ -19,6 +19,7 @@ const EXAMPLES: [&str; 13] = [
     "detector_timing",
     "evaluate",
     "feature_maps",
+    "gpu_check",
     "make_synthetic",
     "param_counts",
     "quickstart",
@@ -86,6 +87,22 @@ fn every_example_answers_help_and_names_a_bad_argument() {
         assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
         assert!(text(&o).contains("--bogus-flag"), "{name}: {}", text(&o));
     }
+}
+
+/// Without a CUDA device (and in this build, without the `cuda` feature) the GPU check says
+/// why it cannot run and exits 3, which scripts/gpu-run.sh and CI can tell from a failure.
+#[test]
+fn gpu_check_without_a_device_says_so_and_exits_3() {
+    let o = run("gpu_check", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("SKIP gpu_check: no CUDA device"),
+        "{}",
+        text(&o)
+    );
+    let o = run("gpu_check", &["--device", "cpu"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--device cpu"), "{}", text(&o));
 }
 
 #[test]
