@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo run --release --example feature_maps -- [--image smear.png] [--weights VARIANT=FILE]... [--out DIR]
+//! cargo run --release --example feature_maps -- --image smear.jpg --checkpoint runs/NAME/best.safetensors... [--out DIR]
 //! ```
 //!
+//! `--checkpoint` draws trained detectors as they were configured (what `train` wrote: any
+//! depth, width, norm and attention), each named after its attention (`fpn`, `c-arfpn`,
+//! `s-arfpn`, `cs-arfpn`); the spatial attention maps are those of the last unit of
+//! layer1–layer3.
 //! Without `--image` a synthetic blood smear is drawn (pale background, red discs with a
 //! lighter centre, some overlapping). **Without `--weights` the networks keep their random
 //! initialisation**: the maps then show the mechanics only (where the receptive fields and
@@ -56,6 +61,11 @@ struct Args {
     /// repeatable.
     #[arg(long, value_parser = weights_arg)]
     weights: Vec<(String, PathBuf)>,
+    /// A trained detector checkpoint (what `train` writes); repeatable. Its backbone and FPN
+    /// are drawn as configured (any depth, width, norm and attention), named after the
+    /// attention (fpn, c-arfpn, s-arfpn, cs-arfpn); the random variants are then skipped.
+    #[arg(long, value_parser = cli::existing_file)]
+    checkpoint: Vec<PathBuf>,
     /// Output folder.
     #[arg(long, default_value = "target/feature_maps")]
     out: PathBuf,
@@ -107,10 +117,10 @@ fn synthetic_smear(w: u32, h: u32) -> RgbImage {
     })
 }
 
-fn to_tensor(img: &RgbImage) -> candle_core::Result<Tensor> {
+/// The image normalised by `mean`/`std` per channel (the detector's `input` settings; the
+/// random variants use ImageNet's, the detector default).
+fn to_tensor(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> candle_core::Result<Tensor> {
     let (w, h) = img.dimensions();
-    let mean = [0.485f32, 0.456, 0.406];
-    let std = [0.229f32, 0.224, 0.225];
     let mut data = vec![0f32; (3 * w * h) as usize];
     for (x, y, p) in img.enumerate_pixels() {
         for c in 0..3 {
@@ -275,7 +285,55 @@ fn main() -> AnyResult<()> {
     let out = &args.out;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     save(&img, &out.join("input.png"))?;
-    let x = pad_to_multiple(&to_tensor(&img)?, 32)?;
+    if !args.checkpoint.is_empty() {
+        let mut seen: Vec<String> = Vec::new();
+        for file in &args.checkpoint {
+            let ckpt = arfpn::Checkpoint::read(file, &Device::Cpu)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let cfg = &ckpt.config;
+            let variant = match cfg.backbone.attention {
+                AttentionKind::None => "fpn",
+                AttentionKind::Channel { .. } => "c-arfpn",
+                AttentionKind::Spatial { .. } => "s-arfpn",
+                AttentionKind::Cbam { .. } => "cs-arfpn",
+            };
+            let n = seen.iter().filter(|v| *v == variant).count();
+            seen.push(variant.to_string());
+            let name = if n == 0 {
+                variant.to_string()
+            } else {
+                format!("{variant}-{}", n + 1)
+            };
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu).pp("backbone");
+            let net = ResNet::new(&cfg.backbone, vb.pp("body"))?;
+            let fpn = Fpn::new(
+                &cfg.fpn,
+                &arfpn_backbone::Backbone::output_shapes(&net),
+                vb.pp("fpn"),
+            )?;
+            let report =
+                load_safetensors(&vm, file).map_err(|e| format!("{}: {e}", file.display()))?;
+            if !report.missing.is_empty() {
+                return Err(format!(
+                    "{}: backbone/FPN tensors missing: {}",
+                    file.display(),
+                    report.missing.join(", ")
+                )
+                .into());
+            }
+            println!(
+                "{name}: {} ({} backbone and FPN tensors loaded)",
+                file.display(),
+                report.loaded.len()
+            );
+            let x = to_tensor(&img, cfg.input.pixel_mean, cfg.input.pixel_std)?;
+            draw(&name, &net, &fpn, &x, &img, out)?;
+        }
+        println!("PNGs in {}", out.display());
+        return Ok(());
+    }
+    let x = to_tensor(&img, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])?;
     if args.weights.is_empty() {
         println!(
             "no --weights: random initialisation (the maps show mechanics, not learnt attention)"
@@ -302,36 +360,57 @@ fn main() -> AnyResult<()> {
                 load_safetensors(&vm, file).map_err(|e| format!("{}: {e}", file.display()))?;
             println!("{name}: {report}");
         }
-        let trace = net.forward_traced(&x, false)?;
-        let p = fpn.forward(&trace.features)?;
-        let mut written = Vec::new();
-        // The heat maps cover the padded tensor; crop them back to the image's area.
-        for f in trace.features.iter().chain(p.iter()) {
-            let crop = crop_to_image(&f.tensor, f.stride, &img)?;
-            save(
-                &overlay(&img, &crop, Scale::Interior)?,
-                &out.join(format!("{name}_{}.png", f.name)),
-            )?;
-            written.push(f.name.clone());
-        }
-        // Spatial attention of the last unit of layer1..layer3 (CBAM only).
-        for unit in ["layer1.2", "layer2.3", "layer3.5"] {
-            let Some(u) = trace.attention.iter().find(|u| u.unit == unit) else {
-                continue;
-            };
-            if let Some(m) = u.maps.iter().find(|m| m.name == "spatial") {
-                let stride = 4 << unit[5..6].parse::<usize>()?.saturating_sub(1);
-                let crop = crop_to_image(&m.tensor, stride, &img)?;
-                save(
-                    &overlay(&img, &crop, Scale::Fixed(0.0, 1.0))?,
-                    &out.join(format!("{name}_attention_{unit}.png")),
-                )?;
-                written.push(format!("attention {unit}"));
-            }
-        }
-        println!("{name}: wrote {}", written.join(", "));
+        draw(name, &net, &fpn, &x, &img, out)?;
     }
     println!("PNGs in {}", out.display());
+    Ok(())
+}
+
+/// Writes `NAME_C2..C5.png`, `NAME_P2..P6.png` and the spatial attention of the last unit of
+/// layer1–layer3 (for attention with a spatial map) over `img`.
+fn draw(
+    name: &str,
+    net: &ResNet,
+    fpn: &Fpn,
+    x: &Tensor,
+    img: &RgbImage,
+    out: &Path,
+) -> AnyResult<()> {
+    let x = pad_to_multiple(x, 32)?;
+    let trace = net.forward_traced(&x, false)?;
+    let p = fpn.forward(&trace.features)?;
+    let mut written = Vec::new();
+    // The heat maps cover the padded tensor; crop them back to the image's area.
+    for f in trace.features.iter().chain(p.iter()) {
+        let crop = crop_to_image(&f.tensor, f.stride, img)?;
+        save(
+            &overlay(img, &crop, Scale::Interior)?,
+            &out.join(format!("{name}_{}.png", f.name)),
+        )?;
+        written.push(f.name.clone());
+    }
+    // Spatial attention of the last unit of layer1..layer3 (units are named `layerL.U`).
+    for layer in 1..=3usize {
+        let prefix = format!("layer{layer}.");
+        let Some(u) = trace
+            .attention
+            .iter()
+            .filter(|u| u.unit.starts_with(&prefix))
+            .max_by_key(|u| u.unit[prefix.len()..].parse::<usize>().unwrap_or(0))
+        else {
+            continue;
+        };
+        if let Some(m) = u.maps.iter().find(|m| m.name == "spatial") {
+            let stride = 4 << (layer - 1);
+            let crop = crop_to_image(&m.tensor, stride, img)?;
+            save(
+                &overlay(img, &crop, Scale::Fixed(0.0, 1.0))?,
+                &out.join(format!("{name}_attention_{}.png", u.unit)),
+            )?;
+            written.push(format!("attention {}", u.unit));
+        }
+    }
+    println!("{name}: wrote {}", written.join(", "));
     Ok(())
 }
 

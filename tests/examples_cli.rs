@@ -599,6 +599,27 @@ fn quickstart_detect_and_evaluate_run_end_to_end() {
     assert!(out.join("pr_curves.png").is_file() && out.join("detections.png").is_file());
     let ckpt = out.join("run/checkpoints/step-00000003.safetensors");
     assert!(ckpt.is_file(), "{t}");
+    // The trained detector's feature and attention maps (paper Fig. 7), drawn as configured
+    // (cpu-small: a CBAM ResNet-18, so layer2's last unit is layer2.1).
+    let maps = out.join("maps");
+    let o = run(
+        "feature_maps",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            "--out",
+            &maps.display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("random initialisation"), "{}", text(&o));
+    for f in [
+        "cs-arfpn_c2.png",
+        "cs-arfpn_p6.png",
+        "cs-arfpn_attention_layer2.1.png",
+    ] {
+        assert!(maps.join(f).is_file(), "{f}: {}", text(&o));
+    }
     // detect on the synthetic images.
     let det = out.join("detect");
     let images = out.join("data/JPEGImages");
