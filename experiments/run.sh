@@ -7,15 +7,21 @@
 #   e.g. experiments/run.sh bccd ../shared/data/bccd --preset cpu-small --steps 12000 --crop 384x384
 #
 # Environment: RUNS (default runs/) holds the run directories (not in git); SPLIT (test) is
-# the split scored; SEED (0).
+# the split scored; SEED (0); ARFPN_BIN (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 data=$2; shift 2
 runs=${RUNS:-runs} split=${SPLIT:-test} seed=${SEED:-0}
 run="$runs/$name" out="results/$name"
 mkdir -p "$out"
-cargo build -q --release --example train --example evaluate
-bin=${CARGO_TARGET_DIR:-target}/release/examples
+# ARFPN_BIN: a folder with prebuilt train/evaluate binaries (e.g. to keep an ablation grid on
+# one build while the source changes); otherwise they are built here.
+if [ -n "${ARFPN_BIN:-}" ]; then
+  bin=$ARFPN_BIN
+else
+  cargo build -q --release --example train --example evaluate
+  bin=${CARGO_TARGET_DIR:-target}/release/examples
+fi
 cmd="experiments/run.sh $name $data $*"
 start=$(date +%s)
 resume=()

@@ -13,6 +13,11 @@ cargo test -j 2 -p arfpn-roi-align --features cuda "$@"
 # without a device) agrees with the CPU where a device is present.
 cargo clippy -j 2 -p arfpn --features cuda --all-targets -- -D warnings
 cargo test -j 2 -p arfpn --features cuda --test cuda --lib
+# The GPU agreement check builds with the feature and, without a device (the stub driver),
+# says so and exits 3.
+cargo build -j 2 -p arfpn-examples --features arfpn/cuda --example gpu_check
+rc=0; "${CARGO_TARGET_DIR:-target}"/debug/examples/gpu_check || rc=$?
+[ "$rc" -eq 3 ] || { echo "gpu_check without a device exited $rc, expected 3" >&2; exit 1; }
 # Our kernels' PTX must also assemble for the target card (nvcc --ptx only type-checks).
 for f in "${CARGO_TARGET_DIR:-target}"/debug/build/arfpn-roi-align-*/out/*.ptx; do
   ptxas -arch="sm_${CUDA_COMPUTE_CAP}" -o "$(mktemp)" "$f"
