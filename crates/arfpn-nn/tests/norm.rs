@@ -42,14 +42,23 @@ fn group_norm_reference(
     y
 }
 
-#[test]
-fn group_norm_values_and_gradients() -> Result<()> {
+/// GroupNorm (or `forward_relu`: `relu` of it) equals the hand-written f64 reference, and its
+/// gradients pass f64 finite differences; the seed draws the inputs (away from the ReLU's
+/// kink for the seeds used).
+fn values_and_gradients(relu: bool, seed: u64) -> Result<()> {
     let dims = [2, 6, 3, 4];
-    let x = uniform(1, &dims, DType::F64, &Device::Cpu)?;
-    let w = uniform(2, &[6], DType::F64, &Device::Cpu)?;
-    let b = uniform(3, &[6], DType::F64, &Device::Cpu)?;
+    let x = uniform(seed, &dims, DType::F64, &Device::Cpu)?;
+    let w = uniform(seed + 1, &[6], DType::F64, &Device::Cpu)?;
+    let b = uniform(seed + 2, &[6], DType::F64, &Device::Cpu)?;
+    let run = |gn: &arfpn_nn::GroupNorm, t: &Tensor| {
+        if relu {
+            gn.forward_relu(t)
+        } else {
+            gn.forward(t)
+        }
+    };
     let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &w), ("bias", &b)]))?;
-    let y = gn.forward(&x)?.flatten_all()?.to_vec1::<f64>()?;
+    let y = run(&gn, &x)?.flatten_all()?.to_vec1::<f64>()?;
     let expected = group_norm_reference(
         &x.flatten_all()?.to_vec1()?,
         dims,
@@ -58,14 +67,27 @@ fn group_norm_values_and_gradients() -> Result<()> {
         &b.to_vec1()?,
         1e-5,
     );
+    // Both signs occur, so the ReLU case tests both branches.
+    assert!(expected.iter().any(|v| *v < 0.0) && expected.iter().any(|v| *v > 0.0));
     for (a, e) in y.iter().zip(&expected) {
+        let e = if relu { e.max(0.0) } else { *e };
         assert!((a - e).abs() < 1e-12, "{a} vs {e}");
     }
     GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6)).inputs(&[x, w, b], |a| {
         let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
-        weighted_sum(&gn.forward(&a[0])?, 4)
+        weighted_sum(&run(&gn, &a[0])?, 4)
     })?;
     Ok(())
+}
+
+#[test]
+fn group_norm_values_and_gradients() -> Result<()> {
+    values_and_gradients(false, 1)
+}
+
+#[test]
+fn group_norm_relu_values_and_gradients() -> Result<()> {
+    values_and_gradients(true, 5)
 }
 
 #[test]
@@ -355,35 +377,6 @@ fn group_norm_fused_matches_composed() -> Result<()> {
 fn group_norm_relu_fused_matches_composed() -> Result<()> {
     fused_matches_composed([3, 8, 7, 5], 4, true, 31)?;
     fused_matches_composed([2, 6, 33, 37], 3, true, 41)
-}
-
-/// `forward_relu` equals `relu` of the hand-written reference in f64, and its gradients pass
-/// f64 finite differences (inputs drawn away from the ReLU's kink by the seed).
-#[test]
-fn group_norm_relu_values_and_gradients() -> Result<()> {
-    let dims = [2, 6, 3, 4];
-    let x = uniform(5, &dims, DType::F64, &Device::Cpu)?;
-    let w = uniform(6, &[6], DType::F64, &Device::Cpu)?;
-    let b = uniform(7, &[6], DType::F64, &Device::Cpu)?;
-    let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &w), ("bias", &b)]))?;
-    let y = gn.forward_relu(&x)?.flatten_all()?.to_vec1::<f64>()?;
-    let expected = group_norm_reference(
-        &x.flatten_all()?.to_vec1()?,
-        dims,
-        3,
-        &w.to_vec1()?,
-        &b.to_vec1()?,
-        1e-5,
-    );
-    assert!(expected.iter().any(|v| *v < 0.0) && expected.iter().any(|v| *v > 0.0));
-    for (a, e) in y.iter().zip(&expected) {
-        assert!((a - e.max(0.0)).abs() < 1e-12, "{a} vs relu({e})");
-    }
-    GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6)).inputs(&[x, w, b], |a| {
-        let gn = group_norm(3, 6, 1e-5, vb_from(&[("weight", &a[1]), ("bias", &a[2])]))?;
-        weighted_sum(&gn.forward_relu(&a[0])?, 4)
-    })?;
-    Ok(())
 }
 
 /// A large mean next to a small spread (1000 ± 0.5) loses no precision in f32: the fused
