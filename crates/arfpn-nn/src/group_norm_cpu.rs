@@ -95,6 +95,9 @@ pub(crate) struct GroupNormFwd {
 }
 
 fn forward<T: Real>(x: &[T], w: &[T], b: &[T], c: usize, hw: usize, op: GroupNormFwd) -> Vec<T> {
+    if x.is_empty() {
+        return Vec::new();
+    }
     let cg = c / op.groups;
     let mut y: Vec<T> = Vec::with_capacity(x.len());
     y.spare_capacity_mut()
@@ -212,6 +215,11 @@ fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -
     let m = cg * hw;
     let w = &op.weight;
     let mut out: Vec<T> = Vec::with_capacity(x.len() + 2 * c);
+    if x.is_empty() {
+        // No elements: zero gradients for the weights (an empty map contributes nothing).
+        out.resize(2 * c, T::ZERO);
+        return out;
+    }
     let partial: Vec<(Vec<f64>, Vec<f64>)> = out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(m)
         .zip(x.par_chunks(m))

@@ -379,6 +379,34 @@ fn group_norm_relu_fused_matches_composed() -> Result<()> {
     fused_matches_composed([2, 6, 33, 37], 3, true, 41)
 }
 
+/// An empty map (zero height) normalises to an empty map, and its backward gives zero
+/// weight gradients, with or without the fused ReLU (no zero-sized chunking).
+#[test]
+fn group_norm_of_an_empty_map_is_empty() -> Result<()> {
+    let w = Var::from_tensor(&Tensor::ones(4, DType::F32, &Device::Cpu)?)?;
+    let b = Var::from_tensor(&Tensor::zeros(4, DType::F32, &Device::Cpu)?)?;
+    let map: HashMap<String, Tensor> = [
+        ("weight".to_string(), w.as_tensor().clone()),
+        ("bias".to_string(), b.as_tensor().clone()),
+    ]
+    .into_iter()
+    .collect();
+    let gn = group_norm(
+        2,
+        4,
+        1e-5,
+        VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
+    )?;
+    let x = Var::from_tensor(&Tensor::zeros((1, 4, 0, 5), DType::F32, &Device::Cpu)?)?;
+    for y in [gn.forward(x.as_tensor())?, gn.forward_relu(x.as_tensor())?] {
+        assert_eq!(y.dims(), &[1, 4, 0, 5]);
+        let g = y.sum_all()?.backward()?;
+        let dw = g.get(w.as_tensor()).expect("dw").to_vec1::<f32>()?;
+        assert_eq!(dw, vec![0.0; 4]);
+    }
+    Ok(())
+}
+
 /// A large mean next to a small spread (1000 ± 0.5) loses no precision in f32: the fused
 /// op's values and gradients match the same inputs computed in f64 to f32 rounding, where
 /// sums of raw values would cancel away most digits.
