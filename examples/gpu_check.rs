@@ -132,23 +132,20 @@ fn run() -> Res<bool> {
     println!("| check | worst relative difference | tolerance | ok |\n|---|---|---|---|");
     let map = uniform(1, &[2, 16, 24, 32])?;
     let rois = boxes(2, 64, 32.0 * 4.0, 24.0 * 4.0)?;
-    let rois = rois.to_device(&Device::Cpu)?;
-    let r = rois.clone();
-    report.row(
-        "roi_align (7×7, 1/4, sampling 2, aligned)",
-        agree(&gpu, std::slice::from_ref(&map), &move |t| {
-            arfpn_roi_align::roi_align(&t[0], &r.to_device(t[0].device())?, (7, 7), 0.25, 2, true)
-        })?,
-        1e-4,
-    );
-    let r = rois.clone();
-    report.row(
-        "roi_align (adaptive sampling, not aligned)",
-        agree(&gpu, std::slice::from_ref(&map), &move |t| {
-            arfpn_roi_align::roi_align(&t[0], &r.to_device(t[0].device())?, (7, 7), 0.25, 0, false)
-        })?,
-        1e-4,
-    );
+    for (sampling, aligned, name) in [
+        (2, true, "roi_align (7×7, 1/4, sampling 2, aligned)"),
+        (0, false, "roi_align (adaptive sampling, not aligned)"),
+    ] {
+        let r = rois.clone();
+        report.row(
+            name,
+            agree(&gpu, std::slice::from_ref(&map), &move |t| {
+                let r = r.to_device(t[0].device())?;
+                arfpn_roi_align::roi_align(&t[0], &r, (7, 7), 0.25, sampling, aligned)
+            })?,
+            1e-4,
+        );
+    }
     let r = rois.clone();
     report.row(
         "roi_pool (7×7, 1/4)",

@@ -305,6 +305,23 @@ fn batch_norm_errors() -> Result<()> {
     Ok(())
 }
 
+/// An f32 GroupNorm of `groups` groups whose weight and bias are the variables `w` and `b`
+/// (so their gradients can be read), eps 1e-5.
+fn f32_group_norm(groups: usize, w: &Var, b: &Var) -> Result<arfpn_nn::GroupNorm> {
+    let map: HashMap<String, Tensor> = [
+        ("weight".to_string(), w.as_tensor().clone()),
+        ("bias".to_string(), b.as_tensor().clone()),
+    ]
+    .into_iter()
+    .collect();
+    group_norm(
+        groups,
+        w.elem_count(),
+        1e-5,
+        VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
+    )
+}
+
 /// The fused CPU op (plain, or with the ReLU fused) and the composed candle ops agree in
 /// f32, values and all three gradients, on a non-contiguous input and a batch of several
 /// samples.
@@ -315,18 +332,7 @@ fn fused_matches_composed(dims: [usize; 4], groups: usize, relu: bool, seed: u64
     let w = Var::from_tensor(&(uniform(seed + 1, &[c], DType::F32, &Device::Cpu)? + 1.0)?)?;
     let b = Var::from_tensor(&uniform(seed + 2, &[c], DType::F32, &Device::Cpu)?)?;
     let xv = Var::from_tensor(&x.contiguous()?)?;
-    let map: HashMap<String, Tensor> = [
-        ("weight".to_string(), w.as_tensor().clone()),
-        ("bias".to_string(), b.as_tensor().clone()),
-    ]
-    .into_iter()
-    .collect();
-    let gn = group_norm(
-        groups,
-        c,
-        1e-5,
-        VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
-    )?;
+    let gn = f32_group_norm(groups, &w, &b)?;
     let fused = |t: &Tensor| {
         if relu {
             gn.forward_relu(t)
@@ -385,18 +391,7 @@ fn group_norm_relu_fused_matches_composed() -> Result<()> {
 fn group_norm_of_an_empty_map_is_empty() -> Result<()> {
     let w = Var::from_tensor(&Tensor::ones(4, DType::F32, &Device::Cpu)?)?;
     let b = Var::from_tensor(&Tensor::zeros(4, DType::F32, &Device::Cpu)?)?;
-    let map: HashMap<String, Tensor> = [
-        ("weight".to_string(), w.as_tensor().clone()),
-        ("bias".to_string(), b.as_tensor().clone()),
-    ]
-    .into_iter()
-    .collect();
-    let gn = group_norm(
-        2,
-        4,
-        1e-5,
-        VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
-    )?;
+    let gn = f32_group_norm(2, &w, &b)?;
     let x = Var::from_tensor(&Tensor::zeros((1, 4, 0, 5), DType::F32, &Device::Cpu)?)?;
     for y in [gn.forward(x.as_tensor())?, gn.forward_relu(x.as_tensor())?] {
         assert_eq!(y.dims(), &[1, 4, 0, 5]);
