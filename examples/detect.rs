@@ -57,6 +57,10 @@ struct Args {
     /// default) or rescale every image by the estimated factor (`auto`); `off` does nothing.
     #[arg(long, default_value = "warn", value_parser = ["auto", "warn", "off"])]
     rescale: String,
+    /// Precision of the network's matrix products: f32, or bf16 (bf16 operands, f32
+    /// accumulation; runs on CPUs with Intel AMX, f32 elsewhere).
+    #[arg(long, default_value = "f32")]
+    precision: arfpn::MatmulPrecision,
 }
 
 fn positive_f32(s: &str) -> Result<f32, String> {
@@ -205,7 +209,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     let _ = std::fs::remove_file(&probe);
-    let detector = Detector::load(&a.checkpoint, &Device::Cpu)?;
+    let mut detector = Detector::load(&a.checkpoint, &Device::Cpu)?;
+    detector.set_matmul_precision(a.precision);
     let classes = detector.classes().to_vec();
     let tiles = TileConfig {
         tile: a.tile_size as usize,

@@ -10,7 +10,8 @@
 //! `{"infer_ms": …, "train_step_ms": …, "peak_rss_mb": …}` (minimum over the runs after one
 //! warm-up; with `--threads 1` process CPU time, else wall time) and, without `--json`, a
 //! per-stage profile of the inference. `--device cuda:0` (with the `cuda` feature) times the
-//! same on a GPU.
+//! same on a GPU. `--precision bf16` runs the inference's convolutions and linear layers
+//! with bf16 products on CPUs with Intel AMX.
 
 use std::time::Instant;
 
@@ -46,6 +47,10 @@ struct Args {
     /// device synchronisation).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Precision of the inference's matrix products: f32, or bf16 (Intel AMX, f32
+    /// accumulation; f32 where the CPU lacks AMX). The training step is always f32.
+    #[arg(long, default_value = "f32")]
+    precision: arfpn::MatmulPrecision,
     /// Leave glibc's malloc at its defaults instead of calling `arfpn_nn::keep_freed_memory`
     /// (to measure what that costs or saves).
     #[arg(long)]
@@ -103,7 +108,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let cpu_clock = args.threads == 1 && dev.is_cpu();
-    let det = Detector::new(cfg, 0, &dev)?;
+    let mut det = Detector::new(cfg, 0, &dev)?;
+    det.set_matmul_precision(args.precision);
     let mut rng = SplitMix64::new(0);
     let image = Tensor::rand(0f32, 1., (3, args.height, args.width), &dev)?;
     let batch = ImageBatch::from_images(&[image], 1)?;
@@ -148,6 +154,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "preset": args.preset,
         "threads": args.threads,
         "device": args.device,
+        "precision": args.precision.to_string(),
+        "bf16_available": arfpn::bf16_matmul_available(),
         "infer_ms": infer * 1e3,
         "train_step_ms": train * 1e3,
         "peak_rss_mb": peak_rss_mb(),

@@ -76,6 +76,10 @@ struct Args {
     /// Print only the summary JSON object.
     #[arg(long)]
     json: bool,
+    /// Precision of the network's matrix products (with --checkpoint): f32, or bf16 (bf16 operands, f32
+    /// accumulation; runs on CPUs with Intel AMX, f32 elsewhere).
+    #[arg(long, default_value = "f32")]
+    precision: arfpn::MatmulPrecision,
     /// Score threshold of the P/R/F1 columns and the confusion matrix, in [0, 1].
     #[arg(long, default_value_t = 0.5, value_parser = cli::unit_f64, allow_negative_numbers = true)]
     score_threshold: f64,
@@ -128,8 +132,9 @@ fn run_checkpoint(a: &Args, checkpoint: &Path) -> Result<String, String> {
     let (Some(root), Some(split)) = (&a.data, &a.split) else {
         return Err("--checkpoint needs --data VOC_DIR --split NAME".into());
     };
-    let detector =
+    let mut detector =
         arfpn::Detector::load(checkpoint, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    detector.set_matmul_precision(a.precision);
     let splits = list_splits(root).map_err(|e| e.to_string())?;
     let labels = dataset_labels(root, &splits).map_err(|e| e.to_string())?;
     if labels.names() != detector.classes() {

@@ -215,10 +215,11 @@ fn forward<T: Elem + candle_core::WithDType>(
     x: (&CpuStorage, &Layout),
     w: (&CpuStorage, &Layout),
     b: Option<(&CpuStorage, &Layout)>,
+    kernel: fn(&[T], &[T], &Geom, conv_cpu::Tiling) -> Vec<T>,
 ) -> Result<Vec<T>> {
     let xs = contiguous_slice::<T>(x.0, x.1, OP, "x")?;
     let ws = contiguous_slice::<T>(w.0, w.1, OP, "w")?;
-    let mut y = conv_cpu::conv_fwd(xs, ws, g, Default::default());
+    let mut y = kernel(xs, ws, g, Default::default());
     if let Some(b) = b {
         let bs = contiguous_slice::<T>(b.0, b.1, OP, "b")?;
         let l = g.ho * g.wo;
@@ -241,8 +242,12 @@ fn dispatch_fwd(
     b: Option<(&CpuStorage, &Layout)>,
 ) -> Result<(CpuStorage, Shape)> {
     let st = match x.0 {
-        CpuStorage::F32(_) => CpuStorage::F32(forward::<f32>(g, x, w, b)?),
-        CpuStorage::F64(_) => CpuStorage::F64(forward::<f64>(g, x, w, b)?),
+        // bf16 products when the calling thread asks for them (`precision.rs`).
+        CpuStorage::F32(_) if crate::precision::use_bf16() => {
+            CpuStorage::F32(forward::<f32>(g, x, w, b, conv_cpu::conv_fwd_bf16)?)
+        }
+        CpuStorage::F32(_) => CpuStorage::F32(forward::<f32>(g, x, w, b, conv_cpu::conv_fwd)?),
+        CpuStorage::F64(_) => CpuStorage::F64(forward::<f64>(g, x, w, b, conv_cpu::conv_fwd)?),
         s => {
             return Err(NnError::DType {
                 op: OP,

@@ -412,6 +412,60 @@ pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> 
     y
 }
 
+/// [`conv_fwd`] with bf16 operands and f32 accumulation on AMX (see `amx.rs`); the caller
+/// checks `amx::available()`.
+///
+/// The weights of each group are packed once; work items are (image, group, tile of output
+/// positions) as in [`conv_fwd`], each packing its column tile (from an im2col tile, or
+/// straight from the input for a pointwise convolution) and multiplying on its thread.
+pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    use crate::amx::{self, up32, PackedA};
+    let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
+    let mut y = vec![0f32; g.n * g.o * l];
+    let packed: Vec<PackedA> = (0..g.groups)
+        .into_par_iter()
+        .map(|gr| PackedA::new(&wt[gr * og * k..(gr + 1) * og * k], og, k, (k, 1)))
+        .collect();
+    // Column tiles a multiple of the kernel's 32 (the last one of an image may be shorter).
+    let lt = up32(tiling.tile_len::<f32>(k, l)).min(up32(l));
+    let items: Vec<(usize, usize, (usize, usize))> = (0..g.n)
+        .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(l, lt).map(move |t| (b, gr, t))))
+        .collect();
+    let pointwise = g.is_pointwise();
+    let yp = SharedMut(y.as_mut_ptr());
+    let ylen = y.len();
+    items.into_par_iter().for_each_init(
+        || {
+            let cols = if pointwise { 0 } else { k * lt };
+            (
+                vec![0f32; cols],
+                vec![0u32; up32(k) / 2 * up32(lt)],
+                vec![0f32; up32(og) * up32(lt)],
+            )
+        },
+        |(cols, rhs, out), (b, gr, (l0, len))| {
+            let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+            if pointwise {
+                amx::pack_b_rows(&xs[l0..], k, len, l, rhs);
+            } else {
+                im2col_tile(xs, g, 0, cg, l0, len, cols);
+                amx::pack_b_rows(cols, k, len, len, rhs);
+            }
+            amx::matmul(&packed[gr], rhs, len, out);
+            let np = up32(len);
+            let off = (b * g.o + gr * og) * l + l0;
+            // Item (b, gr, tile) owns rows gr·og..(gr+1)·og of image b, columns l0..l0+len.
+            assert!(off + (og - 1) * l + len <= ylen);
+            for (i, row) in out.chunks_exact(np).take(og).enumerate() {
+                // SAFETY: inside `y` (asserted) and disjoint from every other item's region.
+                let dst = unsafe { std::slice::from_raw_parts_mut(yp.ptr().add(off + i * l), len) };
+                dst.copy_from_slice(&row[..len]);
+            }
+        },
+    );
+    y
+}
+
 /// Input gradient: `dy [N, O, Ho, Wo]`, `wt` → `dx [N, C, H, W]`.
 ///
 /// Work items are (image, group, block of input channels): `dcols = W[:, block]ᵀ · dY`, tile by

@@ -11,6 +11,8 @@
 //! * [`load_safetensors`] (weights into a `VarMap`, with a [`LoadReport`] of loaded,
 //!   missing, unexpected and ignored tensors) and [`count_parameters`].
 //! * [`SgdMomentum`] (PyTorch's SGD) and [`LrSchedule`].
+//! * [`with_matmul_precision`]: bf16 products (f32 accumulation, Intel AMX) in the forward
+//!   pass of convolutions and linear layers, PyTorch `autocast`'s CPU counterpart.
 //! * [`linear`], the losses ([`cross_entropy`], [`softmax_focal_loss`], [`bce_with_logits`],
 //!   [`smooth_l1`]) and seeded initialisation ([`SeededVarMap`], [`inits`]).
 //!
@@ -32,6 +34,7 @@ mod adam;
 mod affine_cpu;
 mod allocator;
 mod amax;
+mod amx;
 mod conv;
 mod conv_cpu;
 mod error;
@@ -46,6 +49,7 @@ mod lr_schedule;
 mod norm;
 mod norm_kind;
 mod pool;
+mod precision;
 mod real;
 mod relu;
 mod safetensors_io;
@@ -73,6 +77,9 @@ pub use norm::{
 };
 pub use norm_kind::{Norm, NormKind};
 pub use pool::max_pool2d;
+pub use precision::{
+    bf16_matmul_available, matmul_precision, with_matmul_precision, MatmulPrecision,
+};
 pub use relu::{add_relu, relu};
 pub use safetensors_io::{count_parameters, load_safetensors, LoadReport};
 pub use sgd::{SgdConfig, SgdMomentum};

@@ -1,9 +1,11 @@
 //! A fully connected layer with torchvision's parameter names (`weight` `[out, in]`, `bias`).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::amx::{self, up32, PackedA};
 use crate::error::config_err;
+use crate::storage::contiguous_slice;
 
 /// `y = x Wᵀ + b` on `[N, in]` inputs.
 #[derive(Clone, Debug)]
@@ -31,7 +33,17 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
+        let bf16 = crate::precision::use_bf16()
+            && x.device().is_cpu()
+            && x.rank() == 2
+            && x.dtype() == DType::F32
+            && self.weight.dtype() == DType::F32;
+        let y = if bf16 {
+            x.contiguous()?
+                .apply_op2(&self.weight.contiguous()?, MatmulBf16)?
+        } else {
+            x.matmul(&self.weight.t()?)?
+        };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -72,4 +84,62 @@ pub fn linear(
         None
     };
     Ok(Linear::new(weight, bias))
+}
+
+/// `x [m, k] · wᵀ (w [n, k])` with bf16 operands and f32 accumulation on AMX (the
+/// [`MatmulPrecision::Bf16`](crate::MatmulPrecision::Bf16) path); gradients in f32.
+struct MatmulBf16;
+
+impl CustomOp2 for MatmulBf16 {
+    fn name(&self) -> &'static str {
+        "arfpn-linear-bf16"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            return Err(crate::error::shape_err(
+                "linear",
+                "x",
+                &[m, k],
+                format!("[N, {k2}] (the weight's in_features)"),
+            ));
+        }
+        let x = contiguous_slice::<f32>(s1, l1, "linear", "x")?;
+        let w = contiguous_slice::<f32>(s2, l2, "linear", "weight")?;
+        let a = PackedA::new(x, m, k, (k, 1));
+        let mut b = vec![0u32; up32(k) / 2 * up32(n)];
+        amx::pack_b_transposed(w, n, k, k, &mut b);
+        let np = up32(n);
+        let mut c = vec![0f32; up32(m) * np];
+        amx::matmul_parallel(&a, &b, n, &mut c);
+        let mut y = Vec::with_capacity(m * n);
+        for row in c.chunks_exact(np).take(m) {
+            y.extend_from_slice(&row[..n]);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = match x.track_op() {
+            true => Some(grad.matmul(w)?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(grad.t()?.matmul(x)?),
+            false => None,
+        };
+        Ok((dx, dw))
+    }
 }

@@ -4,7 +4,7 @@
 use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
 use arfpn_fpn::BackboneWithFpn;
 use arfpn_head::RoiHeads;
-use arfpn_nn::{FeatureMap, ImageBatch, SeededVarMap};
+use arfpn_nn::{with_matmul_precision, FeatureMap, ImageBatch, MatmulPrecision, SeededVarMap};
 use arfpn_rpn::RegionProposalNetwork;
 use std::collections::HashMap;
 
@@ -102,6 +102,8 @@ pub struct Detector {
     roi_heads: RoiHeads,
     /// The same modules over detached views of the same weights, for [`Detector::detect`].
     inference: Modules,
+    /// Precision of the convolutions' and linear layers' products in [`Detector::detect`].
+    precision: MatmulPrecision,
 }
 
 /// The three stages of the network.
@@ -170,7 +172,31 @@ impl Detector {
             rpn,
             roi_heads,
             inference,
+            precision: MatmulPrecision::F32,
         })
+    }
+
+    /// Sets the precision of the matrix products of [`Detector::detect`] (and so of
+    /// everything built on it): [`MatmulPrecision::Bf16`] rounds the operands of every
+    /// convolution and linear layer to bf16 and accumulates in f32 on CPUs with Intel AMX
+    /// (see [`arfpn_nn::with_matmul_precision`]; [`arfpn_nn::bf16_matmul_available`] says
+    /// whether this machine has it, elsewhere nothing changes). Training
+    /// ([`Detector::forward_train`]) always runs in f32.
+    ///
+    /// ```
+    /// use arfpn::{presets, Detector, MatmulPrecision};
+    /// let mut det = Detector::new(presets::cpu_small(&["rbc"]), 0, &candle_core::Device::Cpu)?;
+    /// det.set_matmul_precision(MatmulPrecision::Bf16);
+    /// assert_eq!(det.matmul_precision(), MatmulPrecision::Bf16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_matmul_precision(&mut self, precision: MatmulPrecision) {
+        self.precision = precision;
+    }
+
+    /// The precision [`Detector::detect`] uses (f32 unless set).
+    pub fn matmul_precision(&self) -> MatmulPrecision {
+        self.precision
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -322,6 +348,10 @@ impl Detector {
     /// and bottom border, and so its detections there, can change slightly with the padding
     /// (as in torchvision and detectron2). Batching images of one size changes nothing.
     pub fn detect(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
+        with_matmul_precision(self.precision, || self.detect_inner(images))
+    }
+
+    fn detect_inner(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
         let prepared = self.prepare(images)?;
         let m = &self.inference;
         let input = prepared.batch.tensor.detach();

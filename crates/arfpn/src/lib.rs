@@ -94,7 +94,7 @@ pub use trainer::{
 };
 
 pub use arfpn_boxes::{BBox, ClassId, Detections, GroundTruth, ImageSize};
-pub use arfpn_nn::ImageBatch;
+pub use arfpn_nn::{bf16_matmul_available, ImageBatch, MatmulPrecision};
 
 /// The README's Rust snippets, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]

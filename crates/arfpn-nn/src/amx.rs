@@ -1,0 +1,597 @@
+//! bf16 matrix products on Intel AMX (Advanced Matrix Extensions: Sapphire Rapids and later
+//! Xeons), for the optional bf16 inference path ([`MatmulPrecision::Bf16`]).
+//!
+//! The operands are rounded to bfloat16 (round to nearest even, as PyTorch's `autocast`
+//! does) and multiplied with f32 accumulation by the `TDPBF16PS` instruction, 16×16 outputs ×
+//! 32 products per instruction. The kernel keeps a 32×32 block of the product in four tile
+//! registers while it walks the shared dimension 32 at a time (two tiles of the left operand,
+//! two of the right one), the layout Intel's optimisation manual gives for this instruction.
+//!
+//! Layouts (all zero-padded, so the kernel never needs edge cases):
+//! * left operand `A [m, k]` → [`PackedA`]: row-major bf16 `[m↑32, k↑32]`;
+//! * right operand `B [k, n]` → "VNNI" pairs: `u32 [k↑32 / 2, n↑32]`, the pair at
+//!   `(p, j)` holding `bf16(B[2p, j])` in its low and `bf16(B[2p + 1, j])` in its high half
+//!   ([`pack_b_rows`], [`pack_b_transposed`]);
+//! * result `C [m↑32, n↑32]` f32, row-major, overwritten.
+//!
+//! ↑32 is "rounded up to a multiple of 32".
+//!
+//! [`available`] says whether this CPU and kernel allow AMX (the Linux kernel only lets a
+//! process use the tile registers after it asks, `arch_prctl(ARCH_REQ_XCOMP_PERM)`; asked
+//! once). Everything here is inline assembly behind that check; elsewhere the callers keep
+//! their f32 path.
+//!
+//! [`MatmulPrecision::Bf16`]: crate::MatmulPrecision::Bf16
+
+/// Rounds up to a multiple of 32, the block of the kernel.
+pub(crate) fn up32(x: usize) -> usize {
+    x.div_ceil(32) * 32
+}
+
+/// f32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN, ±∞ stays ±∞, finite
+/// values above bf16's largest round to ±∞ (as IEEE rounding does).
+#[inline(always)]
+pub(crate) fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if (b & 0x7fff_ffff) > 0x7f80_0000 {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// bf16 bits → f32 (exact).
+#[cfg(test)]
+pub(crate) fn from_bf16(x: u16) -> f32 {
+    f32::from_bits((x as u32) << 16)
+}
+
+/// The left operand of [`matmul`], packed: `[m↑32, k↑32]` bf16, row-major.
+pub(crate) struct PackedA {
+    pub m: usize,
+    pub k: usize,
+    data: Vec<u16>,
+}
+
+impl PackedA {
+    /// Packs `a [m, k]` given by `(row stride, column stride)` over `src`.
+    pub fn new(src: &[f32], m: usize, k: usize, (rs, cs): (usize, usize)) -> Self {
+        let kp = up32(k);
+        let mut data = vec![0u16; up32(m) * kp];
+        if m > 0 && k > 0 {
+            assert!((m - 1) * rs + (k - 1) * cs < src.len());
+        }
+        use rayon::prelude::*;
+        let rows = data.par_chunks_exact_mut(kp).take(m).enumerate();
+        rows.with_min_len(16).for_each(|(i, row)| {
+            if cs == 1 {
+                convert(&src[i * rs..i * rs + k], &mut row[..k]);
+            } else {
+                for (j, v) in row[..k].iter_mut().enumerate() {
+                    *v = to_bf16(src[i * rs + j * cs]);
+                }
+            }
+        });
+        Self { m, k, data }
+    }
+}
+
+/// `dst[i] = bf16(src[i])`.
+fn convert(src: &[f32], dst: &mut [u16]) {
+    if available() {
+        // SAFETY: `available` implies AVX-512F/BW.
+        unsafe { x86::convert_avx512(src, dst) }
+    } else {
+        convert_scalar(src, dst)
+    }
+}
+
+#[inline(always)]
+fn convert_scalar(src: &[f32], dst: &mut [u16]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = to_bf16(*s);
+    }
+}
+
+/// `out[j] = bf16(r0[j]) | bf16(r1[j]) << 16`: one VNNI row of pairs (little-endian).
+fn interleave(r0: &[f32], r1: &[f32], out: &mut [u32]) {
+    if available() {
+        // SAFETY: `available` implies AVX-512F/BW.
+        unsafe { x86::interleave_avx512(r0, r1, out) }
+    } else {
+        interleave_scalar(r0, r1, out)
+    }
+}
+
+#[inline(always)]
+fn interleave_scalar(r0: &[f32], r1: &[f32], out: &mut [u32]) {
+    for ((o, a), b) in out.iter_mut().zip(r0).zip(r1) {
+        *o = to_bf16(*a) as u32 | (to_bf16(*b) as u32) << 16;
+    }
+}
+
+/// Packs rows `src [k, n]` (row stride `rs`, unit column stride) as the right operand:
+/// fills `dst` (`k↑32 / 2 · n↑32` pairs, padding included, set to zero here).
+pub(crate) fn pack_b_rows(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32]) {
+    let np = up32(n);
+    let kp = up32(k);
+    assert!(dst.len() >= kp / 2 * np);
+    if k > 0 && n > 0 {
+        assert!((k - 1) * rs + n <= src.len());
+    }
+    for (p, out) in dst[..kp / 2 * np].chunks_exact_mut(np).enumerate() {
+        let (k0, k1) = (2 * p, 2 * p + 1);
+        if k0 >= k {
+            out.fill(0);
+            continue;
+        }
+        let r0 = &src[k0 * rs..k0 * rs + n];
+        if k1 < k {
+            interleave(r0, &src[k1 * rs..k1 * rs + n], &mut out[..n]);
+        } else {
+            for (o, v) in out[..n].iter_mut().zip(r0) {
+                *o = to_bf16(*v) as u32;
+            }
+        }
+        out[n..].fill(0);
+    }
+}
+
+/// Packs the transpose of `w [n, k]` (row-major, row stride `rs`) as the right operand
+/// `B = wᵀ [k, n]` (a linear layer's weight): fills `dst` (`k↑32 / 2 · n↑32` pairs). Blocks
+/// of 16 pair-rows run in parallel, each reading 32 consecutive values of every row of `w`.
+pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
+    use rayon::prelude::*;
+    let np = up32(n);
+    let kp = up32(k);
+    assert!(dst.len() >= kp / 2 * np);
+    if k > 0 && n > 0 {
+        assert!((n - 1) * rs + k <= w.len());
+    }
+    const PAIRS: usize = 16;
+    dst[..kp / 2 * np]
+        .par_chunks_mut(PAIRS * np)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            out.fill(0);
+            let k0 = blk * 2 * PAIRS;
+            let k1 = k.min(k0 + 2 * PAIRS);
+            let mut row = [0u16; 2 * PAIRS];
+            for j in 0..n {
+                let vals = &mut row[..k1.saturating_sub(k0)];
+                convert(&w[j * rs + k0..j * rs + k1], vals);
+                for (kk, v) in vals.iter().enumerate() {
+                    out[(kk / 2) * np + j] |= (*v as u32) << (16 * (kk % 2));
+                }
+            }
+        });
+}
+
+/// `c [a.m↑32, n↑32] = A · B`, `b` packed by [`pack_b_rows`] / [`pack_b_transposed`] for
+/// `k = a.k` and this `n`; `c` is overwritten, padding included. Runs on the calling thread.
+///
+/// # Panics
+/// If [`available`] is false (callers check it first) or a buffer is too short.
+pub(crate) fn matmul(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
+    let np = up32(n);
+    check(a, b, n, c.len());
+    if np > 0 {
+        // SAFETY: sizes checked; `c` is borrowed mutably, so no one else writes it.
+        unsafe { matmul_cols(a, b, n, c.as_mut_ptr(), 0..np) }
+    }
+}
+
+/// [`matmul`] with the columns split among the threads of rayon's pool.
+pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
+    use rayon::prelude::*;
+    let np = up32(n);
+    check(a, b, n, c.len());
+    let threads = rayon::current_num_threads().max(1);
+    let per = up32(np.div_ceil(threads)).max(32);
+    let cp = SendPtr(c.as_mut_ptr());
+    (0..np).step_by(per).collect::<Vec<_>>().into_par_iter().for_each(|lo| {
+        let cp = cp;
+        // SAFETY: sizes checked; each task owns the columns lo..lo+per of `c`.
+        unsafe { matmul_cols(a, b, n, cp.0, lo..np.min(lo + per)) }
+    });
+}
+
+/// A raw pointer shared by tasks that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used to hand disjoint column ranges of one result to parallel tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Asserts the sizes [`matmul`] needs.
+pub(crate) fn check(a: &PackedA, b: &[u32], n: usize, c_len: usize) {
+    assert!(available(), "AMX matmul called on a CPU without AMX");
+    let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
+    assert!(b.len() >= kp / 2 * np && c_len >= mp * np && a.data.len() >= mp * kp);
+}
+
+/// Columns `cols` (multiples of 32) of [`matmul`], writing through a raw `c` (`a.m↑32 ·
+/// n↑32` values) so that threads can fill disjoint column ranges of one result.
+///
+/// # Safety
+/// [`check`] passed for these operands and `c`'s length; no one else reads or writes
+/// columns `cols` of `c` during the call.
+pub(crate) unsafe fn matmul_cols(
+    a: &PackedA,
+    b: &[u32],
+    n: usize,
+    c: *mut f32,
+    cols: std::ops::Range<usize>,
+) {
+    let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
+    assert!(cols.start.is_multiple_of(32) && cols.end.is_multiple_of(32) && cols.end <= np);
+    if mp == 0 || cols.is_empty() {
+        return;
+    }
+    if kp == 0 {
+        for i in 0..mp {
+            // SAFETY: row i's columns `cols` lie inside `c` (caller's contract).
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * np + cols.start), cols.len()) }
+                .fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: AMX usable and sizes checked (caller's contract), all multiples of 32.
+    unsafe { x86::matmul(a.data.as_ptr(), b.as_ptr(), c, mp, kp, np, cols.start, cols.end) }
+}
+
+/// Whether AMX-BF16 can run here (checked and permission asked once per process).
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(x86::enable)
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod x86 {
+    use std::arch::asm;
+
+    /// Tile configuration (palette 1): eight tiles of 16 rows × 64 bytes. tmm0–3 hold a 32×32
+    /// f32 block of C, tmm4–5 two 16×32 bf16 blocks of A, tmm6–7 two 32×16 (VNNI) of B.
+    #[repr(C, align(64))]
+    struct TileConfig {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    const CONFIG: TileConfig = TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+
+    /// CPUID leaf 7 (EDX bits 22 AMX-BF16, 24 AMX-TILE), the AVX-512 the packing relies on,
+    /// and the kernel's permission for the tile data state (Linux ≥ 5.16).
+    pub(super) fn enable() -> bool {
+        if std::env::var_os("ARFPN_NO_AMX").is_some() {
+            return false;
+        }
+        // CPUID leaf 7 exists on every x86_64 CPU that reports max leaf ≥ 7.
+        let max_leaf = std::arch::x86_64::__cpuid(0).eax;
+        if max_leaf < 7 {
+            return false;
+        }
+        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+        let cpu = edx & (1 << 22) != 0 && edx & (1 << 24) != 0;
+        if !cpu || !std::is_x86_feature_detected!("avx512f") {
+            return false;
+        }
+        const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
+        const XFEATURE_XTILEDATA: usize = 18;
+        let ret: isize;
+        // SAFETY: the arch_prctl system call (158) with two integer arguments; it only
+        // changes this process's permission for the AMX state.
+        unsafe {
+            asm!("syscall",
+                inlateout("rax") 158isize => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _, lateout("r11") _,
+                options(nostack));
+        }
+        ret == 0
+    }
+
+    /// Blocking of the product: the shared dimension in slices of `KC`, the rows of A in
+    /// blocks of `MC`, so that a block of A (`MC·KC` bf16 = 256 KiB) stays in L2 while a
+    /// 32-column panel of B (`KC·32` bf16 = 32 KiB) stays in L1 across it.
+    const KC: usize = 512;
+    const MC: usize = 256;
+
+    /// Columns `n_lo..n_hi` of `C = A·B`.
+    ///
+    /// # Safety
+    /// AMX enabled ([`enable`] returned true); `a` holds `mp·kp`, `b` `kp/2·np`, `c` `mp·np`
+    /// values; `mp`, `kp`, `np`, `n_lo`, `n_hi` multiples of 32 with `n_lo < n_hi ≤ np`; no
+    /// one else touches those columns of `c` during the call.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(
+        a: *const u16,
+        b: *const u32,
+        c: *mut f32,
+        mp: usize,
+        kp: usize,
+        np: usize,
+        n_lo: usize,
+        n_hi: usize,
+    ) {
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
+        }
+        let sa = kp * 2; // bytes per row of A
+        // Bytes per row of the VNNI B (np pairs) and, the same, per row of C (np f32).
+        let sb = np * 4;
+        let b_step = 16 * sb; // 32 values of k = 16 rows of pairs
+        for k0 in (0..kp).step_by(KC) {
+            let steps = KC.min(kp - k0) / 32;
+            for mb in (0..mp).step_by(MC) {
+                for n0 in (n_lo..n_hi).step_by(32) {
+                    for m0 in (mb..mp.min(mb + MC)).step_by(32) {
+                        // SAFETY: the caller's sizes: A rows m0..m0+32 at k0..k0+32·steps,
+                        // B pair-rows k0/2.. at columns n0..n0+32, C rows m0..m0+32 at
+                        // columns n0..n0+32, all inside the buffers.
+                        unsafe {
+                            let a0 = a.add(m0 * kp + k0) as usize;
+                            let b0 = b.add(k0 / 2 * np + n0) as usize;
+                            let c0 = c.add(m0 * np + n0) as usize;
+                            let c2 = c0 + 16 * sb;
+                            if k0 == 0 {
+                                asm!(
+                                    "tilezero tmm0",
+                                    "tilezero tmm1",
+                                    "tilezero tmm2",
+                                    "tilezero tmm3",
+                                    options(nostack)
+                                );
+                            } else {
+                                asm!(
+                                    "tileloadd tmm0, [{c0} + {sb}]",
+                                    "tileloadd tmm1, [{c0} + {sb} + 64]",
+                                    "tileloadd tmm2, [{c2} + {sb}]",
+                                    "tileloadd tmm3, [{c2} + {sb} + 64]",
+                                    c0 = in(reg) c0,
+                                    c2 = in(reg) c2,
+                                    sb = in(reg) sb,
+                                    options(nostack)
+                                );
+                            }
+                            asm!(
+                                "2:",
+                                "tileloadd tmm4, [{a0} + {sa}]",
+                                "tileloadd tmm5, [{a1} + {sa}]",
+                                "tileloadd tmm6, [{b} + {sb}]",
+                                "tileloadd tmm7, [{b} + {sb} + 64]",
+                                "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tdpbf16ps tmm2, tmm5, tmm6",
+                                "tdpbf16ps tmm3, tmm5, tmm7",
+                                "add {a0}, 64",
+                                "add {a1}, 64",
+                                "add {b}, {bstep}",
+                                "dec {cnt}",
+                                "jnz 2b",
+                                "tilestored [{c0} + {sb}], tmm0",
+                                "tilestored [{c0} + {sb} + 64], tmm1",
+                                "tilestored [{c2} + {sb}], tmm2",
+                                "tilestored [{c2} + {sb} + 64], tmm3",
+                                a0 = inout(reg) a0 => _,
+                                a1 = inout(reg) a0 + 16 * sa => _,
+                                b = inout(reg) b0 => _,
+                                c0 = in(reg) c0,
+                                c2 = in(reg) c2,
+                                sa = in(reg) sa,
+                                sb = in(reg) sb,
+                                bstep = in(reg) b_step,
+                                cnt = inout(reg) steps => _,
+                                options(nostack),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        unsafe { asm!("tilerelease", options(nostack)) };
+    }
+
+    /// [`super::convert_scalar`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
+        super::convert_scalar(src, dst)
+    }
+
+    /// [`super::interleave_scalar`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn interleave_avx512(r0: &[f32], r1: &[f32], out: &mut [u32]) {
+        super::interleave_scalar(r0, r1, out)
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod x86 {
+    pub(super) fn enable() -> bool {
+        false
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(
+        _: *const u16,
+        _: *const u32,
+        _: *mut f32,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: usize,
+    ) {
+        unreachable!("AMX matmul without AMX")
+    }
+    pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
+        super::convert_scalar(src, dst)
+    }
+    pub(super) unsafe fn interleave_avx512(r0: &[f32], r1: &[f32], out: &mut [u32]) {
+        super::interleave_scalar(r0, r1, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-0.5, 0.5).
+    fn vals(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// `A·B` in f64 from the bf16-rounded operands (each product is exact in f64).
+    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
+        let r = |x: f32| from_bf16(to_bf16(x)) as f64;
+        let mut c = vec![0.0; m * n];
+        let mut abs = vec![0.0; m * n];
+        for i in 0..m {
+            for kk in 0..k {
+                let av = r(a[i * k + kk]);
+                for j in 0..n {
+                    let p = av * r(b[kk * n + j]);
+                    c[i * n + j] += p;
+                    abs[i * n + j] += p.abs();
+                }
+            }
+        }
+        (c, abs)
+    }
+
+    fn skip() -> bool {
+        if !available() {
+            eprintln!("skipped: this CPU or kernel has no AMX-BF16 (packing is still tested)");
+            return true;
+        }
+        false
+    }
+
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        assert_eq!(to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // tie → even (down)
+        assert_eq!(to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82); // tie → even (up)
+        assert_eq!(to_bf16(f32::from_bits(0x3f80_8001)), 0x3f81);
+        assert_eq!(to_bf16(-0.0), 0x8000);
+        assert_eq!(to_bf16(f32::INFINITY), 0x7f80);
+        assert_eq!(to_bf16(f32::NEG_INFINITY), 0xff80);
+        assert_eq!(to_bf16(f32::MAX), 0x7f80); // overflows to ∞, as IEEE rounding does
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert!(from_bf16(to_bf16(f32::from_bits(0x7f80_0001))).is_nan()); // NaN, not ∞
+        // Any finite value: no bf16 neighbour is nearer, and ties go to the even one.
+        let mut s = 0x1234_5678u32;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let x = f32::from_bits(s);
+            if !x.is_finite() || x.abs() > 3.0e38 {
+                continue;
+            }
+            let r = to_bf16(x);
+            let d = |h: u16| (from_bf16(h) as f64 - x as f64).abs();
+            for nb in [r.wrapping_sub(1), r.wrapping_add(1)] {
+                if from_bf16(nb).is_finite() && (nb & 0x7fff) <= 0x7f7f {
+                    assert!(
+                        d(r) < d(nb) || (d(r) == d(nb) && r % 2 == 0),
+                        "{x:e}: {r:#x} vs {nb:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packings_agree() {
+        for (k, n) in [(1, 1), (33, 5), (64, 65), (147, 100)] {
+            let b = vals(k * n, 3);
+            let mut rows = vec![7u32; up32(k) / 2 * up32(n)];
+            pack_b_rows(&b, k, n, n, &mut rows);
+            let w: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let mut tr = vec![9u32; up32(k) / 2 * up32(n)];
+            pack_b_transposed(&w, n, k, k, &mut tr);
+            assert_eq!(rows, tr, "k {k} n {n}");
+            // Spot checks of the layout: (k, j) in pair-row k/2, half k%2; padding zero.
+            let np = up32(n);
+            let get = |kk: usize, j: usize| (rows[(kk / 2) * np + j] >> (16 * (kk % 2))) as u16;
+            assert_eq!(get(k - 1, n - 1), to_bf16(b[(k - 1) * n + n - 1]));
+            assert_eq!(get(0, 0), to_bf16(b[0]));
+            if n < np {
+                assert_eq!(rows[n], 0);
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_matches_f64_reference() {
+        if skip() {
+            return;
+        }
+        for (m, k, n) in [
+            (1, 1, 1),
+            (17, 33, 5),
+            (3, 40, 70),
+            (64, 147, 100),
+            (33, 64, 65),
+            (300, 1100, 40),
+        ] {
+            let a = vals(m * k, 1);
+            let b = vals(k * n, 2);
+            let pa = PackedA::new(&a, m, k, (k, 1));
+            let mut pb = vec![0u32; up32(k) / 2 * up32(n)];
+            pack_b_rows(&b, k, n, n, &mut pb);
+            let mut c = vec![f32::NAN; up32(m) * up32(n)];
+            matmul(&pa, &pb, n, &mut c);
+            let (want, abs) = reference(&a, &b, m, k, n);
+            let np = up32(n);
+            for i in 0..m {
+                for j in 0..n {
+                    let err = (c[i * np + j] as f64 - want[i * n + j]).abs();
+                    assert!(
+                        err <= 1e-6 * abs[i * n + j] + 1e-30,
+                        "{m}×{k}×{n} at ({i}, {j}): {} vs {}",
+                        c[i * np + j],
+                        want[i * n + j]
+                    );
+                }
+            }
+            // Padding rows and columns are zero.
+            assert!(c.chunks(np).skip(m).all(|r| r.iter().all(|v| *v == 0.0)));
+            assert!(c.chunks(np).all(|r| r[n..].iter().all(|v| *v == 0.0)));
+            // Strided A (the transpose of a column-major copy) packs the same.
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let pt = PackedA::new(&at, m, k, (1, m));
+            assert_eq!(pt.data, pa.data);
+            // Split among threads: the same bits.
+            let mut cp = vec![f32::NAN; c.len()];
+            matmul_parallel(&pa, &pb, n, &mut cp);
+            assert_eq!(
+                cp.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
