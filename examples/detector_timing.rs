@@ -51,6 +51,9 @@ struct Args {
     /// accumulation; f32 where the CPU lacks AMX). The training step is always f32.
     #[arg(long, default_value = "f32")]
     precision: arfpn::MatmulPrecision,
+    /// Time inference only (e.g. to profile it alone); `train_step_ms` is then null.
+    #[arg(long)]
+    skip_train: bool,
     /// Leave glibc's malloc at its defaults instead of calling `arfpn_nn::keep_freed_memory`
     /// (to measure what that costs or saves).
     #[arg(long)]
@@ -141,6 +144,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })?;
         let tt = clock(&mut || {
+            if args.skip_train {
+                return Ok(());
+            }
             let losses = det.forward_train(&batch, std::slice::from_ref(&gt), &mut rng)?;
             opt.backward_step(&losses.total)?;
             Ok(())
@@ -157,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "precision": args.precision.to_string(),
         "bf16_available": arfpn::bf16_matmul_available(),
         "infer_ms": infer * 1e3,
-        "train_step_ms": train * 1e3,
+        "train_step_ms": if args.skip_train { None } else { Some(train * 1e3) },
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{out}");

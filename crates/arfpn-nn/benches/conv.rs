@@ -1,11 +1,12 @@
 //! Forward and forward+backward of the ResNet/FPN convolutions at 480×640, this crate's
-//! `conv2d_op` beside candle's `conv2d`. Throughput is reported in FLOP ("elements"/s =
+//! `conv2d_op` beside candle's `conv2d` (and, on CPUs with AMX, the forward with bf16
+//! products, `arfpn-bf16`). Throughput is reported in FLOP ("elements"/s =
 //! FLOP/s): forward `2·N·O·Ho·Wo·C·kh·kw`, forward+backward three times that (dx and dw).
 //!
 //! cargo bench -j 2 -p arfpn-nn --bench conv --no-run
 //! <binary> --bench --warm-up-time 1 --measurement-time 5 --sample-size 10
 
-use arfpn_nn::{conv2d_op, Conv2dConfig};
+use arfpn_nn::{conv2d_op, with_matmul_precision, Conv2dConfig, MatmulPrecision};
 use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -88,6 +89,13 @@ fn bench(cr: &mut Criterion) {
         g.bench_function(BenchmarkId::new("forward", "arfpn"), |bn| {
             bn.iter(|| ours(&x.as_tensor().detach()))
         });
+        if arfpn_nn::bf16_matmul_available() {
+            g.bench_function(BenchmarkId::new("forward", "arfpn-bf16"), |bn| {
+                bn.iter(|| {
+                    with_matmul_precision(MatmulPrecision::Bf16, || ours(&x.as_tensor().detach()))
+                })
+            });
+        }
         g.bench_function(BenchmarkId::new("forward", "candle"), |bn| {
             bn.iter(|| candle(&x.as_tensor().detach()))
         });

@@ -188,11 +188,14 @@ pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     let threads = rayon::current_num_threads().max(1);
     let per = up32(np.div_ceil(threads)).max(32);
     let cp = SendPtr(c.as_mut_ptr());
-    (0..np).step_by(per).collect::<Vec<_>>().into_par_iter().for_each(|lo| {
-        let cp = cp;
-        // SAFETY: sizes checked; each task owns the columns lo..lo+per of `c`.
-        unsafe { matmul_cols(a, b, n, cp.0, lo..np.min(lo + per)) }
-    });
+    (0..np)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|lo| {
+            // SAFETY: sizes checked; each task owns the columns lo..lo+per of `c`.
+            unsafe { matmul_cols(a, b, n, cp.get(), lo..np.min(lo + per)) }
+        });
 }
 
 /// A raw pointer shared by tasks that write disjoint parts of one buffer.
@@ -201,6 +204,12 @@ struct SendPtr(*mut f32);
 // SAFETY: only used to hand disjoint column ranges of one result to parallel tasks.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Asserts the sizes [`matmul`] needs.
 pub(crate) fn check(a: &PackedA, b: &[u32], n: usize, c_len: usize) {
@@ -222,21 +231,41 @@ pub(crate) unsafe fn matmul_cols(
     c: *mut f32,
     cols: std::ops::Range<usize>,
 ) {
+    // SAFETY: the caller's contract, with the row stride of a packed result.
+    unsafe { matmul_strided(a, b, n, c, up32(n), cols) }
+}
+
+/// [`matmul`] into a destination with row stride `ldc` (≥ `n↑32`), e.g. straight into a
+/// convolution's output when `a.m` and `n` are multiples of 32.
+///
+/// # Safety
+/// The operand sizes as [`check`] asserts them; `c + i·ldc + j` writable for `i < a.m↑32`,
+/// `j` in `cols` (multiples of 32, within `n↑32`), and touched by no one else meanwhile.
+pub(crate) unsafe fn matmul_strided(
+    a: &PackedA,
+    b: &[u32],
+    n: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: std::ops::Range<usize>,
+) {
     let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
     assert!(cols.start.is_multiple_of(32) && cols.end.is_multiple_of(32) && cols.end <= np);
+    assert!(available() && b.len() >= kp / 2 * np && a.data.len() >= mp * kp);
     if mp == 0 || cols.is_empty() {
         return;
     }
     if kp == 0 {
         for i in 0..mp {
-            // SAFETY: row i's columns `cols` lie inside `c` (caller's contract).
-            unsafe { std::slice::from_raw_parts_mut(c.add(i * np + cols.start), cols.len()) }
+            // SAFETY: row i's columns `cols` are writable (caller's contract).
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()) }
                 .fill(0.0);
         }
         return;
     }
-    // SAFETY: AMX usable and sizes checked (caller's contract), all multiples of 32.
-    unsafe { x86::matmul(a.data.as_ptr(), b.as_ptr(), c, mp, kp, np, cols.start, cols.end) }
+    // SAFETY: AMX usable and operand sizes checked; `c`'s region is the caller's contract.
+    let (lo, hi) = (cols.start, cols.end);
+    unsafe { x86::matmul(a.data.as_ptr(), b.as_ptr(), c, ldc, mp, kp, np, lo, hi) }
 }
 
 /// Whether AMX-BF16 can run here (checked and permission asked once per process).
@@ -306,17 +335,19 @@ mod x86 {
     const KC: usize = 512;
     const MC: usize = 256;
 
-    /// Columns `n_lo..n_hi` of `C = A·B`.
+    /// Columns `n_lo..n_hi` of `C = A·B`, C with a row stride of `ldc` values.
     ///
     /// # Safety
-    /// AMX enabled ([`enable`] returned true); `a` holds `mp·kp`, `b` `kp/2·np`, `c` `mp·np`
-    /// values; `mp`, `kp`, `np`, `n_lo`, `n_hi` multiples of 32 with `n_lo < n_hi ≤ np`; no
-    /// one else touches those columns of `c` during the call.
+    /// AMX enabled ([`enable`] returned true); `a` holds `mp·kp`, `b` `kp/2·np` values; `c`
+    /// is writable at `i·ldc + j` for `i < mp`, `n_lo ≤ j < n_hi`; `mp`, `kp`, `np`, `n_lo`,
+    /// `n_hi` multiples of 32 with `n_lo < n_hi ≤ np`; no one else touches those values of
+    /// `c` during the call.
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
         a: *const u16,
         b: *const u32,
         c: *mut f32,
+        ldc: usize,
         mp: usize,
         kp: usize,
         np: usize,
@@ -327,8 +358,8 @@ mod x86 {
             asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
         }
         let sa = kp * 2; // bytes per row of A
-        // Bytes per row of the VNNI B (np pairs) and, the same, per row of C (np f32).
-        let sb = np * 4;
+        let sb = np * 4; // bytes per row of the VNNI B (np pairs)
+        let sc = ldc * 4; // bytes per row of C
         let b_step = 16 * sb; // 32 values of k = 16 rows of pairs
         for k0 in (0..kp).step_by(KC) {
             let steps = KC.min(kp - k0) / 32;
@@ -341,8 +372,8 @@ mod x86 {
                         unsafe {
                             let a0 = a.add(m0 * kp + k0) as usize;
                             let b0 = b.add(k0 / 2 * np + n0) as usize;
-                            let c0 = c.add(m0 * np + n0) as usize;
-                            let c2 = c0 + 16 * sb;
+                            let c0 = c.add(m0 * ldc + n0) as usize;
+                            let c2 = c0 + 16 * sc;
                             if k0 == 0 {
                                 asm!(
                                     "tilezero tmm0",
@@ -353,13 +384,13 @@ mod x86 {
                                 );
                             } else {
                                 asm!(
-                                    "tileloadd tmm0, [{c0} + {sb}]",
-                                    "tileloadd tmm1, [{c0} + {sb} + 64]",
-                                    "tileloadd tmm2, [{c2} + {sb}]",
-                                    "tileloadd tmm3, [{c2} + {sb} + 64]",
+                                    "tileloadd tmm0, [{c0} + {sc}]",
+                                    "tileloadd tmm1, [{c0} + {sc} + 64]",
+                                    "tileloadd tmm2, [{c2} + {sc}]",
+                                    "tileloadd tmm3, [{c2} + {sc} + 64]",
                                     c0 = in(reg) c0,
                                     c2 = in(reg) c2,
-                                    sb = in(reg) sb,
+                                    sc = in(reg) sc,
                                     options(nostack)
                                 );
                             }
@@ -378,10 +409,10 @@ mod x86 {
                                 "add {b}, {bstep}",
                                 "dec {cnt}",
                                 "jnz 2b",
-                                "tilestored [{c0} + {sb}], tmm0",
-                                "tilestored [{c0} + {sb} + 64], tmm1",
-                                "tilestored [{c2} + {sb}], tmm2",
-                                "tilestored [{c2} + {sb} + 64], tmm3",
+                                "tilestored [{c0} + {sc}], tmm0",
+                                "tilestored [{c0} + {sc} + 64], tmm1",
+                                "tilestored [{c2} + {sc}], tmm2",
+                                "tilestored [{c2} + {sc} + 64], tmm3",
                                 a0 = inout(reg) a0 => _,
                                 a1 = inout(reg) a0 + 16 * sa => _,
                                 b = inout(reg) b0 => _,
@@ -389,6 +420,7 @@ mod x86 {
                                 c2 = in(reg) c2,
                                 sa = in(reg) sa,
                                 sb = in(reg) sb,
+                                sc = in(reg) sc,
                                 bstep = in(reg) b_step,
                                 cnt = inout(reg) steps => _,
                                 options(nostack),
@@ -430,6 +462,7 @@ mod x86 {
         _: *const u16,
         _: *const u32,
         _: *mut f32,
+        _: usize,
         _: usize,
         _: usize,
         _: usize,
@@ -501,7 +534,7 @@ mod tests {
         assert_eq!(to_bf16(f32::MAX), 0x7f80); // overflows to ∞, as IEEE rounding does
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
         assert!(from_bf16(to_bf16(f32::from_bits(0x7f80_0001))).is_nan()); // NaN, not ∞
-        // Any finite value: no bf16 neighbour is nearer, and ties go to the even one.
+                                                                           // Any finite value: no bf16 neighbour is nearer, and ties go to the even one.
         let mut s = 0x1234_5678u32;
         for _ in 0..100_000 {
             s ^= s << 13;
@@ -516,7 +549,7 @@ mod tests {
             for nb in [r.wrapping_sub(1), r.wrapping_add(1)] {
                 if from_bf16(nb).is_finite() && (nb & 0x7fff) <= 0x7f7f {
                     assert!(
-                        d(r) < d(nb) || (d(r) == d(nb) && r % 2 == 0),
+                        d(r) < d(nb) || (d(r) == d(nb) && r.is_multiple_of(2)),
                         "{x:e}: {r:#x} vs {nb:#x}"
                     );
                 }

@@ -412,16 +412,38 @@ pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> 
     y
 }
 
+/// Per-thread buffers of [`conv_fwd_bf16`], kept between calls (every use overwrites what
+/// it reads, so they are never cleared).
+#[derive(Default)]
+struct Bf16Scratch {
+    cols: Vec<f32>,
+    rhs: Vec<u32>,
+    out: Vec<f32>,
+}
+
+thread_local! {
+    static BF16_SCRATCH: std::cell::RefCell<Bf16Scratch> = Default::default();
+}
+
+/// The first `n` values of `v`, grown (with zeros) when shorter.
+fn at_least<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
 /// [`conv_fwd`] with bf16 operands and f32 accumulation on AMX (see `amx.rs`); the caller
 /// checks `amx::available()`.
 ///
 /// The weights of each group are packed once; work items are (image, group, tile of output
 /// positions) as in [`conv_fwd`], each packing its column tile (from an im2col tile, or
-/// straight from the input for a pointwise convolution) and multiplying on its thread.
+/// straight from the input for a pointwise convolution) and multiplying on its thread, into
+/// the output directly when the tile is whole 32×32 blocks, else through a buffer.
 pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
     use crate::amx::{self, up32, PackedA};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
-    let mut y = vec![0f32; g.n * g.o * l];
+    let total = g.n * g.o * l;
     let packed: Vec<PackedA> = (0..g.groups)
         .into_par_iter()
         .map(|gr| PackedA::new(&wt[gr * og * k..(gr + 1) * og * k], og, k, (k, 1)))
@@ -432,37 +454,48 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
         .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(l, lt).map(move |t| (b, gr, t))))
         .collect();
     let pointwise = g.is_pointwise();
+    // Every value of `y` is written by exactly one item below before `set_len`.
+    let mut y: Vec<f32> = Vec::with_capacity(total);
     let yp = SharedMut(y.as_mut_ptr());
-    let ylen = y.len();
-    items.into_par_iter().for_each_init(
-        || {
-            let cols = if pointwise { 0 } else { k * lt };
-            (
-                vec![0f32; cols],
-                vec![0u32; up32(k) / 2 * up32(lt)],
-                vec![0f32; up32(og) * up32(lt)],
-            )
-        },
-        |(cols, rhs, out), (b, gr, (l0, len))| {
+    items.into_par_iter().for_each(|(b, gr, (l0, len))| {
+        let mut fresh = Bf16Scratch::default();
+        BF16_SCRATCH.with(|cell| {
+            let mut held = cell.try_borrow_mut();
+            let s = match held.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut fresh,
+            };
             let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
+            let np = up32(len);
+            let rhs = at_least(&mut s.rhs, up32(k) / 2 * np);
             if pointwise {
                 amx::pack_b_rows(&xs[l0..], k, len, l, rhs);
             } else {
+                let cols = at_least(&mut s.cols, k * len);
                 im2col_tile(xs, g, 0, cg, l0, len, cols);
                 amx::pack_b_rows(cols, k, len, len, rhs);
             }
-            amx::matmul(&packed[gr], rhs, len, out);
-            let np = up32(len);
             let off = (b * g.o + gr * og) * l + l0;
             // Item (b, gr, tile) owns rows gr·og..(gr+1)·og of image b, columns l0..l0+len.
-            assert!(off + (og - 1) * l + len <= ylen);
-            for (i, row) in out.chunks_exact(np).take(og).enumerate() {
-                // SAFETY: inside `y` (asserted) and disjoint from every other item's region.
-                let dst = unsafe { std::slice::from_raw_parts_mut(yp.ptr().add(off + i * l), len) };
-                dst.copy_from_slice(&row[..len]);
+            assert!(og >= 1 && off + (og - 1) * l + len <= total);
+            if og.is_multiple_of(32) && len.is_multiple_of(32) {
+                // SAFETY: operands sized above (and asserted inside); rows of `y` at stride l,
+                // columns l0..l0+len of this item only, inside the allocation (asserted).
+                unsafe { amx::matmul_strided(&packed[gr], rhs, len, yp.ptr().add(off), l, 0..np) };
+            } else {
+                let out = at_least(&mut s.out, up32(og) * np);
+                amx::matmul(&packed[gr], rhs, len, out);
+                for (i, row) in out.chunks_exact(np).take(og).enumerate() {
+                    // SAFETY: inside `y`'s allocation (asserted), this item's region only.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), yp.ptr().add(off + i * l), len)
+                    };
+                }
             }
-        },
-    );
+        })
+    });
+    // SAFETY: the items cover every (image, channel, position) once: all values written.
+    unsafe { y.set_len(total) };
     y
 }
 

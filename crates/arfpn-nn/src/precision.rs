@@ -57,7 +57,9 @@ impl std::str::FromStr for MatmulPrecision {
         match s {
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
-            _ => Err(format!("unknown matmul precision {s:?} (expected f32 or bf16)")),
+            _ => Err(format!(
+                "unknown matmul precision {s:?} (expected f32 or bf16)"
+            )),
         }
     }
 }

@@ -107,7 +107,9 @@ fn linear_bf16_equals_f64_on_rounded_operands() -> Result<()> {
         let layer = Linear::new(w.clone(), Some(b.clone()));
         let got = with_matmul_precision(BF16, || layer.forward(&x))?;
         let (xr, wr) = (rounded_f64(&x)?, rounded_f64(&w)?);
-        let want = xr.matmul(&wr.t()?)?.broadcast_add(&b.to_dtype(DType::F64)?)?;
+        let want = xr
+            .matmul(&wr.t()?)?
+            .broadcast_add(&b.to_dtype(DType::F64)?)?;
         let scale = xr.abs()?.matmul(&wr.abs()?.t()?)?;
         assert_close(&got, &want, &scale, &format!("linear case {i}"))?;
     }
@@ -135,12 +137,7 @@ fn gradients_inside_the_scope_are_the_f32_ones() -> Result<()> {
             let get = |g: &candle_core::backprop::GradStore, v: &Var| {
                 g.get(v.as_tensor()).cloned().expect("a gradient")
             };
-            Ok([
-                get(&gc, &x),
-                get(&gc, &w),
-                get(&gl, &rows),
-                get(&gl, &lw),
-            ])
+            Ok([get(&gc, &x), get(&gc, &w), get(&gl, &rows), get(&gl, &lw)])
         })
     };
     let [cx, cw, lx, lw32] = grads(MatmulPrecision::F32)?;

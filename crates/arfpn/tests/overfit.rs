@@ -3,8 +3,8 @@
 //! losses, post-processing, box mapping) has to be right for this to happen.
 
 use arfpn::{
-    image_tensor, median_cell_estimate, presets, typical_cell_size, voc_map, BBox, DataInfo,
-    Detector, GroundTruth, ImageBatch, TileConfig,
+    bf16_matmul_available, image_tensor, median_cell_estimate, presets, typical_cell_size, voc_map,
+    BBox, DataInfo, Detector, GroundTruth, ImageBatch, MatmulPrecision, TileConfig,
 };
 use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
@@ -86,10 +86,47 @@ fn cpu_small_overfits_two_synthetic_images() -> Result<(), Box<dyn std::error::E
     );
     assert!(map >= 0.9, "mAP {map:.3} after {steps} steps");
 
+    // bf16 inference (Intel AMX; f32 where the CPU lacks it): the same mAP and, for every
+    // confident f32 detection, a bf16 detection of its class on the same cell.
+    let mut det = det;
+    det.set_matmul_precision(MatmulPrecision::Bf16);
+    let dets16 = det.detect(&batch)?;
+    det.set_matmul_precision(MatmulPrecision::F32);
+    let map16 = voc_map(&classes, &dets16, &truth)?.map.unwrap_or(0.0);
+    eprintln!(
+        "bf16 inference ({}): mAP {map16:.3}",
+        if bf16_matmul_available() {
+            "AMX"
+        } else {
+            "no AMX here: f32"
+        }
+    );
+    assert!(map16 >= map - 0.02, "bf16 mAP {map16:.3} vs f32 {map:.3}");
+    for (d32, d16) in dets.iter().zip(&dets16) {
+        for ((b, s), c) in d32.boxes.iter().zip(&d32.scores).zip(&d32.classes) {
+            if *s < 0.5 {
+                continue;
+            }
+            let best = d16
+                .boxes
+                .iter()
+                .zip(&d16.scores)
+                .zip(&d16.classes)
+                .filter(|(_, c16)| *c16 == c)
+                .map(|((b16, s16), _)| (b.iou(b16), (s - s16).abs()))
+                .fold((0.0f32, 1.0f32), |m, v| if v.0 > m.0 { v } else { m });
+            assert!(
+                best.0 >= 0.9 && best.1 <= 0.05,
+                "f32 detection {b:?} ({s:.3}): best bf16 match IoU {:.3}, score gap {:.3}",
+                best.0,
+                best.1
+            );
+        }
+    }
+
     // Magnification: the same smears photographed at twice the scale. The estimate of the
     // inputs' cell size against the training images' tells `detect_at_scale` to halve them,
     // and the boxes come back in the large images' pixels.
-    let mut det = det;
     det.set_data_info(DataInfo {
         cell_size_px: typical_cell_size(&truth),
         estimated_cell_px: median_cell_estimate(&pictures),
