@@ -73,6 +73,16 @@ impl PackedA {
         });
         Self { m, k, data }
     }
+
+    /// Start of the packed values (row `i`, column `j` at `i·stride() + j`).
+    pub fn as_ptr(&self) -> *const u16 {
+        self.data.as_ptr()
+    }
+
+    /// Row stride of the packed values: `k↑32`.
+    pub fn stride(&self) -> usize {
+        up32(self.k)
+    }
 }
 
 /// `dst[i] = bf16(src[i])`.
@@ -112,17 +122,27 @@ fn interleave_scalar(r0: &[f32], r1: &[f32], out: &mut [u32]) {
 /// Packs rows `src [k, n]` (row stride `rs`, unit column stride) as the right operand:
 /// fills `dst` (`k↑32 / 2 · n↑32` pairs, padding included, set to zero here).
 pub(crate) fn pack_b_rows(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32]) {
+    pack_b_rows_with(src, k, n, rs, dst, false)
+}
+
+/// [`pack_b_rows`] with its rows of pairs spread over rayon's pool.
+pub(crate) fn pack_b_rows_parallel(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32]) {
+    pack_b_rows_with(src, k, n, rs, dst, true)
+}
+
+fn pack_b_rows_with(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32], par: bool) {
+    use rayon::prelude::*;
     let np = up32(n);
     let kp = up32(k);
     assert!(dst.len() >= kp / 2 * np);
     if k > 0 && n > 0 {
         assert!((k - 1) * rs + n <= src.len());
     }
-    for (p, out) in dst[..kp / 2 * np].chunks_exact_mut(np).enumerate() {
+    let row = |(p, out): (usize, &mut [u32])| {
         let (k0, k1) = (2 * p, 2 * p + 1);
         if k0 >= k {
             out.fill(0);
-            continue;
+            return;
         }
         let r0 = &src[k0 * rs..k0 * rs + n];
         if k1 < k {
@@ -133,6 +153,12 @@ pub(crate) fn pack_b_rows(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut 
             }
         }
         out[n..].fill(0);
+    };
+    let rows = &mut dst[..kp / 2 * np];
+    if par {
+        rows.par_chunks_exact_mut(np).enumerate().for_each(row);
+    } else {
+        rows.chunks_exact_mut(np).enumerate().for_each(row);
     }
 }
 
@@ -140,6 +166,15 @@ pub(crate) fn pack_b_rows(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut 
 /// `B = wᵀ [k, n]` (a linear layer's weight): fills `dst` (`k↑32 / 2 · n↑32` pairs). Blocks
 /// of 16 pair-rows run in parallel, each reading 32 consecutive values of every row of `w`.
 pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
+    pack_b_transposed_with(w, n, k, rs, dst, true)
+}
+
+/// [`pack_b_transposed`] on the calling thread only.
+pub(crate) fn pack_b_transposed_serial(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
+    pack_b_transposed_with(w, n, k, rs, dst, false)
+}
+
+fn pack_b_transposed_with(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32], par: bool) {
     use rayon::prelude::*;
     let np = up32(n);
     let kp = up32(k);
@@ -148,22 +183,28 @@ pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &
         assert!((n - 1) * rs + k <= w.len());
     }
     const PAIRS: usize = 16;
-    dst[..kp / 2 * np]
-        .par_chunks_mut(PAIRS * np)
-        .enumerate()
-        .for_each(|(blk, out)| {
-            out.fill(0);
-            let k0 = blk * 2 * PAIRS;
-            let k1 = k.min(k0 + 2 * PAIRS);
-            let mut row = [0u16; 2 * PAIRS];
-            for j in 0..n {
-                let vals = &mut row[..k1.saturating_sub(k0)];
-                convert(&w[j * rs + k0..j * rs + k1], vals);
-                for (kk, v) in vals.iter().enumerate() {
-                    out[(kk / 2) * np + j] |= (*v as u32) << (16 * (kk % 2));
-                }
+    let block = |(blk, out): (usize, &mut [u32])| {
+        out.fill(0);
+        let k0 = blk * 2 * PAIRS;
+        let k1 = k.min(k0 + 2 * PAIRS);
+        let mut row = [0u16; 2 * PAIRS];
+        for j in 0..n {
+            let vals = &mut row[..k1.saturating_sub(k0)];
+            convert(&w[j * rs + k0..j * rs + k1], vals);
+            for (kk, v) in vals.iter().enumerate() {
+                out[(kk / 2) * np + j] |= (*v as u32) << (16 * (kk % 2));
             }
-        });
+        }
+    };
+    let blocks = &mut dst[..kp / 2 * np];
+    if par {
+        blocks
+            .par_chunks_mut(PAIRS * np)
+            .enumerate()
+            .for_each(block);
+    } else {
+        blocks.chunks_mut(PAIRS * np).enumerate().for_each(block);
+    }
 }
 
 /// `c [a.m↑32, n↑32] = A · B`, `b` packed by [`pack_b_rows`] / [`pack_b_transposed`] for
@@ -264,8 +305,59 @@ pub(crate) unsafe fn matmul_strided(
         return;
     }
     // SAFETY: AMX usable and operand sizes checked; `c`'s region is the caller's contract.
-    let (lo, hi) = (cols.start, cols.end);
-    unsafe { x86::matmul(a.data.as_ptr(), b.as_ptr(), c, ldc, mp, kp, np, lo, hi) }
+    unsafe {
+        gemm_raw(&RawGemm {
+            a: a.data.as_ptr(),
+            lda: kp,
+            b: b.as_ptr(),
+            ldb: np,
+            c,
+            ldc,
+            mp,
+            kp,
+            n_lo: cols.start,
+            n_hi: cols.end,
+            accumulate: false,
+        })
+    }
+}
+
+/// One product for [`gemm_raw`]: `C[i, j] (+)= Σ_k A[i, k]·B[k, j]` for `i < mp`, `k < kp`,
+/// `n_lo ≤ j < n_hi`, over raw packed operands with their own row strides, so that callers
+/// can multiply sub-blocks of larger packed matrices (a range of `k` is an offset of `a` by
+/// `k0` and of `b` by `k0 / 2` rows).
+#[derive(Clone, Copy)]
+pub(crate) struct RawGemm {
+    /// Row-major bf16, row stride `lda` values.
+    pub a: *const u16,
+    pub lda: usize,
+    /// VNNI pairs, row stride `ldb` pairs.
+    pub b: *const u32,
+    pub ldb: usize,
+    /// f32, row stride `ldc` values.
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub mp: usize,
+    pub kp: usize,
+    pub n_lo: usize,
+    pub n_hi: usize,
+    /// Add to `C` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// Runs a [`RawGemm`] on the calling thread.
+///
+/// # Safety
+/// [`available`] is true; `mp`, `kp`, `n_lo`, `n_hi` are multiples of 32 with `mp, kp > 0`
+/// and `n_lo < n_hi`; `a + i·lda + k` readable for `i < mp`, `k < kp`; `b + p·ldb + j`
+/// readable for `p < kp/2`, `j < n_hi`; `c + i·ldc + j` readable and writable for `i < mp`,
+/// `n_lo ≤ j < n_hi`, and not accessed by anyone else during the call.
+pub(crate) unsafe fn gemm_raw(g: &RawGemm) {
+    debug_assert!(available());
+    debug_assert!(g.mp.is_multiple_of(32) && g.kp.is_multiple_of(32) && g.mp > 0 && g.kp > 0);
+    debug_assert!(g.n_lo.is_multiple_of(32) && g.n_hi.is_multiple_of(32) && g.n_lo < g.n_hi);
+    // SAFETY: the caller's contract.
+    unsafe { x86::matmul(g) }
 }
 
 /// Whether AMX-BF16 can run here (checked and permission asked once per process).
@@ -335,30 +427,29 @@ mod x86 {
     const KC: usize = 512;
     const MC: usize = 256;
 
-    /// Columns `n_lo..n_hi` of `C = A·B`, C with a row stride of `ldc` values.
+    /// Columns `n_lo..n_hi` of `C (+)= A·B` as [`super::RawGemm`] describes them.
     ///
     /// # Safety
-    /// AMX enabled ([`enable`] returned true); `a` holds `mp·kp`, `b` `kp/2·np` values; `c`
-    /// is writable at `i·ldc + j` for `i < mp`, `n_lo ≤ j < n_hi`; `mp`, `kp`, `np`, `n_lo`,
-    /// `n_hi` multiples of 32 with `n_lo < n_hi ≤ np`; no one else touches those values of
-    /// `c` during the call.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn matmul(
-        a: *const u16,
-        b: *const u32,
-        c: *mut f32,
-        ldc: usize,
-        mp: usize,
-        kp: usize,
-        np: usize,
-        n_lo: usize,
-        n_hi: usize,
-    ) {
+    /// AMX enabled ([`enable`] returned true) and the contract of [`super::gemm_raw`].
+    pub(super) unsafe fn matmul(g: &super::RawGemm) {
+        let super::RawGemm {
+            a,
+            lda,
+            b,
+            ldb,
+            c,
+            ldc,
+            mp,
+            kp,
+            n_lo,
+            n_hi,
+            accumulate,
+        } = *g;
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
         }
-        let sa = kp * 2; // bytes per row of A
-        let sb = np * 4; // bytes per row of the VNNI B (np pairs)
+        let sa = lda * 2; // bytes per row of A
+        let sb = ldb * 4; // bytes per row of the VNNI B (pairs)
         let sc = ldc * 4; // bytes per row of C
         let b_step = 16 * sb; // 32 values of k = 16 rows of pairs
         for k0 in (0..kp).step_by(KC) {
@@ -370,11 +461,11 @@ mod x86 {
                         // B pair-rows k0/2.. at columns n0..n0+32, C rows m0..m0+32 at
                         // columns n0..n0+32, all inside the buffers.
                         unsafe {
-                            let a0 = a.add(m0 * kp + k0) as usize;
-                            let b0 = b.add(k0 / 2 * np + n0) as usize;
+                            let a0 = a.add(m0 * lda + k0) as usize;
+                            let b0 = b.add(k0 / 2 * ldb + n0) as usize;
                             let c0 = c.add(m0 * ldc + n0) as usize;
                             let c2 = c0 + 16 * sc;
-                            if k0 == 0 {
+                            if k0 == 0 && !accumulate {
                                 asm!(
                                     "tilezero tmm0",
                                     "tilezero tmm1",
@@ -457,18 +548,7 @@ mod x86 {
     pub(super) fn enable() -> bool {
         false
     }
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn matmul(
-        _: *const u16,
-        _: *const u32,
-        _: *mut f32,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-    ) {
+    pub(super) unsafe fn matmul(_: &super::RawGemm) {
         unreachable!("AMX matmul without AMX")
     }
     pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {

@@ -354,6 +354,14 @@ impl CustomOp2 for ConvBwdInput {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let st = match s1 {
+            CpuStorage::F32(_) if crate::precision::use_bf16() => {
+                CpuStorage::F32(conv_cpu::conv_bwd_input_bf16(
+                    contiguous_slice(s1, l1, OP, "grad")?,
+                    contiguous_slice(s2, l2, OP, "w")?,
+                    g,
+                    Default::default(),
+                ))
+            }
             CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_input(
                 contiguous_slice(s1, l1, OP, "grad")?,
                 contiguous_slice(s2, l2, OP, "w")?,
@@ -394,6 +402,14 @@ impl CustomOp2 for ConvBwdWeight {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let st = match s1 {
+            CpuStorage::F32(_) if crate::precision::use_bf16() => {
+                CpuStorage::F32(conv_cpu::conv_bwd_weight_bf16(
+                    contiguous_slice(s1, l1, OP, "x")?,
+                    contiguous_slice(s2, l2, OP, "grad")?,
+                    g,
+                    Default::default(),
+                ))
+            }
             CpuStorage::F32(_) => CpuStorage::F32(conv_cpu::conv_bwd_weight(
                 contiguous_slice(s1, l1, OP, "x")?,
                 contiguous_slice(s2, l2, OP, "grad")?,

@@ -499,6 +499,263 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
     y
 }
 
+/// Columns `0..n↑32` of `C = A·B` (both given by raw packed operands) into `c` (row stride
+/// `ldc`), the columns split among rayon's threads; `accumulate` adds to `c`.
+///
+/// # Safety
+/// The contract of [`crate::amx::gemm_raw`] for the whole column range `0..n↑32`, with no
+/// other access to `c` during the call.
+unsafe fn gemm_columns_parallel(g: crate::amx::RawGemm, n: usize) {
+    use crate::amx::{gemm_raw, up32};
+    let np = up32(n);
+    let per = up32(np.div_ceil(rayon::current_num_threads().max(1))).max(32);
+    let raw = SharedGemm(g);
+    (0..np)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|lo| {
+            let mut g = raw.get();
+            g.n_lo = lo;
+            g.n_hi = np.min(lo + per);
+            // SAFETY: the caller's contract; each task owns its columns of C.
+            unsafe { gemm_raw(&g) }
+        });
+}
+
+/// A [`crate::amx::RawGemm`] handed to parallel tasks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct SharedGemm(crate::amx::RawGemm);
+// SAFETY: only used by `gemm_columns_parallel`, whose tasks read the shared operands and
+// write disjoint column ranges of C.
+unsafe impl Send for SharedGemm {}
+unsafe impl Sync for SharedGemm {}
+impl SharedGemm {
+    /// The product (a method, so closures capture the whole `Send + Sync` wrapper).
+    fn get(self) -> crate::amx::RawGemm {
+        self.0
+    }
+}
+
+/// [`conv_bwd_input`] with bf16 operands and f32 accumulation on AMX; the caller checks
+/// `amx::available()`.
+///
+/// The blocks `W[:, block]ᵀ` are packed once and each image's `dY` once (the f32 kernel's
+/// work items would otherwise repack the same `dY` tile for every block of channels); items
+/// are (block of input channels) per image, as in [`conv_bwd_input`], scattering through
+/// col2im into their own planes of `dx`.
+pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    use crate::amx::{gemm_raw, pack_b_rows_parallel, up32, PackedA, RawGemm};
+    let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
+    let (lp, ogp) = (up32(l), up32(og));
+    let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
+    let plane = g.h * g.w;
+    if g.is_pointwise() {
+        // dx[cg, L] = Wᵀ[cg, og] · dY[og, L] per image and group.
+        let mut dy_packed = vec![0u32; ogp / 2 * lp];
+        let cgp = up32(cg);
+        let wts: Vec<PackedA> = (0..g.groups)
+            .map(|gr| PackedA::new(&wt[gr * og * k..(gr + 1) * og * k], cg, og, (1, k)))
+            .collect();
+        let mut out = vec![0f32; cgp * lp];
+        for b in 0..g.n {
+            for (gr, a) in wts.iter().enumerate() {
+                let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
+                pack_b_rows_parallel(dys, og, l, l, &mut dy_packed);
+                let raw = RawGemm {
+                    a: a.as_ptr(),
+                    lda: a.stride(),
+                    b: dy_packed.as_ptr(),
+                    ldb: lp,
+                    c: out.as_mut_ptr(),
+                    ldc: lp,
+                    mp: cgp,
+                    kp: ogp,
+                    n_lo: 0,
+                    n_hi: lp,
+                    accumulate: false,
+                };
+                // SAFETY: A is cgp × ogp, B ogp/2 × lp pairs, C cgp × lp: all allocated here.
+                unsafe { gemm_columns_parallel(raw, l) };
+                let dxs = &mut dx[(b * g.c + gr * cg) * plane..][..cg * plane];
+                for (d, s) in dxs.chunks_exact_mut(l).zip(out.chunks_exact(lp)) {
+                    d.copy_from_slice(&s[..l]);
+                }
+            }
+        }
+        return dx;
+    }
+    let khw = g.kh * g.kw;
+    let cb = tiling.channel_block(g);
+    let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);
+    let blocks: Vec<(usize, usize, usize)> = (0..g.groups)
+        .flat_map(|gr| chunks(cg, cb).map(move |(c0, nc)| (gr, c0, nc)))
+        .collect();
+    // Wᵀ rows c0·khw.. of group gr: element (r, o) = W[o, c0·khw + r] at column stride k.
+    let wts: Vec<PackedA> = blocks
+        .par_iter()
+        .map(|&(gr, c0, nc)| PackedA::new(&wt[gr * og * k + c0 * khw..], nc * khw, og, (1, k)))
+        .collect();
+    let dxp = SharedMut(dx.as_mut_ptr());
+    let dxlen = dx.len();
+    for b in 0..g.n {
+        let packed: Vec<Vec<u32>> = (0..g.groups)
+            .map(|gr| {
+                let mut v = vec![0u32; ogp / 2 * lp];
+                pack_b_rows_parallel(&dy[(b * g.o + gr * og) * l..][..og * l], og, l, l, &mut v);
+                v
+            })
+            .collect();
+        (0..blocks.len()).into_par_iter().for_each_init(
+            || (vec![0f32; up32(cb * khw) * lt], vec![0f32; cb * khw * lt]),
+            |(out, dcols), i| {
+                let (gr, c0, nc) = blocks[i];
+                let a = &wts[i];
+                let m = nc * khw;
+                let off = (b * g.c + gr * cg + c0) * plane;
+                assert!(off + nc * plane <= dxlen);
+                // SAFETY: item (b, gr, c0..c0+nc) is the only one touching these planes.
+                let dxs = unsafe { std::slice::from_raw_parts_mut(dxp.ptr().add(off), nc * plane) };
+                for (l0, len) in chunks(l, lt) {
+                    let np = up32(len);
+                    assert!(l0 + np <= lp && up32(m) * np <= out.len());
+                    // SAFETY: A is up32(m) × ogp; B is the packed dY from pair column l0 (a
+                    // multiple of 32) over np ≤ lp − l0 columns, ogp/2 pair rows; C is `out`.
+                    unsafe {
+                        gemm_raw(&RawGemm {
+                            a: a.as_ptr(),
+                            lda: a.stride(),
+                            b: packed[gr].as_ptr().add(l0),
+                            ldb: lp,
+                            c: out.as_mut_ptr(),
+                            ldc: np,
+                            mp: up32(m),
+                            kp: ogp,
+                            n_lo: 0,
+                            n_hi: np,
+                            accumulate: false,
+                        })
+                    };
+                    for (d, s) in dcols
+                        .chunks_exact_mut(len)
+                        .zip(out.chunks_exact(np))
+                        .take(m)
+                    {
+                        d.copy_from_slice(&s[..len]);
+                    }
+                    col2im_tile(dcols, g, nc, l0, len, dxs);
+                }
+            },
+        );
+    }
+    dx
+}
+
+/// [`conv_bwd_weight`] with bf16 operands and f32 accumulation on AMX; the caller checks
+/// `amx::available()`.
+///
+/// Each image's `dY` is packed once as the left operand; items are (group, block of input
+/// channels) as in [`conv_bwd_weight`], each accumulating `dY[:, tile] · cols(block, tile)ᵀ`
+/// over images and tiles in f32 and writing its columns of `dW` once.
+pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    use crate::amx::RawGemm;
+    use crate::amx::{gemm_raw, pack_b_transposed, pack_b_transposed_serial, up32, PackedA};
+    let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
+    let (lp, ogp) = (up32(l), up32(og));
+    let mut dw = vec![0f32; g.o * k];
+    let plane = g.h * g.w;
+    // dY of every image and group as the left operand [og↑32, L↑32].
+    let dys: Vec<PackedA> = (0..g.n * g.groups)
+        .map(|i| PackedA::new(&dy[i * og * l..(i + 1) * og * l], og, l, (l, 1)))
+        .collect();
+    if g.is_pointwise() {
+        // dW[og, cg] = Σ_b dY[og, L] · xᵀ[L, cg] per group.
+        let cgp = up32(cg);
+        let mut xt = vec![0u32; lp / 2 * cgp];
+        let mut acc = vec![0f32; ogp * cgp];
+        for gr in 0..g.groups {
+            for b in 0..g.n {
+                let xs = &x[(b * g.c + gr * cg) * plane..][..cg * plane];
+                pack_b_transposed(xs, cg, l, l, &mut xt);
+                let a = &dys[b * g.groups + gr];
+                let raw = RawGemm {
+                    a: a.as_ptr(),
+                    lda: a.stride(),
+                    b: xt.as_ptr(),
+                    ldb: cgp,
+                    c: acc.as_mut_ptr(),
+                    ldc: cgp,
+                    mp: ogp,
+                    kp: lp,
+                    n_lo: 0,
+                    n_hi: cgp,
+                    accumulate: b > 0,
+                };
+                // SAFETY: A is ogp × lp, B lp/2 × cgp pairs, C ogp × cgp, allocated here.
+                unsafe { gemm_columns_parallel(raw, cg) };
+            }
+            let dws = &mut dw[gr * og * k..(gr + 1) * og * k];
+            for (d, s) in dws.chunks_exact_mut(k).zip(acc.chunks_exact(cgp)) {
+                d.copy_from_slice(&s[..k]);
+            }
+        }
+        return dw;
+    }
+    let khw = g.kh * g.kw;
+    let cb = tiling.channel_block(g);
+    let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);
+    let items: Vec<(usize, (usize, usize))> = (0..g.groups)
+        .flat_map(|gr| chunks(cg, cb).map(move |c| (gr, c)))
+        .collect();
+    let dwp = SharedMut(dw.as_mut_ptr());
+    let dwlen = dw.len();
+    items.into_par_iter().for_each(|(gr, (c0, nc))| {
+        let n = nc * khw;
+        let np = up32(n);
+        let mut cols = vec![0f32; n * lt];
+        let mut bt = vec![0u32; lt / 2 * np];
+        let mut acc = vec![0f32; ogp * np];
+        let mut first = true;
+        for b in 0..g.n {
+            let xs = &x[(b * g.c + gr * cg) * plane..][..cg * plane];
+            let a = &dys[b * g.groups + gr];
+            for (l0, len) in chunks(l, lt) {
+                im2col_tile(xs, g, c0, nc, l0, len, &mut cols);
+                // colsᵀ [len, n] as the right operand; its rows past `len` are zero, so the
+                // next tile's dY values that A's block reads there add nothing.
+                pack_b_transposed_serial(&cols[..n * len], n, len, len, &mut bt);
+                assert!(l0 + up32(len) <= lp);
+                // SAFETY: A is dY (ogp × lp) from column l0 (a multiple of 32) over up32(len)
+                // ≤ lp − l0 columns; B up32(len)/2 × np pairs; C `acc` ogp × np.
+                unsafe {
+                    gemm_raw(&RawGemm {
+                        a: a.as_ptr().add(l0),
+                        lda: a.stride(),
+                        b: bt.as_ptr(),
+                        ldb: np,
+                        c: acc.as_mut_ptr(),
+                        ldc: np,
+                        mp: ogp,
+                        kp: up32(len),
+                        n_lo: 0,
+                        n_hi: np,
+                        accumulate: !first,
+                    })
+                };
+                first = false;
+            }
+        }
+        let off = gr * og * k + c0 * khw;
+        assert!(off + (og - 1) * k + n <= dwlen);
+        for (i, row) in acc.chunks_exact(np).take(og).enumerate() {
+            // SAFETY: item (gr, c0..c0+nc) alone writes rows gr·og.. of dw, columns
+            // c0·khw..c0·khw+n (in bounds, checked above).
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dwp.ptr().add(off + i * k), n) };
+        }
+    });
+    dw
+}
+
 /// Input gradient: `dy [N, O, Ho, Wo]`, `wt` → `dx [N, C, H, W]`.
 ///
 /// Work items are (image, group, block of input channels): `dcols = W[:, block]ᵀ · dY`, tile by

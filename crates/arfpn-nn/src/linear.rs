@@ -87,7 +87,7 @@ pub fn linear(
 }
 
 /// `x [m, k] · wᵀ (w [n, k])` with bf16 operands and f32 accumulation on AMX (the
-/// [`MatmulPrecision::Bf16`](crate::MatmulPrecision::Bf16) path); gradients in f32.
+/// [`MatmulPrecision::Bf16`](crate::MatmulPrecision::Bf16) path).
 struct MatmulBf16;
 
 impl CustomOp2 for MatmulBf16 {
@@ -116,15 +116,9 @@ impl CustomOp2 for MatmulBf16 {
         let a = PackedA::new(x, m, k, (k, 1));
         let mut b = vec![0u32; up32(k) / 2 * up32(n)];
         amx::pack_b_transposed(w, n, k, k, &mut b);
-        let np = up32(n);
-        let mut c = vec![0f32; up32(m) * np];
-        amx::matmul_parallel(&a, &b, n, &mut c);
-        let mut y = Vec::with_capacity(m * n);
-        for row in c.chunks_exact(np).take(m) {
-            y.extend_from_slice(&row[..n]);
-        }
-        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+        Ok((CpuStorage::F32(product(&a, &b, n)), Shape::from((m, n))))
     }
+    /// bf16 products again when the backward runs inside the bf16 scope, f32 otherwise.
     fn bwd(
         &self,
         x: &Tensor,
@@ -132,14 +126,88 @@ impl CustomOp2 for MatmulBf16 {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = match x.track_op() {
-            true => Some(grad.matmul(w)?),
-            false => None,
+        let bf16 = crate::precision::use_bf16();
+        let grad = grad.contiguous()?;
+        let dx = match (x.track_op(), bf16) {
+            (false, _) => None,
+            (true, true) => Some(grad.apply_op2_no_bwd(w, &GradTimes)?),
+            (true, false) => Some(grad.matmul(w)?),
         };
-        let dw = match w.track_op() {
-            true => Some(grad.t()?.matmul(x)?),
-            false => None,
+        let dw = match (w.track_op(), bf16) {
+            (false, _) => None,
+            (true, true) => Some(grad.apply_op2_no_bwd(x, &GradTransposedTimes)?),
+            (true, false) => Some(grad.t()?.matmul(x)?),
         };
         Ok((dx, dw))
+    }
+}
+
+/// `C [a.m, n]` = `A · B` (packed), the padding cut off.
+fn product(a: &PackedA, b: &[u32], n: usize) -> Vec<f32> {
+    let np = up32(n);
+    let mut c = vec![0f32; up32(a.m) * np];
+    amx::matmul_parallel(a, b, n, &mut c);
+    let mut y = Vec::with_capacity(a.m * n);
+    for row in c.chunks_exact(np).take(a.m) {
+        y.extend_from_slice(&row[..n]);
+    }
+    y
+}
+
+/// The two f32 operands of a backward op, with their 2-D sizes.
+fn operands<'a>(
+    s1: &'a CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(&'a [f32], (usize, usize), &'a [f32], (usize, usize))> {
+    let a = contiguous_slice::<f32>(s1, l1, "linear", "grad")?;
+    let b = contiguous_slice::<f32>(s2, l2, "linear", "operand")?;
+    Ok((a, l1.shape().dims2()?, b, l2.shape().dims2()?))
+}
+
+/// Input gradient `dx [m, k] = grad [m, n] · w [n, k]` in bf16 products.
+struct GradTimes;
+
+impl CustomOp2 for GradTimes {
+    fn name(&self) -> &'static str {
+        "arfpn-linear-bf16-bwd-input"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, (m, n), w, (n2, k)) = operands(s1, l1, s2, l2)?;
+        debug_assert_eq!(n, n2);
+        let a = PackedA::new(g, m, n, (n, 1));
+        let mut b = vec![0u32; up32(n) / 2 * up32(k)];
+        amx::pack_b_rows_parallel(w, n, k, k, &mut b);
+        Ok((CpuStorage::F32(product(&a, &b, k)), Shape::from((m, k))))
+    }
+}
+
+/// Weight gradient `dw [n, k] = gradᵀ [n, m] · x [m, k]` in bf16 products.
+struct GradTransposedTimes;
+
+impl CustomOp2 for GradTransposedTimes {
+    fn name(&self) -> &'static str {
+        "arfpn-linear-bf16-bwd-weight"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, (m, n), x, (m2, k)) = operands(s1, l1, s2, l2)?;
+        debug_assert_eq!(m, m2);
+        let a = PackedA::new(g, n, m, (1, n));
+        let mut b = vec![0u32; up32(m) / 2 * up32(k)];
+        amx::pack_b_rows_parallel(x, m, k, k, &mut b);
+        Ok((CpuStorage::F32(product(&a, &b, k)), Shape::from((n, k))))
     }
 }

@@ -5,10 +5,12 @@
 //!
 //! Like `autocast`, the choice is a per-thread scope ([`with_matmul_precision`]): the
 //! weights stay f32, each product rounds its two operands to bf16 (round to nearest even)
-//! and accumulates in f32, and the result is f32, so nothing else in a model changes.
-//! Gradients, when a backward pass runs inside the scope, are computed in f32 against the
-//! f32 weights and inputs. Where bf16 cannot run ([`bf16_matmul_available`] is false: no
-//! AMX, not Linux x86-64, f64 tensors, a GPU tensor) the products stay f32.
+//! and accumulates in f32, and the result is f32, so nothing else in a model changes. What
+//! counts is where an op runs: a backward pass (`loss.backward()`) run inside the scope
+//! computes the input and weight gradients of convolutions and linear layers with bf16
+//! products too (bias gradients and everything else stay f32), one run outside it in f32.
+//! Where bf16 cannot run ([`bf16_matmul_available`] is false: no AMX, not Linux x86-64;
+//! f64 tensors; a GPU tensor) the products stay f32.
 //!
 //! ```
 //! use arfpn_nn::{conv2d_op, with_matmul_precision, Conv2dConfig, MatmulPrecision};

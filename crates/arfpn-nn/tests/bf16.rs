@@ -1,8 +1,8 @@
 //! The bf16 matrix-product path (`with_matmul_precision(MatmulPrecision::Bf16, …)`):
 //! convolutions and linear layers equal an f64 computation on the bf16-rounded operands
 //! (rounded by candle's own `to_dtype(BF16)`, an independent implementation) up to f32
-//! accumulation error; gradients inside the scope equal the f32 ones; outside the scope, or
-//! on a machine without AMX, nothing changes.
+//! accumulation error, forward and backward; outside the scope, or on a machine without
+//! AMX, nothing changes.
 
 use arfpn_nn::{
     bf16_matmul_available, conv2d_op, matmul_precision, with_matmul_precision, Conv2dConfig,
@@ -116,29 +116,108 @@ fn linear_bf16_equals_f64_on_rounded_operands() -> Result<()> {
     Ok(())
 }
 
-/// Inside the scope the backward is the f32 one. With `y.backward()` (every output
-/// gradient 1) the gradients do not depend on the forward values, so they must equal the
-/// f32 ones: bit for bit for the convolution (same kernels), and up to the order of f32
-/// sums for the linear layer (candle's matmul backward multiplies the same matrices
-/// differently transposed).
+/// `Σ y·r` for a fixed random `r`: its gradients are the ops' backward products with an
+/// upstream gradient `r` that is not exact in bf16.
+fn weighted(y: &Tensor, seed: u64) -> Result<(Tensor, Tensor)> {
+    let r = uniform(seed, y.dims(), DType::F32, y.device())?;
+    Ok(((y * &r)?.sum_all()?, r))
+}
+
+/// A backward run inside the scope computes the input and weight gradients with bf16
+/// products: equal to f64 gradients of the bf16-rounded operands and upstream gradient, up
+/// to f32 accumulation. The bound of each value is the same gradient with every operand
+/// replaced by its absolute value.
 #[test]
-fn gradients_inside_the_scope_are_the_f32_ones() -> Result<()> {
+fn gradients_inside_the_scope_use_bf16_products() -> Result<()> {
+    if !bf16_matmul_available() {
+        eprintln!("skipped: no AMX-BF16 on this machine");
+        return Ok(());
+    }
+    let dev = Device::Cpu;
+    for (i, &(n, c, h, w, o, k, cf)) in cases().iter().enumerate() {
+        let x = Var::from_tensor(&uniform(400 + i as u64, &[n, c, h, w], DType::F32, &dev)?)?;
+        let wt = uniform(500 + i as u64, &[o, c / cf.groups, k, k], DType::F32, &dev)?;
+        let wt = Var::from_tensor(&wt)?;
+        let got = with_matmul_precision(BF16, || -> Result<_> {
+            let y = conv2d_op(x.as_tensor(), wt.as_tensor(), None, cf)?;
+            let (loss, r) = weighted(&y, 600 + i as u64)?;
+            let g = loss.backward()?;
+            Ok((g.get(&x).cloned(), g.get(&wt).cloned(), r))
+        })?;
+        let (gx, gw, r) = got;
+        // f64 references on rounded operands, and their bounds.
+        let reference = |abs: bool| -> Result<(Tensor, Tensor)> {
+            let f = |t: &Tensor| -> Result<Tensor> {
+                let t = rounded_f64(t)?;
+                if abs {
+                    t.abs()
+                } else {
+                    Ok(t)
+                }
+            };
+            let (xr, wr, rr) = (
+                Var::from_tensor(&f(x.as_tensor())?)?,
+                Var::from_tensor(&f(wt.as_tensor())?)?,
+                f(&r)?,
+            );
+            let y = conv2d_op(xr.as_tensor(), wr.as_tensor(), None, cf)?;
+            let g = (y * rr)?.sum_all()?.backward()?;
+            let get = |v: &Var| g.get(v.as_tensor()).cloned().expect("a gradient");
+            Ok((get(&xr), get(&wr)))
+        };
+        let (wx, ww) = reference(false)?;
+        let (sx, sw) = reference(true)?;
+        assert_close(&gx.expect("dx"), &wx, &sx, &format!("conv case {i}: dx"))?;
+        assert_close(&gw.expect("dw"), &ww, &sw, &format!("conv case {i}: dw"))?;
+    }
+    for (i, &(m, k, n)) in [(7, 33, 5), (70, 600, 40), (33, 64, 1030)]
+        .iter()
+        .enumerate()
+    {
+        let x = Var::from_tensor(&uniform(700 + i as u64, &[m, k], DType::F32, &dev)?)?;
+        let w = Var::from_tensor(&uniform(800 + i as u64, &[n, k], DType::F32, &dev)?)?;
+        let (gx, gw, r) = with_matmul_precision(BF16, || -> Result<_> {
+            let z = Linear::new(w.as_tensor().clone(), None).forward(x.as_tensor())?;
+            let (loss, r) = weighted(&z, 900 + i as u64)?;
+            let g = loss.backward()?;
+            Ok((g.get(&x).cloned(), g.get(&w).cloned(), r))
+        })?;
+        let (gx, gw) = (gx.expect("dx"), gw.expect("dw"));
+        let (xr, wr, rr) = (rounded_f64(&x)?, rounded_f64(&w)?, rounded_f64(&r)?);
+        // z = x·wᵀ: dx = r·w, dw = rᵀ·x.
+        let dx = rr.matmul(&wr)?;
+        let dw = rr.t()?.matmul(&xr)?;
+        let sx = rr.abs()?.matmul(&wr.abs()?)?;
+        let sw = rr.abs()?.t()?.matmul(&xr.abs()?)?;
+        assert_close(&gx, &dx, &sx, &format!("linear case {i}: dx"))?;
+        assert_close(&gw, &dw, &sw, &format!("linear case {i}: dw"))?;
+    }
+    Ok(())
+}
+
+/// A backward run outside the scope is the f32 one, even for a graph built inside it: with
+/// `y.backward()` (every upstream gradient 1) the gradients do not depend on the forward
+/// values, so they equal those of an f32 graph — bit for bit for the convolution, up to the
+/// order of f32 sums for the linear layer (candle's matmul backward multiplies the same
+/// matrices differently transposed).
+#[test]
+fn backward_outside_the_scope_is_f32() -> Result<()> {
     let dev = Device::Cpu;
     let x = Var::from_tensor(&uniform(1, &[2, 8, 9, 10], DType::F32, &dev)?)?;
     let w = Var::from_tensor(&uniform(2, &[40, 8, 3, 3], DType::F32, &dev)?)?;
     let rows = Var::from_tensor(&uniform(3, &[50, 70], DType::F32, &dev)?)?;
     let lw = Var::from_tensor(&uniform(4, &[33, 70], DType::F32, &dev)?)?;
-    let grads = |p: MatmulPrecision| {
-        with_matmul_precision(p, || -> Result<_> {
+    let grads = |p: MatmulPrecision| -> Result<_> {
+        let (y, z) = with_matmul_precision(p, || -> Result<_> {
             let y = conv2d_op(x.as_tensor(), w.as_tensor(), None, cfg(2, 1, 1, 1))?;
-            let gc = y.backward()?;
             let z = Linear::new(lw.as_tensor().clone(), None).forward(rows.as_tensor())?;
-            let gl = z.backward()?;
-            let get = |g: &candle_core::backprop::GradStore, v: &Var| {
-                g.get(v.as_tensor()).cloned().expect("a gradient")
-            };
-            Ok([get(&gc, &x), get(&gc, &w), get(&gl, &rows), get(&gl, &lw)])
-        })
+            Ok((y, z))
+        })?;
+        let (gc, gl) = (y.backward()?, z.backward()?);
+        let get = |g: &candle_core::backprop::GradStore, v: &Var| {
+            g.get(v.as_tensor()).cloned().expect("a gradient")
+        };
+        Ok([get(&gc, &x), get(&gc, &w), get(&gl, &rows), get(&gl, &lw)])
     };
     let [cx, cw, lx, lw32] = grads(MatmulPrecision::F32)?;
     let [bx, bw, blx, blw] = grads(BF16)?;
