@@ -154,16 +154,19 @@ fn product(a: &PackedA, b: &[u32], n: usize) -> Vec<f32> {
     y
 }
 
+/// An f32 matrix operand and its (rows, columns).
+type Matrix<'a> = (&'a [f32], (usize, usize));
+
 /// The two f32 operands of a backward op, with their 2-D sizes.
 fn operands<'a>(
     s1: &'a CpuStorage,
     l1: &Layout,
     s2: &'a CpuStorage,
     l2: &Layout,
-) -> Result<(&'a [f32], (usize, usize), &'a [f32], (usize, usize))> {
+) -> Result<(Matrix<'a>, Matrix<'a>)> {
     let a = contiguous_slice::<f32>(s1, l1, "linear", "grad")?;
     let b = contiguous_slice::<f32>(s2, l2, "linear", "operand")?;
-    Ok((a, l1.shape().dims2()?, b, l2.shape().dims2()?))
+    Ok(((a, l1.shape().dims2()?), (b, l2.shape().dims2()?)))
 }
 
 /// Input gradient `dx [m, k] = grad [m, n] · w [n, k]` in bf16 products.
@@ -180,7 +183,7 @@ impl CustomOp2 for GradTimes {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, (m, n), w, (n2, k)) = operands(s1, l1, s2, l2)?;
+        let ((g, (m, n)), (w, (n2, k))) = operands(s1, l1, s2, l2)?;
         debug_assert_eq!(n, n2);
         let a = PackedA::new(g, m, n, (n, 1));
         let mut b = vec![0u32; up32(n) / 2 * up32(k)];
@@ -203,7 +206,7 @@ impl CustomOp2 for GradTransposedTimes {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, (m, n), x, (m2, k)) = operands(s1, l1, s2, l2)?;
+        let ((g, (m, n)), (x, (m2, k))) = operands(s1, l1, s2, l2)?;
         debug_assert_eq!(m, m2);
         let a = PackedA::new(g, n, m, (1, n));
         let mut b = vec![0u32; up32(m) / 2 * up32(k)];
