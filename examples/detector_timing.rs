@@ -10,8 +10,8 @@
 //! `{"infer_ms": …, "train_step_ms": …, "peak_rss_mb": …}` (minimum over the runs after one
 //! warm-up; with `--threads 1` process CPU time, else wall time) and, without `--json`, a
 //! per-stage profile of the inference. `--device cuda:0` (with the `cuda` feature) times the
-//! same on a GPU. `--precision bf16` runs the inference's convolutions and linear layers
-//! with bf16 products on CPUs with Intel AMX.
+//! same on a GPU. `--precision bf16` runs the convolutions and linear layers (forward and
+//! backward) with bf16 products on CPUs with Intel AMX.
 
 use std::time::Instant;
 
@@ -47,8 +47,9 @@ struct Args {
     /// device synchronisation).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Precision of the inference's matrix products: f32, or bf16 (Intel AMX, f32
-    /// accumulation; f32 where the CPU lacks AMX). The training step is always f32.
+    /// Precision of the matrix products of the inference and the training step (forward
+    /// and backward): f32, or bf16 (Intel AMX, f32 accumulation; f32 where the CPU lacks
+    /// AMX).
     #[arg(long, default_value = "f32")]
     precision: arfpn::MatmulPrecision,
     /// Time inference only (e.g. to profile it alone); `train_step_ms` is then null.
@@ -147,9 +148,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if args.skip_train {
                 return Ok(());
             }
-            let losses = det.forward_train(&batch, std::slice::from_ref(&gt), &mut rng)?;
-            opt.backward_step(&losses.total)?;
-            Ok(())
+            arfpn_nn::with_matmul_precision(args.precision, || {
+                let losses = det.forward_train(&batch, std::slice::from_ref(&gt), &mut rng)?;
+                opt.backward_step(&losses.total)?;
+                Ok(())
+            })
         })?;
         if run > 0 {
             infer = infer.min(ti);

@@ -77,6 +77,10 @@ struct Args {
     /// at the first (BCCD has two zero-area boxes).
     #[arg(long)]
     lenient: bool,
+    /// Precision of the training steps' convolution and linear-layer products: f32, or
+    /// bf16 (bf16 operands, f32 accumulation; on CPUs with Intel AMX, f32 elsewhere).
+    #[arg(long, default_value = "f32")]
+    precision: arfpn::MatmulPrecision,
     /// Device: cpu or cuda:N (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -194,6 +198,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             seed: a.seed,
             eval_every: Some(a.eval_every as usize),
             checkpoint_every: a.checkpoint_every as usize,
+            precision: a.precision,
             ..TrainConfig::default()
         };
         std::fs::write(

@@ -53,25 +53,61 @@ pub(crate) struct PackedA {
 }
 
 impl PackedA {
-    /// Packs `a [m, k]` given by `(row stride, column stride)` over `src`.
-    pub fn new(src: &[f32], m: usize, k: usize, (rs, cs): (usize, usize)) -> Self {
+    /// Packs `a [m, k]` given by `(row stride, column stride)` over `src`, the rows spread
+    /// over rayon's pool.
+    pub fn new(src: &[f32], m: usize, k: usize, strides: (usize, usize)) -> Self {
+        let mut a = Self {
+            m: 0,
+            k: 0,
+            data: Vec::new(),
+        };
+        a.refill(src, m, k, strides, true);
+        a
+    }
+
+    /// Packs `a [m, k]` into this buffer (reusing its memory), on the calling thread only
+    /// unless `parallel`.
+    pub fn refill(
+        &mut self,
+        src: &[f32],
+        m: usize,
+        k: usize,
+        (rs, cs): (usize, usize),
+        parallel: bool,
+    ) {
+        use rayon::prelude::*;
         let kp = up32(k);
-        let mut data = vec![0u16; up32(m) * kp];
         if m > 0 && k > 0 {
             assert!((m - 1) * rs + (k - 1) * cs < src.len());
         }
-        use rayon::prelude::*;
-        let rows = data.par_chunks_exact_mut(kp).take(m).enumerate();
-        rows.with_min_len(16).for_each(|(i, row)| {
-            if cs == 1 {
+        self.m = m;
+        self.k = k;
+        self.data.resize(up32(m) * kp, 0);
+        if kp == 0 {
+            return;
+        }
+        let row = |(i, row): (usize, &mut [u16])| {
+            if i >= m {
+                row.fill(0);
+            } else if cs == 1 {
                 convert(&src[i * rs..i * rs + k], &mut row[..k]);
+                row[k..].fill(0);
             } else {
                 for (j, v) in row[..k].iter_mut().enumerate() {
                     *v = to_bf16(src[i * rs + j * cs]);
                 }
+                row[k..].fill(0);
             }
-        });
-        Self { m, k, data }
+        };
+        let rows = &mut self.data[..up32(m) * kp];
+        if parallel {
+            rows.par_chunks_exact_mut(kp)
+                .enumerate()
+                .with_min_len(16)
+                .for_each(row);
+        } else {
+            rows.chunks_exact_mut(kp).enumerate().for_each(row);
+        }
     }
 
     /// Start of the packed values (row `i`, column `j` at `i·stride() + j`).
@@ -167,11 +203,6 @@ fn pack_b_rows_with(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32],
 /// of 16 pair-rows run in parallel, each reading 32 consecutive values of every row of `w`.
 pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
     pack_b_transposed_with(w, n, k, rs, dst, true)
-}
-
-/// [`pack_b_transposed`] on the calling thread only.
-pub(crate) fn pack_b_transposed_serial(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
-    pack_b_transposed_with(w, n, k, rs, dst, false)
 }
 
 fn pack_b_transposed_with(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32], par: bool) {
@@ -698,6 +729,10 @@ mod tests {
             let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
             let pt = PackedA::new(&at, m, k, (1, m));
             assert_eq!(pt.data, pa.data);
+            // A reused buffer that held a larger matrix packs the same (padding cleared).
+            let mut re = PackedA::new(&vals(40 * 70, 9), 40, 70, (70, 1));
+            re.refill(&a, m, k, (k, 1), false);
+            assert_eq!(re.data[..pa.data.len()], pa.data[..]);
             // Split among threads: the same bits.
             let mut cp = vec![f32::NAN; c.len()];
             matmul_parallel(&pa, &pb, n, &mut cp);

@@ -654,91 +654,72 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
 /// [`conv_bwd_weight`] with bf16 operands and f32 accumulation on AMX; the caller checks
 /// `amx::available()`.
 ///
-/// Each image's `dY` is packed once as the left operand; items are (group, block of input
-/// channels) as in [`conv_bwd_weight`], each accumulating `dY[:, tile] · cols(block, tile)ᵀ`
-/// over images and tiles in f32 and writing its columns of `dW` once.
+/// Computes `dWᵀ[block] = Σ_images Σ_tiles cols(block, tile) · dY[:, tile]ᵀ`: each image's
+/// `dYᵀ` is packed once as the right operand (shared by every block of channels), each
+/// column tile is the left operand as im2col made it (no transpose), and each item (group,
+/// block of input channels, as in [`conv_bwd_weight`]) accumulates its block in f32 and
+/// writes its columns of `dW` once.
 pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
-    use crate::amx::RawGemm;
-    use crate::amx::{gemm_raw, pack_b_transposed, pack_b_transposed_serial, up32, PackedA};
+    use crate::amx::{gemm_raw, pack_b_transposed, up32, PackedA, RawGemm};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
     let mut dw = vec![0f32; g.o * k];
     let plane = g.h * g.w;
-    // dY of every image and group as the left operand [og↑32, L↑32].
-    let dys: Vec<PackedA> = (0..g.n * g.groups)
-        .map(|i| PackedA::new(&dy[i * og * l..(i + 1) * og * l], og, l, (l, 1)))
+    // dYᵀ [L, og] of every image and group as the right operand: lp/2 pair rows × ogp.
+    let dyt: Vec<Vec<u32>> = (0..g.n * g.groups)
+        .map(|i| {
+            let mut v = vec![0u32; lp / 2 * ogp];
+            pack_b_transposed(&dy[i * og * l..(i + 1) * og * l], og, l, l, &mut v);
+            v
+        })
         .collect();
-    if g.is_pointwise() {
-        // dW[og, cg] = Σ_b dY[og, L] · xᵀ[L, cg] per group.
-        let cgp = up32(cg);
-        let mut xt = vec![0u32; lp / 2 * cgp];
-        let mut acc = vec![0f32; ogp * cgp];
-        for gr in 0..g.groups {
-            for b in 0..g.n {
-                let xs = &x[(b * g.c + gr * cg) * plane..][..cg * plane];
-                pack_b_transposed(xs, cg, l, l, &mut xt);
-                let a = &dys[b * g.groups + gr];
-                let raw = RawGemm {
-                    a: a.as_ptr(),
-                    lda: a.stride(),
-                    b: xt.as_ptr(),
-                    ldb: cgp,
-                    c: acc.as_mut_ptr(),
-                    ldc: cgp,
-                    mp: ogp,
-                    kp: lp,
-                    n_lo: 0,
-                    n_hi: cgp,
-                    accumulate: b > 0,
-                };
-                // SAFETY: A is ogp × lp, B lp/2 × cgp pairs, C ogp × cgp, allocated here.
-                unsafe { gemm_columns_parallel(raw, cg) };
-            }
-            let dws = &mut dw[gr * og * k..(gr + 1) * og * k];
-            for (d, s) in dws.chunks_exact_mut(k).zip(acc.chunks_exact(cgp)) {
-                d.copy_from_slice(&s[..k]);
-            }
-        }
-        return dw;
-    }
-    let khw = g.kh * g.kw;
-    let cb = tiling.channel_block(g);
+    let (khw, cb) = if g.is_pointwise() {
+        // Blocks of whole 32-row panels, at least two per thread.
+        let threads = rayon::current_num_threads().max(1);
+        (1, up32(cg.div_ceil(2 * threads)).min(cg))
+    } else {
+        (g.kh * g.kw, tiling.channel_block(g))
+    };
     let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);
     let items: Vec<(usize, (usize, usize))> = (0..g.groups)
         .flat_map(|gr| chunks(cg, cb).map(move |c| (gr, c)))
         .collect();
     let dwp = SharedMut(dw.as_mut_ptr());
     let dwlen = dw.len();
+    let pointwise = g.is_pointwise();
     items.into_par_iter().for_each(|(gr, (c0, nc))| {
         let n = nc * khw;
-        let np = up32(n);
-        let mut cols = vec![0f32; n * lt];
-        let mut bt = vec![0u32; lt / 2 * np];
-        let mut acc = vec![0f32; ogp * np];
+        let mut cols = vec![0f32; if pointwise { 0 } else { n * lt }];
+        let mut a = PackedA::new(&[], 0, 0, (0, 0));
+        let mut acc = vec![0f32; up32(n) * ogp];
         let mut first = true;
         for b in 0..g.n {
             let xs = &x[(b * g.c + gr * cg) * plane..][..cg * plane];
-            let a = &dys[b * g.groups + gr];
+            let bt = &dyt[b * g.groups + gr];
             for (l0, len) in chunks(l, lt) {
-                im2col_tile(xs, g, c0, nc, l0, len, &mut cols);
-                // colsᵀ [len, n] as the right operand; its rows past `len` are zero, so the
-                // next tile's dY values that A's block reads there add nothing.
-                pack_b_transposed_serial(&cols[..n * len], n, len, len, &mut bt);
+                if pointwise {
+                    a.refill(&xs[c0 * l + l0..], n, len, (l, 1), false);
+                } else {
+                    im2col_tile(xs, g, c0, nc, l0, len, &mut cols);
+                    a.refill(&cols[..n * len], n, len, (len, 1), false);
+                }
                 assert!(l0 + up32(len) <= lp);
-                // SAFETY: A is dY (ogp × lp) from column l0 (a multiple of 32) over up32(len)
-                // ≤ lp − l0 columns; B up32(len)/2 × np pairs; C `acc` ogp × np.
+                // SAFETY: A is the tile (up32(n) × up32(len), its columns past `len` zero,
+                // so the next tile's rows of B add nothing); B is dYᵀ from pair row l0/2 (l0
+                // a multiple of 32) over up32(len)/2 ≤ (lp − l0)/2 pair rows × ogp; C `acc`
+                // up32(n) × ogp.
                 unsafe {
                     gemm_raw(&RawGemm {
-                        a: a.as_ptr().add(l0),
+                        a: a.as_ptr(),
                         lda: a.stride(),
-                        b: bt.as_ptr(),
-                        ldb: np,
+                        b: bt.as_ptr().add(l0 / 2 * ogp),
+                        ldb: ogp,
                         c: acc.as_mut_ptr(),
-                        ldc: np,
-                        mp: ogp,
+                        ldc: ogp,
+                        mp: up32(n),
                         kp: up32(len),
                         n_lo: 0,
-                        n_hi: np,
+                        n_hi: ogp,
                         accumulate: !first,
                     })
                 };
@@ -747,10 +728,13 @@ pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tili
         }
         let off = gr * og * k + c0 * khw;
         assert!(off + (og - 1) * k + n <= dwlen);
-        for (i, row) in acc.chunks_exact(np).take(og).enumerate() {
+        for o in 0..og {
             // SAFETY: item (gr, c0..c0+nc) alone writes rows gr·og.. of dw, columns
             // c0·khw..c0·khw+n (in bounds, checked above).
-            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dwp.ptr().add(off + i * k), n) };
+            let row = unsafe { std::slice::from_raw_parts_mut(dwp.ptr().add(off + o * k), n) };
+            for (r, d) in row.iter_mut().enumerate() {
+                *d = acc[r * ogp + o];
+            }
         }
     });
     dw

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arfpn_boxes::{Detections, GroundTruth, ImageSize, SplitMix64};
-use arfpn_nn::{Adam, AdamConfig, ImageBatch, LrDecay, LrSchedule, SgdConfig, SgdMomentum};
+use arfpn_nn::{
+    with_matmul_precision, Adam, AdamConfig, ImageBatch, LrDecay, LrSchedule, MatmulPrecision,
+    SgdConfig, SgdMomentum,
+};
 use arfpn_voc::{RgbImage, VocDataset};
 use candle_core::Var;
 use candle_nn::Optimizer;
@@ -135,6 +138,11 @@ pub struct TrainConfig {
     pub max_bad_steps: usize,
     /// Log losses every this many steps.
     pub log_every: usize,
+    /// Precision of the convolutions' and linear layers' products in the training steps
+    /// (forward and backward): f32, or bf16 with f32 accumulation on CPUs with Intel AMX
+    /// (see [`arfpn_nn::with_matmul_precision`]). Evaluation during training follows the
+    /// detector's own setting ([`Detector::set_matmul_precision`]).
+    pub precision: MatmulPrecision,
 }
 
 impl Default for TrainConfig {
@@ -165,6 +173,7 @@ impl Default for TrainConfig {
             early_stop_patience: None,
             max_bad_steps: 20,
             log_every: 20,
+            precision: MatmulPrecision::F32,
         }
     }
 }
@@ -787,7 +796,10 @@ impl Trainer {
             truth.push(gt);
         }
         let batch = ImageBatch::from_images(&images, 1)?;
-        let losses = self.detector.forward_train(&batch, &truth, &mut rng)?;
+        let precision = self.config.precision;
+        let losses = with_matmul_precision(precision, || {
+            self.detector.forward_train(&batch, &truth, &mut rng)
+        })?;
         self.progress.rng = rng.state();
         let values = losses.values()?;
         let bad = values.non_finite();
@@ -796,7 +808,7 @@ impl Trainer {
                 bad.into_iter().map(String::from).collect(),
             ));
         }
-        let mut grads = losses.total.backward()?;
+        let mut grads = with_matmul_precision(precision, || losses.total.backward())?;
         let mut sq = 0f64;
         for (_, v) in &self.vars {
             if let Some(g) = grads.get(v.as_tensor()) {
