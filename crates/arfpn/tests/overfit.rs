@@ -8,7 +8,7 @@ use arfpn::{
 };
 use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
-use arfpn_nn::{SgdConfig, SgdMomentum};
+use arfpn_nn::{with_matmul_precision, SgdConfig, SgdMomentum};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::LabelSet;
 use candle_core::Device;
@@ -50,41 +50,65 @@ fn cpu_small_overfits_two_synthetic_images() -> Result<(), Box<dyn std::error::E
     cfg.roi_heads.box_head = arfpn_head::BoxHeadConfig::TwoMlp {
         representation_size: 128,
     };
-    let det = Detector::new(cfg, 0, &dev)?;
-    let mut opt = SgdMomentum::new(
-        det.trainable_vars(),
-        SgdConfig {
-            lr: 0.02,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            nesterov: false,
-        },
-    )?;
-    let mut rng = SplitMix64::new(0);
-    let t0 = std::time::Instant::now();
-    let mut last = None;
-    for step in 0..steps {
-        let i = step % images.len();
-        let batch = ImageBatch::from_images(std::slice::from_ref(&images[i]), 1)?;
-        // Short linear warm-up, as every detector recipe does from scratch.
-        let lr = 0.02 * ((step + 1) as f64 / 50.0).min(1.0);
-        opt.set_learning_rate(lr);
-        let losses = det.forward_train(&batch, std::slice::from_ref(&truth[i]), &mut rng)?;
-        let v = losses.values()?;
-        assert!(v.non_finite().is_empty(), "step {step}: {v:?}");
-        opt.backward_step(&losses.total)?;
-        last = Some(v);
-    }
+    // `steps` of momentum SGD from scratch with the products in `precision`.
+    let train =
+        |precision: MatmulPrecision| -> Result<(Detector, f64), Box<dyn std::error::Error>> {
+            let det = Detector::new(cfg.clone(), 0, &dev)?;
+            let mut opt = SgdMomentum::new(
+                det.trainable_vars(),
+                SgdConfig {
+                    lr: 0.02,
+                    momentum: 0.9,
+                    weight_decay: 0.0,
+                    nesterov: false,
+                },
+            )?;
+            let mut rng = SplitMix64::new(0);
+            let t0 = std::time::Instant::now();
+            let mut last = None;
+            for step in 0..steps {
+                let i = step % images.len();
+                let batch = ImageBatch::from_images(std::slice::from_ref(&images[i]), 1)?;
+                // Short linear warm-up, as every detector recipe does from scratch.
+                let lr = 0.02 * ((step + 1) as f64 / 50.0).min(1.0);
+                opt.set_learning_rate(lr);
+                with_matmul_precision(precision, || -> Result<(), Box<dyn std::error::Error>> {
+                    let losses =
+                        det.forward_train(&batch, std::slice::from_ref(&truth[i]), &mut rng)?;
+                    let v = losses.values()?;
+                    assert!(v.non_finite().is_empty(), "step {step}: {v:?}");
+                    opt.backward_step(&losses.total)?;
+                    last = Some(v);
+                    Ok(())
+                })?;
+            }
+            let batch = ImageBatch::from_images(&images, 1)?;
+            let map = voc_map(&classes, &det.detect(&batch)?, &truth)?
+                .map
+                .unwrap_or(0.0);
+            eprintln!(
+            "{precision} training: {steps} steps in {:.1} s, last losses {last:?}, mAP {map:.3} on {} objects",
+            t0.elapsed().as_secs_f64(),
+            truth.iter().map(|t| t.len()).sum::<usize>()
+        );
+            Ok((det, map))
+        };
+    let (det, map) = train(MatmulPrecision::F32)?;
     let batch = ImageBatch::from_images(&images, 1)?;
     let dets = det.detect(&batch)?;
-    let result = voc_map(&classes, &dets, &truth)?;
-    let map = result.map.unwrap_or(0.0);
-    eprintln!(
-        "{steps} steps in {:.1} s, last losses {last:?}, mAP {map:.3} on {} objects",
-        t0.elapsed().as_secs_f64(),
-        truth.iter().map(|t| t.len()).sum::<usize>()
-    );
     assert!(map >= 0.9, "mAP {map:.3} after {steps} steps");
+
+    // Training with bf16 products (forward and backward, f32 accumulation and weights)
+    // learns as well, where the CPU has AMX (elsewhere it would repeat the f32 run).
+    if bf16_matmul_available() {
+        let (_, map16) = train(MatmulPrecision::Bf16)?;
+        assert!(
+            map16 >= 0.9,
+            "bf16 training: mAP {map16:.3} after {steps} steps"
+        );
+    } else {
+        eprintln!("bf16 training skipped: no AMX-BF16 on this machine");
+    }
 
     // bf16 inference (Intel AMX; f32 where the CPU lacks it): the same mAP and, for every
     // confident f32 detection, a bf16 detection of its class on the same cell.
