@@ -6,7 +6,9 @@ R-CNN (random weights, FrozenBN as the detection models use it, no resizing: min
 max_size fixed to the input, 2000/2000 training and 1000/1000 test proposals, 512 RoIs) at
 480x640, 15 classes (14 + background). Prints one JSON object
 {"infer_ms", "train_step_ms", "peak_rss_mb"}: the minimum over --runs after one warm-up;
-with --threads 1 process CPU time, else wall time.
+with --threads 1 process CPU time, else wall time. `--bf16` runs both under
+`torch.autocast("cpu", dtype=torch.bfloat16)` (PyTorch's mixed precision on CPU: oneDNN's
+bf16 kernels, AMX where the CPU has it), the counterpart of `detector_timing --precision bf16`.
 
     /tmp/tv/bin/python scripts/bench_detector_torchvision.py --model resnet50 --threads 2 --runs 3 --json
 """
@@ -30,6 +32,7 @@ def main():
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CPU)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -54,15 +57,19 @@ def main():
                           momentum=0.9, weight_decay=1e-4)
     clock = time.process_time if a.threads == 1 else time.perf_counter
 
+    def cast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16)
+
     def infer():
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             model([image])
 
     def train():
         model.train()
-        losses = model([image], [target])
-        loss = sum(losses.values())
+        with cast():
+            losses = model([image], [target])
+            loss = sum(losses.values())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -73,7 +80,7 @@ def main():
         t = clock(); train(); tt = clock() - t
         if run > 0:
             best_i, best_t = min(best_i, ti), min(best_t, tt)
-    out = {"model": a.model, "threads": a.threads, "infer_ms": best_i * 1e3,
+    out = {"model": a.model, "threads": a.threads, "bf16": a.bf16, "infer_ms": best_i * 1e3,
            "train_step_ms": best_t * 1e3,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "torch": torch.__version__, "torchvision": torchvision.__version__}
