@@ -5,13 +5,15 @@
 # run whose metrics.json is already there.
 #
 #   experiments/ablate.sh DATA_DIR STEPS ARM [ARM...]
-#   e.g. experiments/ablate.sh ../shared/data/bccd 3000 c-arfpn s-arfpn adam anchors32 wce focal
+#   e.g. experiments/ablate.sh ../shared/data/bccd 3000 c-arfpn s-arfpn adam anchors32 wce focal bf16
 #
 # Arms (paper table): fpn, c-arfpn, s-arfpn, cs-arfpn (Table 3: no / channel / spatial / CBAM
 # attention); roipool (Table 6); adam (Table 5: Adam, lr 1e-4, instead of momentum SGD 0.02);
 # anchors32 (one anchor size per level, 32·2^l for P2–P6, torchvision's, instead of the dense
 # three sizes from 8 px); wce (class-weighted cross-entropy, weights mean/count from BCCD's
-# train counts); focal (softmax focal loss, gamma 2).
+# train counts); focal (softmax focal loss, gamma 2); bf16 (the CS-ARFPN arm trained with
+# bf16 products in every convolution and linear layer, forward and backward, f32
+# accumulation and weights: `train --precision bf16`, Intel AMX).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$1 steps=$2; shift 2
@@ -21,6 +23,7 @@ for arm in "$@"; do
     fpn|c-arfpn|s-arfpn|cs-arfpn) args=(--config "experiments/configs/cpu-small-$arm.json") ;;
     roipool|anchors32|wce|focal) args=(--config "experiments/configs/cpu-small-cs-arfpn-$arm.json") ;;
     adam) args=(--config experiments/configs/cpu-small-cs-arfpn.json --optimizer adam --lr 1e-4) ;;
+    bf16) args=(--config experiments/configs/cpu-small-cs-arfpn.json --precision bf16) ;;
     *) echo "unknown arm: $arm" >&2; exit 2 ;;
   esac
   for seed in 0 1; do
