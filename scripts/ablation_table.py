@@ -25,6 +25,7 @@ ARMS = {
     "anchors32": "CS-ARFPN + one anchor size per level, 32·2^l (torchvision's)",
     "wce": "CS-ARFPN + class-weighted cross-entropy",
     "focal": "CS-ARFPN + softmax focal loss (γ = 2)",
+    "bf16": "CS-ARFPN trained with bf16 products (AMX; not in the paper)",
 }
 
 
