@@ -1,18 +1,21 @@
 //! bf16 matrix products on Intel AMX (Advanced Matrix Extensions: Sapphire Rapids and later
-//! Xeons), for the optional bf16 inference path ([`MatmulPrecision::Bf16`]).
+//! Xeons), for the optional bf16 products of convolutions and linear layers, forward and
+//! backward ([`MatmulPrecision::Bf16`]).
 //!
 //! The operands are rounded to bfloat16 (round to nearest even, as PyTorch's `autocast`
 //! does) and multiplied with f32 accumulation by the `TDPBF16PS` instruction, 16×16 outputs ×
 //! 32 products per instruction. The kernel keeps a 32×32 block of the product in four tile
 //! registers while it walks the shared dimension 32 at a time (two tiles of the left operand,
-//! two of the right one), the layout Intel's optimisation manual gives for this instruction.
+//! two of the right one): the usual 2×2 register blocking for this instruction, which uses
+//! all eight tile registers.
 //!
 //! Layouts (all zero-padded, so the kernel never needs edge cases):
 //! * left operand `A [m, k]` → [`PackedA`]: row-major bf16 `[m↑32, k↑32]`;
 //! * right operand `B [k, n]` → "VNNI" pairs: `u32 [k↑32 / 2, n↑32]`, the pair at
 //!   `(p, j)` holding `bf16(B[2p, j])` in its low and `bf16(B[2p + 1, j])` in its high half
 //!   ([`pack_b_rows`], [`pack_b_transposed`]);
-//! * result `C [m↑32, n↑32]` f32, row-major, overwritten.
+//! * result `C [m↑32, n↑32]` f32, row-major, overwritten or added to
+//!   ([`RawGemm::accumulate`]).
 //!
 //! ↑32 is "rounded up to a multiple of 32".
 //!
