@@ -20,6 +20,7 @@ ARMS = {
     "c-arfpn": "C-ARFPN, channel attention / SE (Table 3)",
     "s-arfpn": "S-ARFPN, spatial attention (Table 3)",
     "cs-arfpn": "CS-ARFPN, CBAM: the reference arm (Table 3)",
+    "cs-arfpn-intel": "CS-ARFPN reference again, on the Intel machine with the bf16 arm's build (f32)",
     "roipool": "CS-ARFPN + RoIPool instead of RoIAlign (Table 6)",
     "adam": "CS-ARFPN + Adam lr 1e-4 instead of momentum SGD (Table 5)",
     "anchors32": "CS-ARFPN + one anchor size per level, 32·2^l (torchvision's)",
