@@ -436,7 +436,9 @@ mod x86 {
         }
         let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
         let cpu = edx & (1 << 22) != 0 && edx & (1 << 24) != 0;
-        if !cpu || !std::is_x86_feature_detected!("avx512f") {
+        let avx512 =
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw");
+        if !cpu || !avx512 {
             return false;
         }
         const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
