@@ -205,10 +205,6 @@ fn pack_b_rows_with(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32],
 /// `B = wᵀ [k, n]` (a linear layer's weight): fills `dst` (`k↑32 / 2 · n↑32` pairs). Blocks
 /// of 16 pair-rows run in parallel, each reading 32 consecutive values of every row of `w`.
 pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
-    pack_b_transposed_with(w, n, k, rs, dst, true)
-}
-
-fn pack_b_transposed_with(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32], par: bool) {
     use rayon::prelude::*;
     let np = up32(n);
     let kp = up32(k);
@@ -230,15 +226,10 @@ fn pack_b_transposed_with(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u
             }
         }
     };
-    let blocks = &mut dst[..kp / 2 * np];
-    if par {
-        blocks
-            .par_chunks_mut(PAIRS * np)
-            .enumerate()
-            .for_each(block);
-    } else {
-        blocks.chunks_mut(PAIRS * np).enumerate().for_each(block);
-    }
+    dst[..kp / 2 * np]
+        .par_chunks_mut(PAIRS * np)
+        .enumerate()
+        .for_each(block);
 }
 
 /// `c [a.m↑32, n↑32] = A · B`, `b` packed by [`pack_b_rows`] / [`pack_b_transposed`] for
@@ -249,72 +240,50 @@ fn pack_b_transposed_with(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u
 pub(crate) fn matmul(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     let np = up32(n);
     check(a, b, n, c.len());
-    if np > 0 {
-        // SAFETY: sizes checked; `c` is borrowed mutably, so no one else writes it.
-        unsafe { matmul_cols(a, b, n, c.as_mut_ptr(), 0..np) }
-    }
+    // SAFETY: sizes checked; `c` is borrowed mutably, so no one else writes it.
+    unsafe { matmul_strided(a, b, n, c.as_mut_ptr(), np, 0..np) }
 }
 
 /// [`matmul`] with the columns split among the threads of rayon's pool.
 pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
-    use rayon::prelude::*;
-    let np = up32(n);
+    let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
     check(a, b, n, c.len());
-    let threads = rayon::current_num_threads().max(1);
-    let per = up32(np.div_ceil(threads)).max(32);
-    let cp = SendPtr(c.as_mut_ptr());
-    (0..np)
-        .step_by(per)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|lo| {
-            // SAFETY: sizes checked; each task owns the columns lo..lo+per of `c`.
-            unsafe { matmul_cols(a, b, n, cp.get(), lo..np.min(lo + per)) }
-        });
-}
-
-/// A raw pointer shared by tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to hand disjoint column ranges of one result to parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
+    if mp == 0 || np == 0 {
+        return;
     }
+    if kp == 0 {
+        c[..mp * np].fill(0.0);
+        return;
+    }
+    let g = RawGemm {
+        a: a.data.as_ptr(),
+        lda: kp,
+        b: b.as_ptr(),
+        ldb: np,
+        c: c.as_mut_ptr(),
+        ldc: np,
+        mp,
+        kp,
+        n_lo: 0,
+        n_hi: np,
+        accumulate: false,
+    };
+    // SAFETY: sizes checked; `c` is borrowed mutably, so no one else touches it.
+    unsafe { gemm_raw_parallel(g) }
 }
 
 /// Asserts the sizes [`matmul`] needs.
-pub(crate) fn check(a: &PackedA, b: &[u32], n: usize, c_len: usize) {
+fn check(a: &PackedA, b: &[u32], n: usize, c_len: usize) {
     assert!(available(), "AMX matmul called on a CPU without AMX");
     let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
     assert!(b.len() >= kp / 2 * np && c_len >= mp * np && a.data.len() >= mp * kp);
-}
-
-/// Columns `cols` (multiples of 32) of [`matmul`], writing through a raw `c` (`a.m↑32 ·
-/// n↑32` values) so that threads can fill disjoint column ranges of one result.
-///
-/// # Safety
-/// [`check`] passed for these operands and `c`'s length; no one else reads or writes
-/// columns `cols` of `c` during the call.
-pub(crate) unsafe fn matmul_cols(
-    a: &PackedA,
-    b: &[u32],
-    n: usize,
-    c: *mut f32,
-    cols: std::ops::Range<usize>,
-) {
-    // SAFETY: the caller's contract, with the row stride of a packed result.
-    unsafe { matmul_strided(a, b, n, c, up32(n), cols) }
 }
 
 /// [`matmul`] into a destination with row stride `ldc` (≥ `n↑32`), e.g. straight into a
 /// convolution's output when `a.m` and `n` are multiples of 32.
 ///
 /// # Safety
-/// The operand sizes as [`check`] asserts them; `c + i·ldc + j` writable for `i < a.m↑32`,
+/// The operand sizes as [`matmul`] asserts them; `c + i·ldc + j` writable for `i < a.m↑32`,
 /// `j` in `cols` (multiples of 32, within `n↑32`), and touched by no one else meanwhile.
 pub(crate) unsafe fn matmul_strided(
     a: &PackedA,
@@ -392,6 +361,42 @@ pub(crate) unsafe fn gemm_raw(g: &RawGemm) {
     debug_assert!(g.n_lo.is_multiple_of(32) && g.n_hi.is_multiple_of(32) && g.n_lo < g.n_hi);
     // SAFETY: the caller's contract.
     unsafe { x86::matmul(g) }
+}
+
+/// Columns `g.n_lo..g.n_hi` of a [`RawGemm`] split among the threads of rayon's pool.
+///
+/// # Safety
+/// The contract of [`gemm_raw`] for `g`.
+pub(crate) unsafe fn gemm_raw_parallel(g: RawGemm) {
+    use rayon::prelude::*;
+    let width = g.n_hi - g.n_lo;
+    let per = up32(width.div_ceil(rayon::current_num_threads().max(1))).max(32);
+    let shared = SharedGemm(g);
+    (g.n_lo..g.n_hi)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|lo| {
+            let mut g = shared.get();
+            g.n_hi = g.n_hi.min(lo + per);
+            g.n_lo = lo;
+            // SAFETY: the caller's contract; each task owns its columns of C.
+            unsafe { gemm_raw(&g) }
+        });
+}
+
+/// A [`RawGemm`] handed to parallel tasks that write disjoint column ranges of its C.
+#[derive(Clone, Copy)]
+struct SharedGemm(RawGemm);
+// SAFETY: only used by `gemm_raw_parallel`, whose tasks read the shared operands and write
+// disjoint column ranges of C.
+unsafe impl Send for SharedGemm {}
+unsafe impl Sync for SharedGemm {}
+impl SharedGemm {
+    /// The product (a method, so closures capture the whole `Send + Sync` wrapper).
+    fn get(self) -> RawGemm {
+        self.0
+    }
 }
 
 /// Whether AMX-BF16 can run here (checked and permission asked once per process).

@@ -499,44 +499,6 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
     y
 }
 
-/// Columns `0..n↑32` of `C = A·B` (both given by raw packed operands) into `c` (row stride
-/// `ldc`), the columns split among rayon's threads; `accumulate` adds to `c`.
-///
-/// # Safety
-/// The contract of [`crate::amx::gemm_raw`] for the whole column range `0..n↑32`, with no
-/// other access to `c` during the call.
-unsafe fn gemm_columns_parallel(g: crate::amx::RawGemm, n: usize) {
-    use crate::amx::{gemm_raw, up32};
-    let np = up32(n);
-    let per = up32(np.div_ceil(rayon::current_num_threads().max(1))).max(32);
-    let raw = SharedGemm(g);
-    (0..np)
-        .step_by(per)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|lo| {
-            let mut g = raw.get();
-            g.n_lo = lo;
-            g.n_hi = np.min(lo + per);
-            // SAFETY: the caller's contract; each task owns its columns of C.
-            unsafe { gemm_raw(&g) }
-        });
-}
-
-/// A [`crate::amx::RawGemm`] handed to parallel tasks that write disjoint columns.
-#[derive(Clone, Copy)]
-struct SharedGemm(crate::amx::RawGemm);
-// SAFETY: only used by `gemm_columns_parallel`, whose tasks read the shared operands and
-// write disjoint column ranges of C.
-unsafe impl Send for SharedGemm {}
-unsafe impl Sync for SharedGemm {}
-impl SharedGemm {
-    /// The product (a method, so closures capture the whole `Send + Sync` wrapper).
-    fn get(self) -> crate::amx::RawGemm {
-        self.0
-    }
-}
-
 /// [`conv_bwd_input`] with bf16 operands and f32 accumulation on AMX; the caller checks
 /// `amx::available()`.
 ///
@@ -545,7 +507,7 @@ impl SharedGemm {
 /// are (block of input channels) per image, as in [`conv_bwd_input`], scattering through
 /// col2im into their own planes of `dx`.
 pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
-    use crate::amx::{gemm_raw, pack_b_rows_parallel, up32, PackedA, RawGemm};
+    use crate::amx::{gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, up32, PackedA, RawGemm};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
     let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
@@ -576,7 +538,7 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
                     accumulate: false,
                 };
                 // SAFETY: A is cgp × ogp, B ogp/2 × lp pairs, C cgp × lp: all allocated here.
-                unsafe { gemm_columns_parallel(raw, l) };
+                unsafe { gemm_raw_parallel(raw) };
                 let dxs = &mut dx[(b * g.c + gr * cg) * plane..][..cg * plane];
                 for (d, s) in dxs.chunks_exact_mut(l).zip(out.chunks_exact(lp)) {
                     d.copy_from_slice(&s[..l]);

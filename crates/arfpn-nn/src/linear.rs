@@ -130,12 +130,12 @@ impl CustomOp2 for MatmulBf16 {
         let grad = grad.contiguous()?;
         let dx = match (x.track_op(), bf16) {
             (false, _) => None,
-            (true, true) => Some(grad.apply_op2_no_bwd(w, &GradTimes)?),
+            (true, true) => Some(grad.apply_op2_no_bwd(w, &GradProduct { weight: false })?),
             (true, false) => Some(grad.matmul(w)?),
         };
         let dw = match (w.track_op(), bf16) {
             (false, _) => None,
-            (true, true) => Some(grad.apply_op2_no_bwd(x, &GradTransposedTimes)?),
+            (true, true) => Some(grad.apply_op2_no_bwd(x, &GradProduct { weight: true })?),
             (true, false) => Some(grad.t()?.matmul(x)?),
         };
         Ok((dx, dw))
@@ -154,27 +154,19 @@ fn product(a: &PackedA, b: &[u32], n: usize) -> Vec<f32> {
     y
 }
 
-/// An f32 matrix operand and its (rows, columns).
-type Matrix<'a> = (&'a [f32], (usize, usize));
-
-/// The two f32 operands of a backward op, with their 2-D sizes.
-fn operands<'a>(
-    s1: &'a CpuStorage,
-    l1: &Layout,
-    s2: &'a CpuStorage,
-    l2: &Layout,
-) -> Result<(Matrix<'a>, Matrix<'a>)> {
-    let a = contiguous_slice::<f32>(s1, l1, "linear", "grad")?;
-    let b = contiguous_slice::<f32>(s2, l2, "linear", "operand")?;
-    Ok(((a, l1.shape().dims2()?), (b, l2.shape().dims2()?)))
+/// A backward product of [`MatmulBf16`] in bf16: `grad [m, n]` times a second operand
+/// `r [rows, k]` (rows = n or m): the input gradient `dx = grad · w` (`weight: false`, `r` is
+/// `w [n, k]`) or the weight gradient `dw = gradᵀ · x` (`weight: true`, `r` is `x [m, k]`).
+struct GradProduct {
+    weight: bool,
 }
 
-/// Input gradient `dx [m, k] = grad [m, n] · w [n, k]` in bf16 products.
-struct GradTimes;
-
-impl CustomOp2 for GradTimes {
+impl CustomOp2 for GradProduct {
     fn name(&self) -> &'static str {
-        "arfpn-linear-bf16-bwd-input"
+        match self.weight {
+            false => "arfpn-linear-bf16-bwd-input",
+            true => "arfpn-linear-bf16-bwd-weight",
+        }
     }
     fn cpu_fwd(
         &self,
@@ -183,34 +175,19 @@ impl CustomOp2 for GradTimes {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((g, (m, n)), (w, (n2, k))) = operands(s1, l1, s2, l2)?;
-        debug_assert_eq!(n, n2);
-        let a = PackedA::new(g, m, n, (n, 1));
-        let mut b = vec![0u32; up32(n) / 2 * up32(k)];
-        amx::pack_b_rows_parallel(w, n, k, k, &mut b);
-        Ok((CpuStorage::F32(product(&a, &b, k)), Shape::from((m, k))))
-    }
-}
-
-/// Weight gradient `dw [n, k] = gradᵀ [n, m] · x [m, k]` in bf16 products.
-struct GradTransposedTimes;
-
-impl CustomOp2 for GradTransposedTimes {
-    fn name(&self) -> &'static str {
-        "arfpn-linear-bf16-bwd-weight"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let ((g, (m, n)), (x, (m2, k))) = operands(s1, l1, s2, l2)?;
-        debug_assert_eq!(m, m2);
-        let a = PackedA::new(g, n, m, (1, n));
-        let mut b = vec![0u32; up32(m) / 2 * up32(k)];
-        amx::pack_b_rows_parallel(x, m, k, k, &mut b);
-        Ok((CpuStorage::F32(product(&a, &b, k)), Shape::from((n, k))))
+        let g = contiguous_slice::<f32>(s1, l1, "linear", "grad")?;
+        let r = contiguous_slice::<f32>(s2, l2, "linear", "operand")?;
+        let (m, n) = l1.shape().dims2()?;
+        let (rows, k) = l2.shape().dims2()?;
+        // The left operand: grad, or gradᵀ (column stride n) for the weight gradient.
+        let a = match self.weight {
+            false => PackedA::new(g, m, n, (n, 1)),
+            true => PackedA::new(g, n, m, (1, n)),
+        };
+        debug_assert_eq!(a.k, rows);
+        let mut b = vec![0u32; up32(rows) / 2 * up32(k)];
+        amx::pack_b_rows_parallel(r, rows, k, k, &mut b);
+        let out = a.m;
+        Ok((CpuStorage::F32(product(&a, &b, k)), Shape::from((out, k))))
     }
 }
