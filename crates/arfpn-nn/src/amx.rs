@@ -202,34 +202,55 @@ fn pack_b_rows_with(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32],
 }
 
 /// Packs the transpose of `w [n, k]` (row-major, row stride `rs`) as the right operand
-/// `B = wᵀ [k, n]` (a linear layer's weight): fills `dst` (`k↑32 / 2 · n↑32` pairs). Blocks
-/// of 16 pair-rows run in parallel, each reading 32 consecutive values of every row of `w`.
+/// `B = wᵀ [k, n]` (a linear layer's weight, a convolution's `dYᵀ`): fills `dst`
+/// (`k↑32 / 2 · n↑32` pairs).
+///
+/// A pair of `B` is two consecutive values of one row of `w`, so each row of `w` is first
+/// converted to its `k↑32 / 2` pairs (one vectorised pass, rows in parallel), and the pairs
+/// are then transposed as 32-bit words, 16 pair-rows of `B` per parallel block.
 pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
     use rayon::prelude::*;
     let np = up32(n);
-    let kp = up32(k);
-    assert!(dst.len() >= kp / 2 * np);
+    let kh = up32(k) / 2;
+    assert!(dst.len() >= kh * np);
     if k > 0 && n > 0 {
         assert!((n - 1) * rs + k <= w.len());
     }
+    if kh == 0 {
+        return;
+    }
+    // t[j, p] = bf16(w[j, 2p]) | bf16(w[j, 2p + 1]) << 16 (zero past k).
+    let mut t = vec![0u32; n * kh];
+    t.par_chunks_exact_mut(kh)
+        .enumerate()
+        .with_min_len(8)
+        .for_each_init(
+            || vec![0u16; 2 * kh],
+            |half, (j, pairs)| {
+                convert(&w[j * rs..j * rs + k], &mut half[..k]);
+                half[k..].fill(0);
+                for (o, h) in pairs.iter_mut().zip(half.chunks_exact(2)) {
+                    *o = h[0] as u32 | (h[1] as u32) << 16;
+                }
+            },
+        );
     const PAIRS: usize = 16;
-    let block = |(blk, out): (usize, &mut [u32])| {
-        out.fill(0);
-        let k0 = blk * 2 * PAIRS;
-        let k1 = k.min(k0 + 2 * PAIRS);
-        let mut row = [0u16; 2 * PAIRS];
-        for j in 0..n {
-            let vals = &mut row[..k1.saturating_sub(k0)];
-            convert(&w[j * rs + k0..j * rs + k1], vals);
-            for (kk, v) in vals.iter().enumerate() {
-                out[(kk / 2) * np + j] |= (*v as u32) << (16 * (kk % 2));
-            }
-        }
-    };
-    dst[..kp / 2 * np]
+    dst[..kh * np]
         .par_chunks_mut(PAIRS * np)
         .enumerate()
-        .for_each(block);
+        .for_each(|(blk, out)| {
+            let p0 = blk * PAIRS;
+            let rows = out.len() / np;
+            for j in 0..n {
+                let src = &t[j * kh + p0..j * kh + p0 + rows];
+                for (pp, v) in src.iter().enumerate() {
+                    out[pp * np + j] = *v;
+                }
+            }
+            for row in out.chunks_exact_mut(np) {
+                row[n..].fill(0);
+            }
+        });
 }
 
 /// `c [a.m↑32, n↑32] = A · B`, `b` packed by [`pack_b_rows`] / [`pack_b_transposed`] for
@@ -680,7 +701,7 @@ mod tests {
 
     #[test]
     fn packings_agree() {
-        for (k, n) in [(1, 1), (33, 5), (64, 65), (147, 100)] {
+        for (k, n) in [(1, 1), (33, 5), (64, 65), (147, 100), (70, 300)] {
             let b = vals(k * n, 3);
             let mut rows = vec![7u32; up32(k) / 2 * up32(n)];
             pack_b_rows(&b, k, n, n, &mut rows);
@@ -688,6 +709,20 @@ mod tests {
             let mut tr = vec![9u32; up32(k) / 2 * up32(n)];
             pack_b_transposed(&w, n, k, k, &mut tr);
             assert_eq!(rows, tr, "k {k} n {n}");
+            // Rows of `w` at a longer stride (what lies between them is never read).
+            let rs = k + 3;
+            let wp: Vec<f32> = (0..n * rs)
+                .map(|i| {
+                    if i % rs < k {
+                        w[i / rs * k + i % rs]
+                    } else {
+                        f32::NAN
+                    }
+                })
+                .collect();
+            let mut tp = vec![5u32; tr.len()];
+            pack_b_transposed(&wp, n, k, rs, &mut tp);
+            assert_eq!(rows, tp, "k {k} n {n} stride {rs}");
             // Spot checks of the layout: (k, j) in pair-row k/2, half k%2; padding zero.
             let np = up32(n);
             let get = |kk: usize, j: usize| (rows[(kk / 2) * np + j] >> (16 * (kk % 2))) as u16;
