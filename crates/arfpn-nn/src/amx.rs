@@ -11,9 +11,13 @@
 //!
 //! Layouts (all zero-padded, so the kernel never needs edge cases):
 //! * left operand `A [m, k]` → [`PackedA`]: row-major bf16 `[m↑32, k↑32]`;
-//! * right operand `B [k, n]` → "VNNI" pairs: `u32 [k↑32 / 2, n↑32]`, the pair at
-//!   `(p, j)` holding `bf16(B[2p, j])` in its low and `bf16(B[2p + 1, j])` in its high half
-//!   ([`pack_b_rows`], [`pack_b_transposed`]);
+//! * right operand `B [k, n]` → "VNNI" pairs in panels of 32 columns: the pair `(p, j)`,
+//!   holding `bf16(B[2p, j])` in its low and `bf16(B[2p + 1, j])` in its high half, at
+//!   `(j / 32)·ldb + 32·p + j % 32` with the panel stride `ldb = 32 · k↑32 / 2`
+//!   ([`pack_b_rows`], [`pack_b_transposed`], [`panel_stride`]). Each tile of B the kernel
+//!   loads is then one contiguous kilobyte and a whole panel one contiguous stretch (a
+//!   row-major layout put the 16 rows of a tile up to tens of kilobytes apart, a page each,
+//!   which halved the kernel's speed on wide products);
 //! * result `C [m↑32, n↑32]` f32, row-major, overwritten or added to
 //!   ([`RawGemm::accumulate`]).
 //!
@@ -141,30 +145,64 @@ fn convert_scalar(src: &[f32], dst: &mut [u16]) {
     }
 }
 
-/// `out[j] = bf16(r0[j]) | bf16(r1[j]) << 16`: one VNNI row of pairs (little-endian).
-fn interleave(r0: &[f32], r1: &[f32], out: &mut [u32]) {
+/// Stride between the 32-column panels of a packed right operand with `k` rows (in pairs).
+pub(crate) fn panel_stride(k: usize) -> usize {
+    up32(k) * 16
+}
+
+/// One panel of [`pack_b_rows`]: columns `c0..c0 + w` (`w ≤ 32`) of rows `src [k, ·]` (row
+/// stride `rs`) as `out [k↑32 / 2, 32]` pairs, zero-padded.
+fn pack_panel(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out: &mut [u32]) {
     if available() {
         // SAFETY: `available` implies AVX-512F/BW.
-        unsafe { x86::interleave_avx512(r0, r1, out) }
+        unsafe { x86::pack_panel_avx512(src, k, rs, c0, w, out) }
     } else {
-        interleave_scalar(r0, r1, out)
+        pack_panel_scalar(src, k, rs, c0, w, out)
     }
 }
 
 #[inline(always)]
-fn interleave_scalar(r0: &[f32], r1: &[f32], out: &mut [u32]) {
-    for ((o, a), b) in out.iter_mut().zip(r0).zip(r1) {
-        *o = to_bf16(*a) as u32 | (to_bf16(*b) as u32) << 16;
+fn pack_panel_scalar(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out: &mut [u32]) {
+    for (p, row) in out.chunks_exact_mut(32).enumerate() {
+        let (k0, k1) = (2 * p, 2 * p + 1);
+        if k0 >= k {
+            row.fill(0);
+            continue;
+        }
+        let r0 = &src[k0 * rs + c0..][..w];
+        if k1 < k {
+            let r1 = &src[k1 * rs + c0..][..w];
+            if let (Ok(a), Ok(b), Ok(o)) = (
+                <&[f32; 32]>::try_from(r0),
+                <&[f32; 32]>::try_from(r1),
+                <&mut [u32; 32]>::try_from(&mut *row),
+            ) {
+                // The whole-panel case in fixed-size arrays, which the compiler vectorises.
+                for j in 0..32 {
+                    o[j] = to_bf16(a[j]) as u32 | (to_bf16(b[j]) as u32) << 16;
+                }
+                continue;
+            }
+            for ((o, a), b) in row.iter_mut().zip(r0).zip(r1) {
+                *o = to_bf16(*a) as u32 | (to_bf16(*b) as u32) << 16;
+            }
+        } else {
+            for (o, a) in row.iter_mut().zip(r0) {
+                *o = to_bf16(*a) as u32;
+            }
+        }
+        row[w..].fill(0);
     }
 }
 
 /// Packs rows `src [k, n]` (row stride `rs`, unit column stride) as the right operand:
-/// fills `dst` (`k↑32 / 2 · n↑32` pairs, padding included, set to zero here).
+/// fills `dst` (`k↑32 / 2 · n↑32` pairs, panels of 32 columns, padding included, set to
+/// zero here).
 pub(crate) fn pack_b_rows(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32]) {
     pack_b_rows_with(src, k, n, rs, dst, false)
 }
 
-/// [`pack_b_rows`] with its rows of pairs spread over rayon's pool.
+/// [`pack_b_rows`] with its panels spread over rayon's pool.
 pub(crate) fn pack_b_rows_parallel(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32]) {
     pack_b_rows_with(src, k, n, rs, dst, true)
 }
@@ -172,46 +210,38 @@ pub(crate) fn pack_b_rows_parallel(src: &[f32], k: usize, n: usize, rs: usize, d
 fn pack_b_rows_with(src: &[f32], k: usize, n: usize, rs: usize, dst: &mut [u32], par: bool) {
     use rayon::prelude::*;
     let np = up32(n);
-    let kp = up32(k);
-    assert!(dst.len() >= kp / 2 * np);
+    let ps = panel_stride(k);
+    assert!(dst.len() >= ps / 32 * np);
     if k > 0 && n > 0 {
         assert!((k - 1) * rs + n <= src.len());
     }
-    let row = |(p, out): (usize, &mut [u32])| {
-        let (k0, k1) = (2 * p, 2 * p + 1);
-        if k0 >= k {
-            out.fill(0);
-            return;
-        }
-        let r0 = &src[k0 * rs..k0 * rs + n];
-        if k1 < k {
-            interleave(r0, &src[k1 * rs..k1 * rs + n], &mut out[..n]);
-        } else {
-            for (o, v) in out[..n].iter_mut().zip(r0) {
-                *o = to_bf16(*v) as u32;
-            }
-        }
-        out[n..].fill(0);
+    if ps == 0 {
+        return;
+    }
+    let panel = |(q, out): (usize, &mut [u32])| {
+        let c0 = q * 32;
+        pack_panel(src, k, rs, c0, n.min(c0 + 32) - c0, out)
     };
-    let rows = &mut dst[..kp / 2 * np];
+    let panels = &mut dst[..ps / 32 * np];
     if par {
-        rows.par_chunks_exact_mut(np).enumerate().for_each(row);
+        panels.par_chunks_exact_mut(ps).enumerate().for_each(panel);
     } else {
-        rows.chunks_exact_mut(np).enumerate().for_each(row);
+        panels.chunks_exact_mut(ps).enumerate().for_each(panel);
     }
 }
 
 /// Packs the transpose of `w [n, k]` (row-major, row stride `rs`) as the right operand
 /// `B = wᵀ [k, n]` (a linear layer's weight, a convolution's `dYᵀ`): fills `dst`
-/// (`k↑32 / 2 · n↑32` pairs).
+/// (`k↑32 / 2 · n↑32` pairs in panels, as [`pack_b_rows`]).
 ///
 /// A pair of `B` is two consecutive values of one row of `w`, so each row of `w` is first
 /// converted to its `k↑32 / 2` pairs (one vectorised pass, rows in parallel), and the pairs
-/// are then transposed as 32-bit words, 16 pair-rows of `B` per parallel block.
+/// are then transposed as 32-bit words, a panel per parallel task, 16 pairs at a time.
 pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &mut [u32]) {
     use rayon::prelude::*;
     let np = up32(n);
     let kh = up32(k) / 2;
+    let ps = panel_stride(k);
     assert!(dst.len() >= kh * np);
     if k > 0 && n > 0 {
         assert!((n - 1) * rs + k <= w.len());
@@ -236,19 +266,24 @@ pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &
         );
     const PAIRS: usize = 16;
     dst[..kh * np]
-        .par_chunks_mut(PAIRS * np)
+        .par_chunks_exact_mut(ps)
         .enumerate()
-        .for_each(|(blk, out)| {
-            let p0 = blk * PAIRS;
-            let rows = out.len() / np;
-            for j in 0..n {
-                let src = &t[j * kh + p0..j * kh + p0 + rows];
-                for (pp, v) in src.iter().enumerate() {
-                    out[pp * np + j] = *v;
+        .for_each(|(q, out)| {
+            let w = n.min(q * 32 + 32) - q * 32;
+            for p0 in (0..kh).step_by(PAIRS) {
+                let rows = PAIRS.min(kh - p0);
+                let block = &mut out[p0 * 32..(p0 + rows) * 32];
+                for jj in 0..w {
+                    let src = &t[(q * 32 + jj) * kh + p0..][..rows];
+                    for (pp, v) in src.iter().enumerate() {
+                        block[pp * 32 + jj] = *v;
+                    }
                 }
-            }
-            for row in out.chunks_exact_mut(np) {
-                row[n..].fill(0);
+                if w < 32 {
+                    for row in block.chunks_exact_mut(32) {
+                        row[w..].fill(0);
+                    }
+                }
             }
         });
 }
@@ -280,7 +315,7 @@ pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
         a: a.data.as_ptr(),
         lda: kp,
         b: b.as_ptr(),
-        ldb: np,
+        ldb: kp * 16,
         c: c.as_mut_ptr(),
         ldc: np,
         mp,
@@ -334,7 +369,7 @@ pub(crate) unsafe fn matmul_strided(
             a: a.data.as_ptr(),
             lda: kp,
             b: b.as_ptr(),
-            ldb: np,
+            ldb: kp * 16,
             c,
             ldc,
             mp,
@@ -347,15 +382,16 @@ pub(crate) unsafe fn matmul_strided(
 }
 
 /// One product for [`gemm_raw`]: `C[i, j] (+)= Σ_k A[i, k]·B[k, j]` for `i < mp`, `k < kp`,
-/// `n_lo ≤ j < n_hi`, over raw packed operands with their own row strides, so that callers
-/// can multiply sub-blocks of larger packed matrices (a range of `k` is an offset of `a` by
-/// `k0` and of `b` by `k0 / 2` rows).
+/// `n_lo ≤ j < n_hi`, over raw packed operands with their own strides, so that callers
+/// can multiply sub-blocks of larger packed matrices (a range of `k` from `k0` is an offset
+/// of `a` by `k0` and of `b` by `16·k0`; a range of columns from `n0`, a multiple of 32, an
+/// offset of `b` by `n0 / 32 · ldb`).
 #[derive(Clone, Copy)]
 pub(crate) struct RawGemm {
     /// Row-major bf16, row stride `lda` values.
     pub a: *const u16,
     pub lda: usize,
-    /// VNNI pairs, row stride `ldb` pairs.
+    /// VNNI pairs in panels of 32 columns, panel stride `ldb` pairs (see the module docs).
     pub b: *const u32,
     pub ldb: usize,
     /// f32, row stride `ldc` values.
@@ -373,8 +409,8 @@ pub(crate) struct RawGemm {
 ///
 /// # Safety
 /// [`available`] is true; `mp`, `kp`, `n_lo`, `n_hi` are multiples of 32 with `mp, kp > 0`
-/// and `n_lo < n_hi`; `a + i·lda + k` readable for `i < mp`, `k < kp`; `b + p·ldb + j`
-/// readable for `p < kp/2`, `j < n_hi`; `c + i·ldc + j` readable and writable for `i < mp`,
+/// and `n_lo < n_hi`; `a + i·lda + k` readable for `i < mp`, `k < kp`;
+/// `b + (j / 32)·ldb + 32·p + j % 32` readable for `p < kp/2`, `j < n_hi`; `c + i·ldc + j` readable and writable for `i < mp`,
 /// `n_lo ≤ j < n_hi`, and not accessed by anyone else during the call.
 pub(crate) unsafe fn gemm_raw(g: &RawGemm) {
     debug_assert!(available());
@@ -511,7 +547,7 @@ mod x86 {
             asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
         }
         let sa = lda * 2; // bytes per row of A
-        let sb = ldb * 4; // bytes per row of the VNNI B (pairs)
+        let sb = 32 * 4; // bytes per row of pairs inside a panel of B
         let sc = ldc * 4; // bytes per row of C
         let b_step = 16 * sb; // 32 values of k = 16 rows of pairs
         for k0 in (0..kp).step_by(KC) {
@@ -524,7 +560,7 @@ mod x86 {
                         // columns n0..n0+32, all inside the buffers.
                         unsafe {
                             let a0 = a.add(m0 * lda + k0) as usize;
-                            let b0 = b.add(k0 / 2 * ldb + n0) as usize;
+                            let b0 = b.add(n0 / 32 * ldb + k0 / 2 * 32) as usize;
                             let c0 = c.add(m0 * ldc + n0) as usize;
                             let c2 = c0 + 16 * sc;
                             if k0 == 0 && !accumulate {
@@ -595,13 +631,20 @@ mod x86 {
         super::convert_scalar(src, dst)
     }
 
-    /// [`super::interleave_scalar`] compiled for AVX-512.
+    /// [`super::pack_panel_scalar`] compiled for AVX-512.
     ///
     /// # Safety
     /// The CPU has AVX-512F and AVX-512BW.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn interleave_avx512(r0: &[f32], r1: &[f32], out: &mut [u32]) {
-        super::interleave_scalar(r0, r1, out)
+    pub(super) unsafe fn pack_panel_avx512(
+        src: &[f32],
+        k: usize,
+        rs: usize,
+        c0: usize,
+        w: usize,
+        out: &mut [u32],
+    ) {
+        super::pack_panel_scalar(src, k, rs, c0, w, out)
     }
 }
 
@@ -616,8 +659,15 @@ mod x86 {
     pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
         super::convert_scalar(src, dst)
     }
-    pub(super) unsafe fn interleave_avx512(r0: &[f32], r1: &[f32], out: &mut [u32]) {
-        super::interleave_scalar(r0, r1, out)
+    pub(super) unsafe fn pack_panel_avx512(
+        src: &[f32],
+        k: usize,
+        rs: usize,
+        c0: usize,
+        w: usize,
+        out: &mut [u32],
+    ) {
+        super::pack_panel_scalar(src, k, rs, c0, w, out)
     }
 }
 
@@ -705,6 +755,9 @@ mod tests {
             let b = vals(k * n, 3);
             let mut rows = vec![7u32; up32(k) / 2 * up32(n)];
             pack_b_rows(&b, k, n, n, &mut rows);
+            let mut par = vec![3u32; rows.len()];
+            pack_b_rows_parallel(&b, k, n, n, &mut par);
+            assert_eq!(rows, par, "k {k} n {n}: parallel packing");
             let w: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let mut tr = vec![9u32; up32(k) / 2 * up32(n)];
             pack_b_transposed(&w, n, k, k, &mut tr);
@@ -723,13 +776,15 @@ mod tests {
             let mut tp = vec![5u32; tr.len()];
             pack_b_transposed(&wp, n, k, rs, &mut tp);
             assert_eq!(rows, tp, "k {k} n {n} stride {rs}");
-            // Spot checks of the layout: (k, j) in pair-row k/2, half k%2; padding zero.
-            let np = up32(n);
-            let get = |kk: usize, j: usize| (rows[(kk / 2) * np + j] >> (16 * (kk % 2))) as u16;
-            assert_eq!(get(k - 1, n - 1), to_bf16(b[(k - 1) * n + n - 1]));
-            assert_eq!(get(0, 0), to_bf16(b[0]));
-            if n < np {
-                assert_eq!(rows[n], 0);
+            // The layout, value by value: (kk, j) in panel j/32, pair-row kk/2, half kk%2;
+            // padding (past k or n) zero.
+            let (np, ps) = (up32(n), panel_stride(k));
+            for kk in 0..up32(k) {
+                for j in 0..np {
+                    let got = (rows[j / 32 * ps + kk / 2 * 32 + j % 32] >> (16 * (kk % 2))) as u16;
+                    let want = if kk < k && j < n { to_bf16(b[kk * n + j]) } else { 0 };
+                    assert_eq!(got, want, "k {k} n {n} at ({kk}, {j})");
+                }
             }
         }
     }
@@ -785,6 +840,28 @@ mod tests {
                 cp.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             );
+        }
+    }
+}
+#[cfg(test)]
+mod speed_probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe() {
+        if !available() { return; }
+        for (m, k, n, reps) in [(32usize, 512usize, 32usize, 20000usize), (64, 512, 64, 5000), (256, 512, 256, 400), (256, 576, 4800, 10), (64, 576, 19200, 10), (512, 4608, 300, 10), (256, 2304, 1200, 10), (2048, 512, 300, 10), (64, 576, 1024, 190), (64, 576, 256, 760), (256, 2304, 256, 50)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+            let pa = PackedA::new(&a, m, k, (k, 1));
+            let mut pb = vec![0u32; up32(k) / 2 * up32(n)];
+            pack_b_rows(&b, k, n, n, &mut pb);
+            let mut c = vec![0f32; up32(m) * up32(n)];
+            matmul(&pa, &pb, n, &mut c);
+            let t = std::time::Instant::now();
+            for _ in 0..reps { matmul(&pa, &pb, n, &mut c); }
+            let s = t.elapsed().as_secs_f64();
+            println!("{m}x{k}x{n}: {:.0} GFLOP/s", 2.0 * (m * k * n * reps) as f64 / s / 1e9);
         }
     }
 }

@@ -507,7 +507,9 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
 /// are (block of input channels) per image, as in [`conv_bwd_input`], scattering through
 /// col2im into their own planes of `dx`.
 pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
-    use crate::amx::{gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, up32, PackedA, RawGemm};
+    use crate::amx::{
+        gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, panel_stride, up32, PackedA, RawGemm,
+    };
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
     let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
@@ -528,7 +530,7 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
                     a: a.as_ptr(),
                     lda: a.stride(),
                     b: dy_packed.as_ptr(),
-                    ldb: lp,
+                    ldb: panel_stride(og),
                     c: out.as_mut_ptr(),
                     ldc: lp,
                     mp: cgp,
@@ -581,14 +583,15 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
                 for (l0, len) in chunks(l, lt) {
                     let np = up32(len);
                     assert!(l0 + np <= lp && up32(m) * np <= out.len());
-                    // SAFETY: A is up32(m) × ogp; B is the packed dY from pair column l0 (a
-                    // multiple of 32) over np ≤ lp − l0 columns, ogp/2 pair rows; C is `out`.
+                    // SAFETY: A is up32(m) × ogp; B is the packed dY from its panel of
+                    // column l0 (a multiple of 32) over np ≤ lp − l0 columns, ogp/2 pair
+                    // rows; C is `out`.
                     unsafe {
                         gemm_raw(&RawGemm {
                             a: a.as_ptr(),
                             lda: a.stride(),
-                            b: packed[gr].as_ptr().add(l0),
-                            ldb: lp,
+                            b: packed[gr].as_ptr().add(l0 / 32 * panel_stride(og)),
+                            ldb: panel_stride(og),
                             c: out.as_mut_ptr(),
                             ldc: np,
                             mp: up32(m),
@@ -622,7 +625,7 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
 /// block of input channels, as in [`conv_bwd_weight`]) accumulates its block in f32 and
 /// writes its columns of `dW` once.
 pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
-    use crate::amx::{gemm_raw, pack_b_transposed, up32, PackedA, RawGemm};
+    use crate::amx::{gemm_raw, pack_b_transposed, panel_stride, up32, PackedA, RawGemm};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
     let mut dw = vec![0f32; g.o * k];
@@ -674,8 +677,8 @@ pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tili
                     gemm_raw(&RawGemm {
                         a: a.as_ptr(),
                         lda: a.stride(),
-                        b: bt.as_ptr().add(l0 / 2 * ogp),
-                        ldb: ogp,
+                        b: bt.as_ptr().add(l0 * 16),
+                        ldb: panel_stride(l),
                         c: acc.as_mut_ptr(),
                         ldc: ogp,
                         mp: up32(n),
