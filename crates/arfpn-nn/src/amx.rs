@@ -10,7 +10,10 @@
 //! all eight tile registers.
 //!
 //! Layouts (all zero-padded, so the kernel never needs edge cases):
-//! * left operand `A [m, k]` → [`PackedA`]: row-major bf16 `[m↑32, k↑32]`;
+//! * left operand `A [m, k]` → [`PackedA`]: bf16 `[m↑32, k↑32]` in tiles of 16 rows × 32
+//!   columns, each tile one contiguous kilobyte: `(i, k)` at
+//!   `(i / 16)·lda + (k / 32)·512 + (i % 16)·32 + k % 32` with the stride between panels of
+//!   16 rows `lda = 16 · k↑32` ([`PackedA::stride`]);
 //! * right operand `B [k, n]` → "VNNI" pairs in panels of 32 columns: the pair `(p, j)`,
 //!   holding `bf16(B[2p, j])` in its low and `bf16(B[2p + 1, j])` in its high half, at
 //!   `(j / 32)·ldb + 32·p + j % 32` with the panel stride `ldb = 32 · k↑32 / 2`
@@ -52,7 +55,8 @@ pub(crate) fn from_bf16(x: u16) -> f32 {
     f32::from_bits((x as u32) << 16)
 }
 
-/// The left operand of [`matmul`], packed: `[m↑32, k↑32]` bf16, row-major.
+/// The left operand of [`matmul`], packed: `[m↑32, k↑32]` bf16 in tiles of 16 × 32 (see
+/// the module docs).
 pub(crate) struct PackedA {
     pub m: usize,
     pub k: usize,
@@ -93,38 +97,50 @@ impl PackedA {
         if kp == 0 {
             return;
         }
-        let row = |(i, row): (usize, &mut [u16])| {
-            if i >= m {
-                row.fill(0);
-            } else if cs == 1 {
-                convert(&src[i * rs..i * rs + k], &mut row[..k]);
-                row[k..].fill(0);
-            } else {
-                for (j, v) in row[..k].iter_mut().enumerate() {
-                    *v = to_bf16(src[i * rs + j * cs]);
+        // One panel of 16 rows: each row converted whole, then cut into its tiles.
+        let panel = |(q, out): (usize, &mut [u16]), tmp: &mut Vec<u16>| {
+            tmp.resize(kp, 0);
+            let row = &mut tmp[..];
+            for r in 0..16 {
+                let i = q * 16 + r;
+                if i >= m {
+                    row.fill(0);
+                } else if cs == 1 {
+                    convert(&src[i * rs..i * rs + k], &mut row[..k]);
+                    row[k..].fill(0);
+                } else {
+                    for (j, v) in row[..k].iter_mut().enumerate() {
+                        *v = to_bf16(src[i * rs + j * cs]);
+                    }
+                    row[k..].fill(0);
                 }
-                row[k..].fill(0);
+                for (c, chunk) in row.chunks_exact(32).enumerate() {
+                    out[c * 512 + r * 32..][..32].copy_from_slice(chunk);
+                }
             }
         };
-        let rows = &mut self.data[..up32(m) * kp];
+        let panels = &mut self.data[..up32(m) * kp];
         if parallel {
-            rows.par_chunks_exact_mut(kp)
+            panels
+                .par_chunks_exact_mut(16 * kp)
                 .enumerate()
-                .with_min_len(16)
-                .for_each(row);
+                .for_each_init(Vec::new, |tmp, item| panel(item, tmp));
         } else {
-            rows.chunks_exact_mut(kp).enumerate().for_each(row);
+            let mut tmp = Vec::new();
+            for item in panels.chunks_exact_mut(16 * kp).enumerate() {
+                panel(item, &mut tmp);
+            }
         }
     }
 
-    /// Start of the packed values (row `i`, column `j` at `i·stride() + j`).
+    /// Start of the packed values (tiles of 16 × 32, see the module docs).
     pub fn as_ptr(&self) -> *const u16 {
         self.data.as_ptr()
     }
 
-    /// Row stride of the packed values: `k↑32`.
+    /// Stride between the panels of 16 rows: `16 · k↑32`.
     pub fn stride(&self) -> usize {
-        up32(self.k)
+        16 * up32(self.k)
     }
 }
 
@@ -313,7 +329,7 @@ pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     }
     let g = RawGemm {
         a: a.data.as_ptr(),
-        lda: kp,
+        lda: 16 * kp,
         b: b.as_ptr(),
         ldb: kp * 16,
         c: c.as_mut_ptr(),
@@ -367,7 +383,7 @@ pub(crate) unsafe fn matmul_strided(
     unsafe {
         gemm_raw(&RawGemm {
             a: a.data.as_ptr(),
-            lda: kp,
+            lda: 16 * kp,
             b: b.as_ptr(),
             ldb: kp * 16,
             c,
@@ -383,12 +399,13 @@ pub(crate) unsafe fn matmul_strided(
 
 /// One product for [`gemm_raw`]: `C[i, j] (+)= Σ_k A[i, k]·B[k, j]` for `i < mp`, `k < kp`,
 /// `n_lo ≤ j < n_hi`, over raw packed operands with their own strides, so that callers
-/// can multiply sub-blocks of larger packed matrices (a range of `k` from `k0` is an offset
-/// of `a` by `k0` and of `b` by `16·k0`; a range of columns from `n0`, a multiple of 32, an
+/// can multiply sub-blocks of larger packed matrices (a range of `k` from `k0`, a multiple of
+/// 32, is an offset of `a` and of `b` by `16·k0`; a range of columns from `n0`, a multiple of 32, an
 /// offset of `b` by `n0 / 32 · ldb`).
 #[derive(Clone, Copy)]
 pub(crate) struct RawGemm {
-    /// Row-major bf16, row stride `lda` values.
+    /// bf16 in tiles of 16 × 32, stride `lda` between panels of 16 rows (see the module
+    /// docs).
     pub a: *const u16,
     pub lda: usize,
     /// VNNI pairs in panels of 32 columns, panel stride `ldb` pairs (see the module docs).
@@ -409,7 +426,8 @@ pub(crate) struct RawGemm {
 ///
 /// # Safety
 /// [`available`] is true; `mp`, `kp`, `n_lo`, `n_hi` are multiples of 32 with `mp, kp > 0`
-/// and `n_lo < n_hi`; `a + i·lda + k` readable for `i < mp`, `k < kp`;
+/// and `n_lo < n_hi`; `a + (i / 16)·lda + (k / 32)·512 + (i % 16)·32 + k % 32` readable for
+/// `i < mp`, `k < kp`;
 /// `b + (j / 32)·ldb + 32·p + j % 32` readable for `p < kp/2`, `j < n_hi`; `c + i·ldc + j` readable and writable for `i < mp`,
 /// `n_lo ≤ j < n_hi`, and not accessed by anyone else during the call.
 pub(crate) unsafe fn gemm_raw(g: &RawGemm) {
@@ -546,8 +564,9 @@ mod x86 {
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack));
         }
-        let sa = lda * 2; // bytes per row of A
-        let sb = 32 * 4; // bytes per row of pairs inside a panel of B
+        let sa: usize = 32 * 2; // bytes per row inside a tile of A
+        let a_next = lda * 2; // bytes from one panel of 16 rows of A to the next
+        let sb: usize = 32 * 4; // bytes per row of pairs inside a panel of B
         let sc = ldc * 4; // bytes per row of C
         let b_step = 16 * sb; // 32 values of k = 16 rows of pairs
         for k0 in (0..kp).step_by(KC) {
@@ -559,7 +578,7 @@ mod x86 {
                         // B pair-rows k0/2.. at columns n0..n0+32, C rows m0..m0+32 at
                         // columns n0..n0+32, all inside the buffers.
                         unsafe {
-                            let a0 = a.add(m0 * lda + k0) as usize;
+                            let a0 = a.add(m0 / 16 * lda + k0 * 16) as usize;
                             let b0 = b.add(n0 / 32 * ldb + k0 / 2 * 32) as usize;
                             let c0 = c.add(m0 * ldc + n0) as usize;
                             let c2 = c0 + 16 * sc;
@@ -593,8 +612,8 @@ mod x86 {
                                 "tdpbf16ps tmm1, tmm4, tmm7",
                                 "tdpbf16ps tmm2, tmm5, tmm6",
                                 "tdpbf16ps tmm3, tmm5, tmm7",
-                                "add {a0}, 64",
-                                "add {a1}, 64",
+                                "add {a0}, 1024",
+                                "add {a1}, 1024",
                                 "add {b}, {bstep}",
                                 "dec {cnt}",
                                 "jnz 2b",
@@ -603,7 +622,7 @@ mod x86 {
                                 "tilestored [{c2} + {sc}], tmm2",
                                 "tilestored [{c2} + {sc} + 64], tmm3",
                                 a0 = inout(reg) a0 => _,
-                                a1 = inout(reg) a0 + 16 * sa => _,
+                                a1 = inout(reg) a0 + a_next => _,
                                 b = inout(reg) b0 => _,
                                 c0 = in(reg) c0,
                                 c2 = in(reg) c2,
