@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::real::Real;
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, par_build};
 
 /// The per-channel affine of an `[N, C, ...]` tensor (f32 or f64, contiguous).
 #[derive(Clone, Debug)]
@@ -20,21 +19,21 @@ pub(crate) struct ChannelAffine {
 }
 
 fn apply<T: Real>(x: &[T], c: usize, plane: usize, scale: &[f64], shift: Option<&[f64]>) -> Vec<T> {
-    let mut y = vec![T::of(0.0); x.len()];
-    y.par_chunks_mut(plane)
-        .zip(x.par_chunks(plane))
-        .enumerate()
-        .for_each(|(i, (yp, xp))| {
+    assert!(plane > 0 && x.len().is_multiple_of(plane));
+    // SAFETY: plane i of the output is written whole from plane i of `x` (`x` is whole
+    // planes, asserted).
+    unsafe {
+        par_build(x.len(), plane, |i, yp| {
             let ch = i % c;
             let a = T::of(scale[ch]);
             let b = T::of(shift.map_or(0.0, |s| s[ch]));
             // A multiplication then an addition in the element type, rounded as candle's
             // broadcast_mul + broadcast_add round them (no fused multiply-add).
-            for (o, &v) in yp.iter_mut().zip(xp) {
-                *o = v * a + b;
+            for (o, &v) in yp.iter_mut().zip(&x[i * plane..]) {
+                o.write(v * a + b);
             }
-        });
-    y
+        })
+    }
 }
 
 impl CustomOp1 for ChannelAffine {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::amax::{split, COLS};
 use crate::error::shape_err;
 use crate::real::Real;
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, par_build};
 
 fn fused(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
@@ -147,31 +147,32 @@ fn ncp(dims: &[usize]) -> (usize, usize, usize) {
 }
 
 fn gate_fwd<T: Real>(x: &[T], g: &[T], (_, c, p): (usize, usize, usize), kind: GateKind) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
     if p == 0 {
-        return y;
+        return Vec::new();
     }
-    y.par_chunks_mut(p)
-        .zip(x.par_chunks(p))
-        .enumerate()
-        .for_each(|(plane, (yp, xp))| {
-            let img = plane / c;
+    assert!(x.len().is_multiple_of(p));
+    // SAFETY: plane i of the output is written whole from plane i of `x` (`x` is whole
+    // planes, asserted).
+    unsafe {
+        par_build(x.len(), p, |plane, yp| {
+            let xp = &x[plane * p..(plane + 1) * p];
             match kind {
                 GateKind::Channel => {
                     let s = g[plane];
                     for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = v * s;
+                        o.write(v * s);
                     }
                 }
                 GateKind::Position => {
+                    let img = plane / c;
                     let gp = &g[img * p..(img + 1) * p];
                     for ((o, &v), &s) in yp.iter_mut().zip(xp).zip(gp) {
-                        *o = v * s;
+                        o.write(v * s);
                     }
                 }
             }
-        });
-    y
+        })
+    }
 }
 
 /// `dg` of the gate: per channel, the sum over positions of `dy · x`; per position, the sum

@@ -9,11 +9,10 @@
 //! is 1 there). On other devices and dtypes both functions fall back to candle's ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::error::shape_err;
 use crate::real::Real;
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, par_build};
 
 /// Elements per parallel task: large enough to amortise the task, small enough to split a
 /// feature map among threads.
@@ -63,28 +62,29 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
 }
 
-fn map1<T: Real>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(yc, xc)| {
-            for (o, &v) in yc.iter_mut().zip(xc) {
-                *o = f(v);
+fn map1<T: Real>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    // SAFETY: chunk i of the output is written whole from chunk i of `x` (same length).
+    unsafe {
+        par_build(x.len(), CHUNK, |i, yc| {
+            for (o, &v) in yc.iter_mut().zip(&x[i * CHUNK..]) {
+                o.write(f(v));
             }
-        });
-    y
+        })
+    }
 }
 
-fn map2<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut y = vec![T::ZERO; a.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(yc, (ac, bc))| {
+fn map2<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
+    assert_eq!(a.len(), b.len());
+    // SAFETY: chunk i of the output is written whole from chunks i of `a` and `b` (same
+    // lengths, asserted).
+    unsafe {
+        par_build(a.len(), CHUNK, |i, yc| {
+            let (ac, bc) = (&a[i * CHUNK..], &b[i * CHUNK..]);
             for ((o, &u), &v) in yc.iter_mut().zip(ac).zip(bc) {
-                *o = f(u, v);
+                o.write(f(u, v));
             }
-        });
-    y
+        })
+    }
 }
 
 fn relu_of<T: Real>(v: T) -> T {

@@ -17,3 +17,25 @@ pub(crate) fn contiguous_slice<'a, T: WithDType>(
         None => Err(config_err(op, arg, "must be contiguous")),
     }
 }
+
+/// A new vector of `len` values made by `fill(i, out)` on consecutive chunks of `chunk`
+/// values (`i` the chunk's index), the chunks in parallel, without zero-filling the memory
+/// first (a full extra pass over the output of every element-wise op).
+///
+/// # Safety
+/// `fill` writes every value of the chunk it is given.
+pub(crate) unsafe fn par_build<T: Send>(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut y = Vec::with_capacity(len);
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, out)| fill(i, out));
+    // SAFETY: every chunk was written whole (the caller's contract).
+    unsafe { y.set_len(len) };
+    y
+}
