@@ -1,6 +1,6 @@
 //! Forward and forward+backward of the ResNet/FPN convolutions at 480×640, this crate's
-//! `conv2d_op` beside candle's `conv2d` (and, on CPUs with AMX, the forward with bf16
-//! products, `arfpn-bf16`). Throughput is reported in FLOP ("elements"/s =
+//! `conv2d_op` beside candle's `conv2d` (and, on CPUs with AMX, both with bf16 products,
+//! `arfpn-bf16`). Throughput is reported in FLOP ("elements"/s =
 //! FLOP/s): forward `2·N·O·Ho·Wo·C·kh·kw`, forward+backward three times that (dx and dw).
 //!
 //! cargo bench -j 2 -p arfpn-nn --bench conv --no-run
@@ -103,6 +103,15 @@ fn bench(cr: &mut Criterion) {
         g.bench_function(BenchmarkId::new("forward_backward", "arfpn"), |bn| {
             bn.iter(|| ours(&x).sum_all().unwrap().backward().unwrap())
         });
+        if arfpn_nn::bf16_matmul_available() {
+            g.bench_function(BenchmarkId::new("forward_backward", "arfpn-bf16"), |bn| {
+                bn.iter(|| {
+                    with_matmul_precision(MatmulPrecision::Bf16, || {
+                        ours(&x).sum_all().unwrap().backward().unwrap()
+                    })
+                })
+            });
+        }
         g.bench_function(BenchmarkId::new("forward_backward", "candle"), |bn| {
             bn.iter(|| candle(&x).sum_all().unwrap().backward().unwrap())
         });

@@ -97,8 +97,24 @@ impl PackedA {
         if kp == 0 {
             return;
         }
-        // One panel of 16 rows: each row converted whole, then cut into its tiles.
+        // One panel of 16 rows: each row converted whole, then cut into its tiles; or, when
+        // A is the transpose of a row-major matrix (unit row stride: a weight read as `Wᵀ`),
+        // 16 consecutive values of each source row at a time, straight into the tiles.
         let panel = |(q, out): (usize, &mut [u16]), tmp: &mut Vec<u16>| {
+            if rs == 1 && cs != 1 {
+                let rows = 16.min(m.saturating_sub(q * 16));
+                out.fill(0);
+                if rows == 0 {
+                    return;
+                }
+                for j in 0..k {
+                    let base = j / 32 * 512 + j % 32;
+                    for (r, v) in src[q * 16 + j * cs..][..rows].iter().enumerate() {
+                        out[base + r * 32] = to_bf16(*v);
+                    }
+                }
+                return;
+            }
             tmp.resize(kp, 0);
             let row = &mut tmp[..];
             for r in 0..16 {

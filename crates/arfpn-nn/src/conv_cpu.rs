@@ -296,11 +296,19 @@ fn im2col_tile<T: Elem>(
     }
 }
 
-/// Adds `cols: [cb·kh·kw, lt]` (channels `c0..c0+cb`, output positions `l0..l0+lt`) into
-/// the planes `dx: [cb, H, W]` of those channels.
-fn col2im_tile<T: Elem>(cols: &[T], g: &Geom, cb: usize, l0: usize, lt: usize, dx: &mut [T]) {
+/// Adds `cols: [cb·kh·kw, lt]` (row stride `ld ≥ lt`; channels `c0..c0+cb`, output
+/// positions `l0..l0+lt`) into the planes `dx: [cb, H, W]` of those channels.
+fn col2im_tile<T: Elem>(
+    cols: &[T],
+    ld: usize,
+    g: &Geom,
+    cb: usize,
+    (l0, lt): (usize, usize),
+    dx: &mut [T],
+) {
     let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
-    for (row, src) in cols[..cb * kh * kw * lt].chunks(lt).enumerate() {
+    for row in 0..cb * kh * kw {
+        let src = &cols[row * ld..row * ld + lt];
         let c = row / (kh * kw);
         let i = (row / kw) % kh;
         let j = row % kw;
@@ -571,8 +579,8 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
             })
             .collect();
         (0..blocks.len()).into_par_iter().for_each_init(
-            || (vec![0f32; up32(cb * khw) * lt], vec![0f32; cb * khw * lt]),
-            |(out, dcols), i| {
+            || vec![0f32; up32(cb * khw) * lt],
+            |out, i| {
                 let (gr, c0, nc) = blocks[i];
                 let a = &wts[i];
                 let m = nc * khw;
@@ -601,14 +609,7 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
                             accumulate: false,
                         })
                     };
-                    for (d, s) in dcols
-                        .chunks_exact_mut(len)
-                        .zip(out.chunks_exact(np))
-                        .take(m)
-                    {
-                        d.copy_from_slice(&s[..len]);
-                    }
-                    col2im_tile(dcols, g, nc, l0, len, dxs);
+                    col2im_tile(out, np, g, nc, (l0, len), dxs);
                 }
             },
         );
@@ -770,7 +771,7 @@ pub(crate) fn conv_bwd_input<T: Elem>(dy: &[T], wt: &[T], g: &Geom, tiling: Tili
                     (l, 1),
                     gemm::Parallelism::None,
                 );
-                col2im_tile(dcols, g, nc, l0, len, dxs);
+                col2im_tile(dcols, len, g, nc, (l0, len), dxs);
             }
         },
     );
