@@ -193,6 +193,37 @@ fn pack_panel(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out: &mut [
     }
 }
 
+/// One row of 32 pairs: `o[j] = bf16(r0[j]) | bf16(r1[j]) << 16` for the `r0.len() ≤ 32`
+/// values given (`r1` absent: the high halves zero), zero past them.
+#[inline(always)]
+fn pair_row(r0: &[f32], r1: Option<&[f32]>, o: &mut [u32]) {
+    let w = r0.len();
+    match r1 {
+        Some(r1) => {
+            if let (Ok(a), Ok(b), Ok(o)) = (
+                <&[f32; 32]>::try_from(r0),
+                <&[f32; 32]>::try_from(r1),
+                <&mut [u32; 32]>::try_from(&mut *o),
+            ) {
+                // The whole-row case in fixed-size arrays, which the compiler vectorises.
+                for j in 0..32 {
+                    o[j] = to_bf16(a[j]) as u32 | (to_bf16(b[j]) as u32) << 16;
+                }
+                return;
+            }
+            for ((o, a), b) in o.iter_mut().zip(r0).zip(r1) {
+                *o = to_bf16(*a) as u32 | (to_bf16(*b) as u32) << 16;
+            }
+        }
+        None => {
+            for (o, a) in o.iter_mut().zip(r0) {
+                *o = to_bf16(*a) as u32;
+            }
+        }
+    }
+    o[w..32].fill(0);
+}
+
 #[inline(always)]
 fn pack_panel_scalar(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out: &mut [u32]) {
     for (p, row) in out.chunks_exact_mut(32).enumerate() {
@@ -201,29 +232,31 @@ fn pack_panel_scalar(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out:
             row.fill(0);
             continue;
         }
-        let r0 = &src[k0 * rs + c0..][..w];
-        if k1 < k {
-            let r1 = &src[k1 * rs + c0..][..w];
-            if let (Ok(a), Ok(b), Ok(o)) = (
-                <&[f32; 32]>::try_from(r0),
-                <&[f32; 32]>::try_from(r1),
-                <&mut [u32; 32]>::try_from(&mut *row),
-            ) {
-                // The whole-panel case in fixed-size arrays, which the compiler vectorises.
-                for j in 0..32 {
-                    o[j] = to_bf16(a[j]) as u32 | (to_bf16(b[j]) as u32) << 16;
-                }
-                continue;
-            }
-            for ((o, a), b) in row.iter_mut().zip(r0).zip(r1) {
-                *o = to_bf16(*a) as u32 | (to_bf16(*b) as u32) << 16;
-            }
-        } else {
-            for (o, a) in row.iter_mut().zip(r0) {
-                *o = to_bf16(*a) as u32;
-            }
-        }
-        row[w..].fill(0);
+        let r1 = (k1 < k).then(|| &src[k1 * rs + c0..][..w]);
+        pair_row(&src[k0 * rs + c0..][..w], r1, row);
+    }
+}
+
+/// Pair-row `p` of every panel of a packed right operand (panel stride `ps`) from the two
+/// rows `r0`, `r1` (`r1` absent past the last row of B) of `n` values each: how a
+/// convolution packs its column tile straight from im2col, two rows at a time.
+pub(crate) fn pack_pair_row(r0: &[f32], r1: Option<&[f32]>, p: usize, ps: usize, dst: &mut [u32]) {
+    if available() {
+        // SAFETY: `available` implies AVX-512F/BW.
+        unsafe { x86::pack_pair_row_avx512(r0, r1, p, ps, dst) }
+    } else {
+        pack_pair_row_scalar(r0, r1, p, ps, dst)
+    }
+}
+
+#[inline(always)]
+fn pack_pair_row_scalar(r0: &[f32], r1: Option<&[f32]>, p: usize, ps: usize, dst: &mut [u32]) {
+    let n = r0.len();
+    assert!(r1.is_none_or(|r| r.len() == n) && dst.len() >= up32(n) / 32 * ps);
+    for q in 0..up32(n) / 32 {
+        let (c0, c1) = (q * 32, n.min(q * 32 + 32));
+        let o = &mut dst[q * ps + p * 32..][..32];
+        pair_row(&r0[c0..c1], r1.map(|r| &r[c0..c1]), o);
     }
 }
 
@@ -759,6 +792,21 @@ mod x86 {
         super::convert_scalar(src, dst)
     }
 
+    /// [`super::pack_pair_row_scalar`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn pack_pair_row_avx512(
+        r0: &[f32],
+        r1: Option<&[f32]>,
+        p: usize,
+        ps: usize,
+        dst: &mut [u32],
+    ) {
+        super::pack_pair_row_scalar(r0, r1, p, ps, dst)
+    }
+
     /// [`super::pack_panel_scalar`] compiled for AVX-512.
     ///
     /// # Safety
@@ -786,6 +834,15 @@ mod x86 {
     }
     pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
         super::convert_scalar(src, dst)
+    }
+    pub(super) unsafe fn pack_pair_row_avx512(
+        r0: &[f32],
+        r1: Option<&[f32]>,
+        p: usize,
+        ps: usize,
+        dst: &mut [u32],
+    ) {
+        super::pack_pair_row_scalar(r0, r1, p, ps, dst)
     }
     pub(super) unsafe fn pack_panel_avx512(
         src: &[f32],
@@ -886,6 +943,17 @@ mod tests {
             let mut par = vec![3u32; rows.len()];
             pack_b_rows_parallel(&b, k, n, n, &mut par);
             assert_eq!(rows, par, "k {k} n {n}: parallel packing");
+            let mut by_pairs = vec![1u32; rows.len()];
+            for p in 0..up32(k) / 2 {
+                let row = |r: usize| (r < k).then(|| &b[r * n..(r + 1) * n]);
+                match row(2 * p) {
+                    Some(r0) => {
+                        pack_pair_row(r0, row(2 * p + 1), p, panel_stride(k), &mut by_pairs)
+                    }
+                    None => pack_pair_row(&vec![0.0; n], None, p, panel_stride(k), &mut by_pairs),
+                }
+            }
+            assert_eq!(rows, by_pairs, "k {k} n {n}: pair by pair");
             let w: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let mut tr = vec![9u32; up32(k) / 2 * up32(n)];
             pack_b_transposed(&w, n, k, k, &mut tr);

@@ -252,46 +252,78 @@ fn im2col_tile<T: Elem>(
     lt: usize,
     cols: &mut [T],
 ) {
+    let khw = g.kh * g.kw;
+    for (row, out) in cols[..cb * khw * lt].chunks_mut(lt).enumerate() {
+        im2col_row(x, g, c0 * khw + row, l0, out);
+    }
+}
+
+/// Row `row` (channel `row / (kh·kw)`, kernel tap `row % (kh·kw)`) of the column matrix of
+/// `x: [Cg, H, W]` at output positions `l0..l0 + out.len()`.
+fn im2col_row<T: Elem>(x: &[T], g: &Geom, row: usize, l0: usize, out: &mut [T]) {
     let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
-    for (row, out) in cols[..cb * kh * kw * lt].chunks_mut(lt).enumerate() {
-        let c = c0 + row / (kh * kw);
-        let i = (row / kw) % kh;
-        let j = row % kw;
-        let plane = &x[c * h * w..(c + 1) * h * w];
-        let off_y = (i * g.dil) as isize - g.pad as isize;
-        let off_x = (j * g.dil) as isize - g.pad as isize;
-        let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
-        let (x0, x1) = valid_range(off_x, g.stride, w, wo);
-        let mut l = l0;
-        while l < l0 + lt {
-            let oy = l / wo;
-            let xa = l % wo;
-            let xb = wo.min(xa + (l0 + lt - l));
-            let seg = &mut out[l - l0..l - l0 + (xb - xa)];
-            if oy < y0 || oy >= y1 {
-                seg.fill(T::ZERO);
+    let lt = out.len();
+    let c = row / (kh * kw);
+    let i = (row / kw) % kh;
+    let j = row % kw;
+    let plane = &x[c * h * w..(c + 1) * h * w];
+    let off_y = (i * g.dil) as isize - g.pad as isize;
+    let off_x = (j * g.dil) as isize - g.pad as isize;
+    let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
+    let (x0, x1) = valid_range(off_x, g.stride, w, wo);
+    let mut l = l0;
+    while l < l0 + lt {
+        let oy = l / wo;
+        let xa = l % wo;
+        let xb = wo.min(xa + (l0 + lt - l));
+        let seg = &mut out[l - l0..l - l0 + (xb - xa)];
+        if oy < y0 || oy >= y1 {
+            seg.fill(T::ZERO);
+        } else {
+            let iy = ((oy * g.stride) as isize + off_y) as usize;
+            let src = &plane[iy * w..(iy + 1) * w];
+            let a = x0.clamp(xa, xb);
+            let b = x1.clamp(a, xb);
+            seg[..a - xa].fill(T::ZERO);
+            seg[b - xa..].fill(T::ZERO);
+            if a == b {
+                l += xb - xa;
+                continue;
+            }
+            let ix = ((a * g.stride) as isize + off_x) as usize;
+            let dst = &mut seg[a - xa..b - xa];
+            if g.stride == 1 {
+                dst.copy_from_slice(&src[ix..ix + (b - a)]);
             } else {
-                let iy = ((oy * g.stride) as isize + off_y) as usize;
-                let src = &plane[iy * w..(iy + 1) * w];
-                let a = x0.clamp(xa, xb);
-                let b = x1.clamp(a, xb);
-                seg[..a - xa].fill(T::ZERO);
-                seg[b - xa..].fill(T::ZERO);
-                if a == b {
-                    l += xb - xa;
-                    continue;
-                }
-                let ix = ((a * g.stride) as isize + off_x) as usize;
-                let dst = &mut seg[a - xa..b - xa];
-                if g.stride == 1 {
-                    dst.copy_from_slice(&src[ix..ix + (b - a)]);
-                } else {
-                    for (k, v) in dst.iter_mut().enumerate() {
-                        *v = src[ix + k * g.stride];
-                    }
+                for (k, v) in dst.iter_mut().enumerate() {
+                    *v = src[ix + k * g.stride];
                 }
             }
-            l += xb - xa;
+        }
+        l += xb - xa;
+    }
+}
+
+/// The column tile of one image group (all its rows, output positions `l0..l0+len`) packed
+/// as the right operand of an AMX product, two rows at a time through `two` (`2·len`
+/// values): the f32 tile itself is never written.
+fn im2col_packed(xs: &[f32], g: &Geom, l0: usize, len: usize, two: &mut [f32], rhs: &mut [u32]) {
+    use crate::amx::{pack_pair_row, panel_stride, up32};
+    let k = g.k();
+    let ps = panel_stride(k);
+    let (r0, r1) = two[..2 * len].split_at_mut(len);
+    for p in 0..up32(k) / 2 {
+        if 2 * p >= k {
+            r0.fill(0.0);
+            pack_pair_row(r0, None, p, ps, rhs);
+            continue;
+        }
+        im2col_row(xs, g, 2 * p, l0, r0);
+        if 2 * p + 1 < k {
+            im2col_row(xs, g, 2 * p + 1, l0, r1);
+            pack_pair_row(r0, Some(r1), p, ps, rhs);
+        } else {
+            pack_pair_row(r0, None, p, ps, rhs);
         }
     }
 }
@@ -424,7 +456,8 @@ pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> 
 /// it reads, so they are never cleared).
 #[derive(Default)]
 struct Bf16Scratch {
-    cols: Vec<f32>,
+    /// Two rows of the column matrix ([`im2col_packed`]).
+    two_rows: Vec<f32>,
     rhs: Vec<u32>,
     out: Vec<f32>,
 }
@@ -445,8 +478,9 @@ fn at_least<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
 /// checks `amx::available()`.
 ///
 /// The weights of each group are packed once; work items are (image, group, tile of output
-/// positions) as in [`conv_fwd`], each packing its column tile (from an im2col tile, or
-/// straight from the input for a pointwise convolution) and multiplying on its thread, into
+/// positions) as in [`conv_fwd`], each packing its column tile (by im2col two rows at a
+/// time, [`im2col_packed`], or straight from the input for a pointwise convolution) and
+/// multiplying on its thread, into
 /// the output directly when the tile is whole 32×32 blocks, else through a buffer.
 pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
     use crate::amx::{self, up32, PackedA};
@@ -479,9 +513,7 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
             if pointwise {
                 amx::pack_b_rows(&xs[l0..], k, len, l, rhs);
             } else {
-                let cols = at_least(&mut s.cols, k * len);
-                im2col_tile(xs, g, 0, cg, l0, len, cols);
-                amx::pack_b_rows(cols, k, len, len, rhs);
+                im2col_packed(xs, g, l0, len, at_least(&mut s.two_rows, 2 * len), rhs);
             }
             let off = (b * g.o + gr * og) * l + l0;
             // Item (b, gr, tile) owns rows gr·og..(gr+1)·og of image b, columns l0..l0+len.
