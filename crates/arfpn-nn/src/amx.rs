@@ -149,6 +149,30 @@ impl PackedA {
         }
     }
 
+    /// Packs `a [m, k]` row by row, `row(i, out)` writing the `k` values of row `i` into
+    /// `out`, on the calling thread: how the convolution's weight gradient packs its im2col
+    /// rows without writing an f32 tile first.
+    pub fn refill_rows(&mut self, m: usize, k: usize, mut row: impl FnMut(usize, &mut [f32])) {
+        let kp = up32(k);
+        self.m = m;
+        self.k = k;
+        self.data.resize(up32(m) * kp, 0);
+        let mut vals = vec![0f32; k];
+        let mut half = vec![0u16; kp];
+        for i in 0..up32(m) {
+            if i < m {
+                row(i, &mut vals);
+                convert(&vals, &mut half[..k]);
+            } else {
+                half.fill(0);
+            }
+            let panel = &mut self.data[i / 16 * 16 * kp..][..16 * kp];
+            for (c, chunk) in half.chunks_exact(32).enumerate() {
+                panel[c * 512 + i % 16 * 32..][..32].copy_from_slice(chunk);
+            }
+        }
+    }
+
     /// Start of the packed values (tiles of 16 × 32, see the module docs).
     pub fn as_ptr(&self) -> *const u16 {
         self.data.as_ptr()
@@ -1029,6 +1053,10 @@ mod tests {
             let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
             let pt = PackedA::new(&at, m, k, (1, m));
             assert_eq!(pt.data, pa.data);
+            // Row by row: the same.
+            let mut rr = PackedA::new(&vals(40 * 70, 9), 40, 70, (70, 1));
+            rr.refill_rows(m, k, |i, out| out.copy_from_slice(&a[i * k..(i + 1) * k]));
+            assert_eq!(rr.data[..pa.data.len()], pa.data[..]);
             // A reused buffer that held a larger matrix packs the same (padding cleared).
             let mut re = PackedA::new(&vals(40 * 70, 9), 40, 70, (70, 1));
             re.refill(&a, m, k, (k, 1), false);

@@ -654,7 +654,8 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
 ///
 /// Computes `dWᵀ[block] = Σ_images Σ_tiles cols(block, tile) · dY[:, tile]ᵀ`: each image's
 /// `dYᵀ` is packed once as the right operand (shared by every block of channels), each
-/// column tile is the left operand as im2col made it (no transpose), and each item (group,
+/// column tile is the left operand, packed by im2col row by row (no f32 tile, no
+/// transpose), and each item (group,
 /// block of input channels, as in [`conv_bwd_weight`]) accumulates its block in f32 and
 /// writes its columns of `dW` once.
 pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
@@ -687,7 +688,6 @@ pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tili
     let pointwise = g.is_pointwise();
     items.into_par_iter().for_each(|(gr, (c0, nc))| {
         let n = nc * khw;
-        let mut cols = vec![0f32; if pointwise { 0 } else { n * lt }];
         let mut a = PackedA::new(&[], 0, 0, (0, 0));
         let mut acc = vec![0f32; up32(n) * ogp];
         let mut first = true;
@@ -698,8 +698,7 @@ pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tili
                 if pointwise {
                     a.refill(&xs[c0 * l + l0..], n, len, (l, 1), false);
                 } else {
-                    im2col_tile(xs, g, c0, nc, l0, len, &mut cols);
-                    a.refill(&cols[..n * len], n, len, (len, 1), false);
+                    a.refill_rows(n, len, |r, out| im2col_row(xs, g, c0 * khw + r, l0, out));
                 }
                 assert!(l0 + up32(len) <= lp);
                 // SAFETY: A is the tile (up32(n) × up32(len), its columns past `len` zero,
