@@ -3,7 +3,10 @@
 //! weight decay.
 
 use crate::error::config_err;
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{
+    backprop::GradStore, CpuStorage, DType, InplaceOp3, Layout, Result, Tensor, Var, WithDType,
+};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Hyper-parameters of [`SgdMomentum`]. The defaults are the paper's (momentum 0.9, weight
@@ -78,6 +81,10 @@ struct Param {
 ///
 /// Variables without a gradient in the `GradStore` are left alone (their momentum too).
 ///
+/// On the CPU (f32 or f64) a step is two fused parallel passes per variable that update the
+/// momentum buffer and the weights in place, rounding each operation as the composed candle
+/// ops do (tested bit for bit); elsewhere it composes candle ops.
+///
 /// ```
 /// use candle_core::{Device, Var};
 /// use candle_nn::Optimizer;
@@ -103,8 +110,14 @@ impl SgdMomentum {
     /// The momentum buffers, one per variable in construction order (`None` before the
     /// variable's first step). With [`set_momentum_buffers`](Self::set_momentum_buffers) this
     /// is what a checkpoint needs to resume bit for bit.
-    pub fn momentum_buffers(&self) -> Vec<Option<Tensor>> {
-        self.params.iter().map(|p| p.buf.clone()).collect()
+    ///
+    /// The buffers are copies: later steps update the optimizer's own buffers in place and
+    /// leave these alone.
+    pub fn momentum_buffers(&self) -> Result<Vec<Option<Tensor>>> {
+        self.params
+            .iter()
+            .map(|p| p.buf.as_ref().map(|b| b.copy()).transpose())
+            .collect()
     }
 
     /// Restores buffers saved by [`momentum_buffers`](Self::momentum_buffers); the count and
@@ -136,8 +149,9 @@ impl SgdMomentum {
                 }
             }
         }
+        // Copies, since steps update the buffers in place.
         for (p, b) in self.params.iter_mut().zip(buffers) {
-            p.buf = b;
+            p.buf = b.map(|b| b.copy()).transpose()?;
         }
         Ok(())
     }
@@ -184,14 +198,44 @@ impl candle_nn::Optimizer for SgdMomentum {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let w = p.var.as_tensor().detach();
-            let mut g = g.detach();
+            let w = p.var.as_tensor();
+            let g = g.detach().contiguous()?;
+            if fused(w, &g) {
+                let up = Update {
+                    lr,
+                    momentum,
+                    weight_decay: p.weight_decay,
+                    nesterov,
+                };
+                if momentum != 0.0 {
+                    let first = p.buf.is_none();
+                    let buf = match p.buf.take() {
+                        Some(b) => b,
+                        None => w.zeros_like()?,
+                    };
+                    buf.inplace_op3(&g, w, &MomentumBuffer { up, first })?;
+                    w.inplace_op3(&g, &buf, &Weights { up, with_buf: true })?;
+                    p.buf = Some(buf);
+                } else {
+                    w.inplace_op3(
+                        &g,
+                        &g,
+                        &Weights {
+                            up,
+                            with_buf: false,
+                        },
+                    )?;
+                }
+                continue;
+            }
+            let w = w.detach();
+            let mut g = g;
             if p.weight_decay != 0.0 {
                 g = (g + (&w * p.weight_decay)?)?;
             }
             if momentum != 0.0 {
                 let buf = match p.buf.take() {
-                    None => g.clone(),
+                    None => g.copy()?,
                     Some(b) => ((b * momentum)? + &g)?,
                 };
                 g = if nesterov {
@@ -212,5 +256,169 @@ impl candle_nn::Optimizer for SgdMomentum {
 
     fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+}
+
+/// Whether [`SgdMomentum::step`] updates `w` in place with the fused CPU ops below (f32 or
+/// f64, contiguous, on the CPU); otherwise it composes candle ops (any device).
+fn fused(w: &Tensor, g: &Tensor) -> bool {
+    w.device().is_cpu()
+        && w.is_contiguous()
+        && w.dtype() == g.dtype()
+        && matches!(w.dtype(), DType::F32 | DType::F64)
+}
+
+/// The scalars of one update.
+#[derive(Clone, Copy)]
+struct Update {
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+}
+
+impl Update {
+    /// `g + weight_decay·w`, rounded as candle's `g + (w * weight_decay)` (an affine
+    /// `w·wd + 0` then an addition), so the fused step equals the composed one bit for bit.
+    #[inline(always)]
+    fn decayed<T: WithDType>(&self, g: T, w: T, wd: T) -> T {
+        if self.weight_decay != 0.0 {
+            g + (w * wd + T::zero())
+        } else {
+            g
+        }
+    }
+}
+
+/// Elements per parallel chunk of the updates.
+const CHUNK: usize = 1 << 14;
+
+/// The contiguous values of an operand of the in-place ops.
+fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &'static str) -> Result<&'a [T]> {
+    crate::storage::contiguous_slice(s, l, "sgd", what)
+}
+
+/// The contiguous values of the updated tensor.
+fn values_mut<'a, T>(v: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("sgd: the updated tensor must be contiguous")
+    };
+    Ok(&mut v[a..b])
+}
+
+/// `buf ← momentum·buf + (g + wd·w)`, or `buf ← g + wd·w` on the first step, in place on
+/// the momentum buffer (sources `g`, `w`).
+struct MomentumBuffer {
+    up: Update,
+    first: bool,
+}
+
+impl MomentumBuffer {
+    fn run<T: WithDType>(&self, buf: &mut [T], g: &[T], w: &[T]) {
+        let (m, wd) = (
+            T::from_f64(self.up.momentum),
+            T::from_f64(self.up.weight_decay),
+        );
+        buf.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(w.par_chunks(CHUNK)))
+            .for_each(|(b, (g, w))| {
+                for ((b, &g), &w) in b.iter_mut().zip(g).zip(w) {
+                    let g1 = self.up.decayed(g, w, wd);
+                    *b = if self.first {
+                        g1
+                    } else {
+                        (*b * m + T::zero()) + g1
+                    };
+                }
+            });
+    }
+}
+
+impl InplaceOp3 for MomentumBuffer {
+    fn name(&self) -> &'static str {
+        "sgd-momentum-buffer"
+    }
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<()> {
+        match dst {
+            CpuStorage::F32(v) => self.run::<f32>(
+                values_mut(v, dst_l)?,
+                values(g, gl, "g")?,
+                values(w, wl, "w")?,
+            ),
+            CpuStorage::F64(v) => self.run::<f64>(
+                values_mut(v, dst_l)?,
+                values(g, gl, "g")?,
+                values(w, wl, "w")?,
+            ),
+            _ => candle_core::bail!("sgd: only f32 and f64 are supported"),
+        }
+        Ok(())
+    }
+}
+
+/// `w ← w − lr·d` in place on the weights (sources `g` and the updated buffer), with `d`
+/// the buffer, `g + wd·w + momentum·buf` (Nesterov) or, without momentum, `g + wd·w`.
+struct Weights {
+    up: Update,
+    with_buf: bool,
+}
+
+impl Weights {
+    fn run<T: WithDType>(&self, w: &mut [T], g: &[T], buf: &[T]) {
+        let lr = T::from_f64(self.up.lr);
+        let (m, wd) = (
+            T::from_f64(self.up.momentum),
+            T::from_f64(self.up.weight_decay),
+        );
+        w.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(buf.par_chunks(CHUNK)))
+            .for_each(|(w, (g, b))| {
+                for ((w, &g), &b) in w.iter_mut().zip(g).zip(b) {
+                    let d = match (self.with_buf, self.up.nesterov) {
+                        (false, _) => self.up.decayed(g, *w, wd),
+                        (true, false) => b,
+                        (true, true) => self.up.decayed(g, *w, wd) + (b * m + T::zero()),
+                    };
+                    *w = *w - (d * lr + T::zero());
+                }
+            });
+    }
+}
+
+impl InplaceOp3 for Weights {
+    fn name(&self) -> &'static str {
+        "sgd-weights"
+    }
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<()> {
+        match dst {
+            CpuStorage::F32(v) => self.run::<f32>(
+                values_mut(v, dst_l)?,
+                values(g, gl, "g")?,
+                values(b, bl, "buf")?,
+            ),
+            CpuStorage::F64(v) => self.run::<f64>(
+                values_mut(v, dst_l)?,
+                values(g, gl, "g")?,
+                values(b, bl, "buf")?,
+            ),
+            _ => candle_core::bail!("sgd: only f32 and f64 are supported"),
+        }
+        Ok(())
     }
 }

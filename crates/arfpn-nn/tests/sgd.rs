@@ -103,3 +103,90 @@ fn config_validation_and_serde() {
         cfg
     );
 }
+
+/// The step as candle ops (the formula of `torch.optim.SGD`, composed as before the fused
+/// CPU update): the fused in-place update must equal it bit for bit.
+fn composed_step(
+    w: &Tensor,
+    g: &Tensor,
+    buf: &mut Option<Tensor>,
+    cfg: SgdConfig,
+) -> Result<Tensor> {
+    let mut g = g.clone();
+    if cfg.weight_decay != 0.0 {
+        g = (g + (w * cfg.weight_decay)?)?;
+    }
+    if cfg.momentum != 0.0 {
+        let b = match buf.take() {
+            None => g.clone(),
+            Some(b) => ((b * cfg.momentum)? + &g)?,
+        };
+        g = if cfg.nesterov {
+            (g + (&b * cfg.momentum)?)?
+        } else {
+            b.clone()
+        };
+        *buf = Some(b);
+    }
+    w - (g * cfg.lr)?
+}
+
+#[test]
+fn fused_update_equals_composed_ops_bit_for_bit() -> Result<()> {
+    let dev = Device::Cpu;
+    for (momentum, weight_decay, nesterov) in [
+        (0.9, 1e-4, false),
+        (0.9, 1e-4, true),
+        (0.0, 1e-4, false),
+        (0.9, 0.0, false),
+    ] {
+        let cfg = SgdConfig {
+            lr: 0.013,
+            momentum,
+            weight_decay,
+            nesterov,
+        };
+        // 70 000 values: several parallel chunks, the last one partial.
+        let w0 = Tensor::randn(0f32, 1.0, (7, 10_000), &dev)?;
+        let c = Tensor::randn(0f32, 1.0, (7, 10_000), &dev)?;
+        let w = Var::from_tensor(&w0)?;
+        let mut opt = SgdMomentum::new(vec![w.clone()], cfg)?;
+        let (mut reference, mut buf) = (w0.copy()?, None);
+        let mut snapshot = None;
+        for step in 0..3 {
+            // loss = Σ c·w² → g = 2·c·w.
+            let g = ((&c * 2.0)? * &reference)?;
+            let loss = (&c * w.as_tensor().sqr()?)?.sum_all()?;
+            opt.backward_step(&loss)?;
+            reference = composed_step(&reference, &g, &mut buf, cfg)?;
+            let (a, b) = (
+                w.flatten_all()?.to_vec1::<f32>()?,
+                reference.flatten_all()?.to_vec1::<f32>()?,
+            );
+            let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "momentum {momentum}, decay {weight_decay}, nesterov {nesterov}, step {step}"
+            );
+            if step == 0 {
+                snapshot = Some(opt.momentum_buffers()?);
+            }
+        }
+        // Buffers handed out earlier are copies: later steps did not change them.
+        if momentum != 0.0 {
+            let first = snapshot.and_then(|s| s.into_iter().next().flatten());
+            let first = first.expect("a buffer after the first step");
+            let g0 = ((&c * 2.0)? * &w0)?;
+            let want = if weight_decay != 0.0 {
+                (g0 + (&w0 * weight_decay)?)?
+            } else {
+                g0
+            };
+            assert_eq!(
+                first.flatten_all()?.to_vec1::<f32>()?,
+                want.flatten_all()?.to_vec1::<f32>()?
+            );
+        }
+    }
+    Ok(())
+}

@@ -876,7 +876,7 @@ impl Trainer {
         let mut state = CheckpointState::default();
         match &self.opt {
             Opt::Sgd(o) => {
-                for ((name, _), b) in self.vars.iter().zip(o.momentum_buffers()) {
+                for ((name, _), b) in self.vars.iter().zip(o.momentum_buffers()?) {
                     if let Some(b) = b {
                         state.tensors.push((format!("state.sgd.{name}"), b));
                     }
