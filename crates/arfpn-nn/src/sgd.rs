@@ -387,7 +387,7 @@ impl Weights {
                         (true, false) => b,
                         (true, true) => self.up.decayed(g, *w, wd) + (b * m + T::zero()),
                     };
-                    *w = *w - (d * lr + T::zero());
+                    *w -= d * lr + T::zero();
                 }
             });
     }
