@@ -552,43 +552,71 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
     };
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
-    let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
     let plane = g.h * g.w;
+    let total = g.n * g.c * plane;
     if g.is_pointwise() {
-        // dx[cg, L] = Wᵀ[cg, og] · dY[og, L] per image and group.
+        // dx[cg, L] = Wᵀ[cg, og] · dY[og, L] per image and group, straight into `dx` (row
+        // stride L = H·W) when the block is whole 32×32 tiles, else through a buffer.
+        let direct = cg.is_multiple_of(32) && l.is_multiple_of(32);
         let mut dy_packed = vec![0u32; ogp / 2 * lp];
         let cgp = up32(cg);
         let wts: Vec<PackedA> = (0..g.groups)
             .map(|gr| PackedA::new(&wt[gr * og * k..(gr + 1) * og * k], cg, og, (1, k)))
             .collect();
-        let mut out = vec![0f32; cgp * lp];
+        let mut out = if direct {
+            Vec::new()
+        } else {
+            vec![0f32; cgp * lp]
+        };
+        // Every value of `dx` is written below (rows 0..cg, columns 0..L of every image and
+        // group) before `set_len`.
+        let mut dx: Vec<f32> = Vec::with_capacity(total);
         for b in 0..g.n {
             for (gr, a) in wts.iter().enumerate() {
                 let dys = &dy[(b * g.o + gr * og) * l..][..og * l];
                 pack_b_rows_parallel(dys, og, l, l, &mut dy_packed);
+                let off = (b * g.c + gr * cg) * plane;
+                assert!(off + cg * l <= total);
+                let (c, ldc) = match direct {
+                    // SAFETY: rows off.. of dx's allocation, inside it (asserted).
+                    true => (unsafe { dx.as_mut_ptr().add(off) }, l),
+                    false => (out.as_mut_ptr(), lp),
+                };
                 let raw = RawGemm {
                     a: a.as_ptr(),
                     lda: a.stride(),
                     b: dy_packed.as_ptr(),
                     ldb: panel_stride(og),
-                    c: out.as_mut_ptr(),
-                    ldc: lp,
+                    c,
+                    ldc,
                     mp: cgp,
                     kp: ogp,
                     n_lo: 0,
                     n_hi: lp,
                     accumulate: false,
                 };
-                // SAFETY: A is cgp × ogp, B ogp/2 × lp pairs, C cgp × lp: all allocated here.
+                // SAFETY: A is cgp × ogp, B ogp/2 × lp pairs; C is `out` (cgp × lp) or, when
+                // direct (cgp = cg, lp = L), this image and group's cg × L block of dx.
                 unsafe { gemm_raw_parallel(raw) };
-                let dxs = &mut dx[(b * g.c + gr * cg) * plane..][..cg * plane];
-                for (d, s) in dxs.chunks_exact_mut(l).zip(out.chunks_exact(lp)) {
-                    d.copy_from_slice(&s[..l]);
+                if !direct {
+                    for (i, row) in out.chunks_exact(lp).take(cg).enumerate() {
+                        // SAFETY: row i of this block of dx, inside the allocation.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                row.as_ptr(),
+                                dx.as_mut_ptr().add(off + i * l),
+                                l,
+                            )
+                        };
+                    }
                 }
             }
         }
+        // SAFETY: the blocks (image, group) cover dx, each written whole above.
+        unsafe { dx.set_len(total) };
         return dx;
     }
+    let mut dx = vec![0f32; total];
     let khw = g.kh * g.kw;
     let cb = tiling.channel_block(g);
     let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);

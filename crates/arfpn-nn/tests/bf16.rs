@@ -63,6 +63,10 @@ fn cases() -> Vec<(usize, usize, usize, usize, usize, usize, Conv2dConfig)> {
         (1, 8, 12, 12, 16, 3, cfg(1, 2, 2, 1)),
         (2, 8, 6, 7, 12, 3, cfg(1, 1, 1, 2)),
         (1, 64, 30, 34, 64, 3, cfg(1, 1, 1, 1)),
+        // Pointwise with whole 32×32 blocks: the input gradient is written straight into
+        // dx (two images; two groups of 32 channels).
+        (2, 64, 8, 8, 48, 1, cfg(1, 0, 1, 1)),
+        (1, 64, 4, 8, 64, 1, cfg(1, 0, 1, 2)),
     ]
 }
 
