@@ -213,18 +213,14 @@ impl candle_nn::Optimizer for SgdMomentum {
                         Some(b) => b,
                         None => w.zeros_like()?,
                     };
-                    buf.inplace_op3(&g, w, &MomentumBuffer { up, first })?;
-                    w.inplace_op3(&g, &buf, &Weights { up, with_buf: true })?;
+                    let pass = Pass::Buffer { first };
+                    buf.inplace_op3(&g, w, &SgdPass { up, pass })?;
+                    let pass = Pass::Weights { with_buf: true };
+                    w.inplace_op3(&g, &buf, &SgdPass { up, pass })?;
                     p.buf = Some(buf);
                 } else {
-                    w.inplace_op3(
-                        &g,
-                        &g,
-                        &Weights {
-                            up,
-                            with_buf: false,
-                        },
-                    )?;
+                    let pass = Pass::Weights { with_buf: false };
+                    w.inplace_op3(&g, &g, &SgdPass { up, pass })?;
                 }
                 continue;
             }
@@ -306,116 +302,89 @@ fn values_mut<'a, T>(v: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
     Ok(&mut v[a..b])
 }
 
-/// `buf ← momentum·buf + (g + wd·w)`, or `buf ← g + wd·w` on the first step, in place on
-/// the momentum buffer (sources `g`, `w`).
-struct MomentumBuffer {
-    up: Update,
-    first: bool,
+/// Which pass of a fused step an [`SgdPass`] makes.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// On the momentum buffer, sources `(g, w)`: `buf ← momentum·buf + (g + wd·w)`, or
+    /// `buf ← g + wd·w` on the first step.
+    Buffer { first: bool },
+    /// On the weights, sources `(g, buf)`: `w ← w − lr·d`, with `d` the buffer,
+    /// `g + wd·w + momentum·buf` (Nesterov) or, without momentum (`with_buf` false; `buf` is
+    /// then not read), `g + wd·w`.
+    Weights { with_buf: bool },
 }
 
-impl MomentumBuffer {
-    fn run<T: WithDType>(&self, buf: &mut [T], g: &[T], w: &[T]) {
-        let (m, wd) = (
-            T::from_f64(self.up.momentum),
-            T::from_f64(self.up.weight_decay),
+/// One in-place pass of [`SgdMomentum::step`] on the CPU.
+struct SgdPass {
+    up: Update,
+    pass: Pass,
+}
+
+impl SgdPass {
+    /// `dst[i] ← f(dst[i], a[i], b[i])` for the pass's `f`, over parallel chunks.
+    fn run<T: WithDType>(&self, dst: &mut [T], a: &[T], b: &[T]) {
+        let up = self.up;
+        let pass = self.pass;
+        let (lr, m, wd) = (
+            T::from_f64(up.lr),
+            T::from_f64(up.momentum),
+            T::from_f64(up.weight_decay),
         );
-        buf.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(w.par_chunks(CHUNK)))
-            .for_each(|(b, (g, w))| {
-                for ((b, &g), &w) in b.iter_mut().zip(g).zip(w) {
-                    let g1 = self.up.decayed(g, w, wd);
-                    *b = if self.first {
-                        g1
-                    } else {
-                        (*b * m + T::zero()) + g1
+        dst.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(d, (a, b))| {
+                for ((d, &a), &b) in d.iter_mut().zip(a).zip(b) {
+                    *d = match pass {
+                        Pass::Buffer { first } => {
+                            let (g, w) = (a, b);
+                            let g1 = up.decayed(g, w, wd);
+                            if first {
+                                g1
+                            } else {
+                                (*d * m + T::zero()) + g1
+                            }
+                        }
+                        Pass::Weights { with_buf } => {
+                            let (w, g, buf) = (*d, a, b);
+                            let step = match (with_buf, up.nesterov) {
+                                (false, _) => up.decayed(g, w, wd),
+                                (true, false) => buf,
+                                (true, true) => up.decayed(g, w, wd) + (buf * m + T::zero()),
+                            };
+                            w - (step * lr + T::zero())
+                        }
                     };
                 }
             });
     }
 }
 
-impl InplaceOp3 for MomentumBuffer {
+impl InplaceOp3 for SgdPass {
     fn name(&self) -> &'static str {
-        "sgd-momentum-buffer"
-    }
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-        w: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<()> {
-        match dst {
-            CpuStorage::F32(v) => self.run::<f32>(
-                values_mut(v, dst_l)?,
-                values(g, gl, "g")?,
-                values(w, wl, "w")?,
-            ),
-            CpuStorage::F64(v) => self.run::<f64>(
-                values_mut(v, dst_l)?,
-                values(g, gl, "g")?,
-                values(w, wl, "w")?,
-            ),
-            _ => candle_core::bail!("sgd: only f32 and f64 are supported"),
+        match self.pass {
+            Pass::Buffer { .. } => "sgd-momentum-buffer",
+            Pass::Weights { .. } => "sgd-weights",
         }
-        Ok(())
-    }
-}
-
-/// `w ← w − lr·d` in place on the weights (sources `g` and the updated buffer), with `d`
-/// the buffer, `g + wd·w + momentum·buf` (Nesterov) or, without momentum, `g + wd·w`.
-struct Weights {
-    up: Update,
-    with_buf: bool,
-}
-
-impl Weights {
-    fn run<T: WithDType>(&self, w: &mut [T], g: &[T], buf: &[T]) {
-        let lr = T::from_f64(self.up.lr);
-        let (m, wd) = (
-            T::from_f64(self.up.momentum),
-            T::from_f64(self.up.weight_decay),
-        );
-        w.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(buf.par_chunks(CHUNK)))
-            .for_each(|(w, (g, b))| {
-                for ((w, &g), &b) in w.iter_mut().zip(g).zip(b) {
-                    let d = match (self.with_buf, self.up.nesterov) {
-                        (false, _) => self.up.decayed(g, *w, wd),
-                        (true, false) => b,
-                        (true, true) => self.up.decayed(g, *w, wd) + (b * m + T::zero()),
-                    };
-                    *w -= d * lr + T::zero();
-                }
-            });
-    }
-}
-
-impl InplaceOp3 for Weights {
-    fn name(&self) -> &'static str {
-        "sgd-weights"
     }
     fn cpu_fwd(
         &self,
         dst: &mut CpuStorage,
         dst_l: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<()> {
         match dst {
             CpuStorage::F32(v) => self.run::<f32>(
                 values_mut(v, dst_l)?,
-                values(g, gl, "g")?,
-                values(b, bl, "buf")?,
+                values(a, al, "first source")?,
+                values(b, bl, "second source")?,
             ),
             CpuStorage::F64(v) => self.run::<f64>(
                 values_mut(v, dst_l)?,
-                values(g, gl, "g")?,
-                values(b, bl, "buf")?,
+                values(a, al, "first source")?,
+                values(b, bl, "second source")?,
             ),
             _ => candle_core::bail!("sgd: only f32 and f64 are supported"),
         }
