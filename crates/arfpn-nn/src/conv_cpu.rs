@@ -10,6 +10,7 @@
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `cols` is the input.
 
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// The element types the kernels accept.
 pub(crate) trait Elem:
@@ -258,50 +259,66 @@ fn im2col_tile<T: Elem>(
     }
 }
 
-/// Row `row` (channel `row / (kh·kw)`, kernel tap `row % (kh·kw)`) of the column matrix of
-/// `x: [Cg, H, W]` at output positions `l0..l0 + out.len()`.
-fn im2col_row<T: Elem>(x: &[T], g: &Geom, row: usize, l0: usize, out: &mut [T]) {
-    let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
-    let lt = out.len();
-    let c = row / (kh * kw);
+/// Walks the output positions `l0..l0+lt` as row `row` (kernel tap `row % (kh·kw)`) of the
+/// column matrix sees them, in runs within one output row: `f(run, input)` with `run` the
+/// positions relative to `l0` and `input`, when some of them read the input (the others
+/// read padding), `(iy, inside, ix)`: the part `inside` of the run (relative to its start)
+/// reads input row `iy` from column `ix` on, at the convolution's stride. im2col and col2im
+/// are this walk with a copy and an addition.
+fn tap_runs(
+    g: &Geom,
+    row: usize,
+    (l0, lt): (usize, usize),
+    mut f: impl FnMut(Range<usize>, Option<(usize, Range<usize>, usize)>),
+) {
+    let (kh, kw, wo) = (g.kh, g.kw, g.wo);
     let i = (row / kw) % kh;
     let j = row % kw;
-    let plane = &x[c * h * w..(c + 1) * h * w];
     let off_y = (i * g.dil) as isize - g.pad as isize;
     let off_x = (j * g.dil) as isize - g.pad as isize;
-    let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
-    let (x0, x1) = valid_range(off_x, g.stride, w, wo);
+    let (y0, y1) = valid_range(off_y, g.stride, g.h, g.ho);
+    let (x0, x1) = valid_range(off_x, g.stride, g.w, wo);
     let mut l = l0;
     while l < l0 + lt {
         let oy = l / wo;
         let xa = l % wo;
         let xb = wo.min(xa + (l0 + lt - l));
-        let seg = &mut out[l - l0..l - l0 + (xb - xa)];
-        if oy < y0 || oy >= y1 {
-            seg.fill(T::ZERO);
-        } else {
+        let a = x0.clamp(xa, xb);
+        let b = x1.clamp(a, xb);
+        let input = (oy >= y0 && oy < y1 && a < b).then(|| {
             let iy = ((oy * g.stride) as isize + off_y) as usize;
-            let src = &plane[iy * w..(iy + 1) * w];
-            let a = x0.clamp(xa, xb);
-            let b = x1.clamp(a, xb);
-            seg[..a - xa].fill(T::ZERO);
-            seg[b - xa..].fill(T::ZERO);
-            if a == b {
-                l += xb - xa;
-                continue;
-            }
             let ix = ((a * g.stride) as isize + off_x) as usize;
-            let dst = &mut seg[a - xa..b - xa];
-            if g.stride == 1 {
-                dst.copy_from_slice(&src[ix..ix + (b - a)]);
-            } else {
-                for (k, v) in dst.iter_mut().enumerate() {
-                    *v = src[ix + k * g.stride];
-                }
-            }
-        }
+            (iy, a - xa..b - xa, ix)
+        });
+        f(l - l0..l - l0 + (xb - xa), input);
         l += xb - xa;
     }
+}
+
+/// Row `row` (channel `row / (kh·kw)`, kernel tap `row % (kh·kw)`) of the column matrix of
+/// `x: [Cg, H, W]` at output positions `l0..l0 + out.len()`.
+fn im2col_row<T: Elem>(x: &[T], g: &Geom, row: usize, l0: usize, out: &mut [T]) {
+    let (h, w) = (g.h, g.w);
+    let c = row / (g.kh * g.kw);
+    let plane = &x[c * h * w..(c + 1) * h * w];
+    tap_runs(g, row, (l0, out.len()), |run, input| {
+        let seg = &mut out[run];
+        let Some((iy, inside, ix)) = input else {
+            seg.fill(T::ZERO);
+            return;
+        };
+        seg[..inside.start].fill(T::ZERO);
+        seg[inside.end..].fill(T::ZERO);
+        let src = &plane[iy * w..(iy + 1) * w];
+        let dst = &mut seg[inside];
+        if g.stride == 1 {
+            dst.copy_from_slice(&src[ix..ix + dst.len()]);
+        } else {
+            for (k, v) in dst.iter_mut().enumerate() {
+                *v = src[ix + k * g.stride];
+            }
+        }
+    });
 }
 
 /// The column tile of one image group (all its rows, output positions `l0..l0+len`) packed
@@ -338,46 +355,27 @@ fn col2im_tile<T: Elem>(
     (l0, lt): (usize, usize),
     dx: &mut [T],
 ) {
-    let (h, w, kh, kw, wo) = (g.h, g.w, g.kh, g.kw, g.wo);
-    for row in 0..cb * kh * kw {
+    let (h, w, khw) = (g.h, g.w, g.kh * g.kw);
+    for row in 0..cb * khw {
         let src = &cols[row * ld..row * ld + lt];
-        let c = row / (kh * kw);
-        let i = (row / kw) % kh;
-        let j = row % kw;
+        let c = row / khw;
         let plane = &mut dx[c * h * w..(c + 1) * h * w];
-        let off_y = (i * g.dil) as isize - g.pad as isize;
-        let off_x = (j * g.dil) as isize - g.pad as isize;
-        let (y0, y1) = valid_range(off_y, g.stride, h, g.ho);
-        let (x0, x1) = valid_range(off_x, g.stride, w, wo);
-        let mut l = l0;
-        while l < l0 + lt {
-            let oy = l / wo;
-            let xa = l % wo;
-            let xb = wo.min(xa + (l0 + lt - l));
-            if oy >= y0 && oy < y1 {
-                let seg = &src[l - l0..l - l0 + (xb - xa)];
-                let iy = ((oy * g.stride) as isize + off_y) as usize;
-                let dst = &mut plane[iy * w..(iy + 1) * w];
-                let a = x0.clamp(xa, xb);
-                let b = x1.clamp(a, xb);
-                if a == b {
-                    l += xb - xa;
-                    continue;
+        tap_runs(g, row, (l0, lt), |run, input| {
+            let Some((iy, inside, ix)) = input else {
+                return;
+            };
+            let seg = &src[run][inside];
+            let dst = &mut plane[iy * w..(iy + 1) * w];
+            if g.stride == 1 {
+                for (d, s) in dst[ix..ix + seg.len()].iter_mut().zip(seg) {
+                    *d += *s;
                 }
-                let ix = ((a * g.stride) as isize + off_x) as usize;
-                let seg = &seg[a - xa..b - xa];
-                if g.stride == 1 {
-                    for (d, s) in dst[ix..ix + (b - a)].iter_mut().zip(seg) {
-                        *d += *s;
-                    }
-                } else {
-                    for (k, s) in seg.iter().enumerate() {
-                        dst[ix + k * g.stride] += *s;
-                    }
+            } else {
+                for (k, s) in seg.iter().enumerate() {
+                    dst[ix + k * g.stride] += *s;
                 }
             }
-            l += xb - xa;
-        }
+        });
     }
 }
 
