@@ -130,9 +130,7 @@ impl PackedA {
                     }
                     row[k..].fill(0);
                 }
-                for (c, chunk) in row.chunks_exact(32).enumerate() {
-                    out[c * 512 + r * 32..][..32].copy_from_slice(chunk);
-                }
+                put_row(out, r, row);
             }
         };
         let panels = &mut self.data[..up32(m) * kp];
@@ -166,10 +164,7 @@ impl PackedA {
             } else {
                 half.fill(0);
             }
-            let panel = &mut self.data[i / 16 * 16 * kp..][..16 * kp];
-            for (c, chunk) in half.chunks_exact(32).enumerate() {
-                panel[c * 512 + i % 16 * 32..][..32].copy_from_slice(chunk);
-            }
+            put_row(&mut self.data[i / 16 * 16 * kp..][..16 * kp], i % 16, &half);
         }
     }
 
@@ -198,6 +193,14 @@ fn convert(src: &[f32], dst: &mut [u16]) {
 fn convert_scalar(src: &[f32], dst: &mut [u16]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = to_bf16(*s);
+    }
+}
+
+/// Row `r` (of 16) of a panel of [`PackedA`], `row` its `k↑32` packed values, cut into the
+/// panel's 16×32 tiles.
+fn put_row(panel: &mut [u16], r: usize, row: &[u16]) {
+    for (c, chunk) in row.chunks_exact(32).enumerate() {
+        panel[c * 512 + r * 32..][..32].copy_from_slice(chunk);
     }
 }
 

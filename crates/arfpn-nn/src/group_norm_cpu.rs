@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use crate::real::Real;
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, par_build};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -99,12 +99,13 @@ fn forward<T: Real>(x: &[T], w: &[T], b: &[T], c: usize, hw: usize, op: GroupNor
         return Vec::new();
     }
     let cg = c / op.groups;
-    let mut y: Vec<T> = Vec::with_capacity(x.len());
-    y.spare_capacity_mut()
-        .par_chunks_mut(cg * hw)
-        .zip(x.par_chunks(cg * hw))
-        .enumerate()
-        .for_each(|(i, (yg, xg))| {
+    let m = cg * hw;
+    assert!(m > 0 && x.len().is_multiple_of(m));
+    // SAFETY: group i of the output is written whole (cg channels × hw) from group i of `x`
+    // (`x` is whole groups, asserted).
+    unsafe {
+        par_build(x.len(), m, |i, yg| {
+            let xg = &x[i * m..(i + 1) * m];
             let (mean, rstd, mt) = stats(xg, op.eps);
             let g = i % op.groups;
             for k in 0..cg {
@@ -124,10 +125,8 @@ fn forward<T: Real>(x: &[T], w: &[T], b: &[T], c: usize, hw: usize, op: GroupNor
                     }
                 }
             }
-        });
-    // SAFETY: the chunks above cover all `x.len()` slots and every slot was written.
-    unsafe { y.set_len(x.len()) };
-    y
+        })
+    }
 }
 
 impl CustomOp3 for GroupNormFwd {
