@@ -181,12 +181,12 @@ impl PackedA {
 
 /// `dst[i] = bf16(src[i])`.
 fn convert(src: &[f32], dst: &mut [u16]) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     if available() {
         // SAFETY: `available` implies AVX-512F/BW.
-        unsafe { x86::convert_avx512(src, dst) }
-    } else {
-        convert_scalar(src, dst)
+        return unsafe { x86::convert_avx512(src, dst) };
     }
+    convert_scalar(src, dst)
 }
 
 #[inline(always)]
@@ -212,12 +212,12 @@ pub(crate) fn panel_stride(k: usize) -> usize {
 /// One panel of [`pack_b_rows`]: columns `c0..c0 + w` (`w ≤ 32`) of rows `src [k, ·]` (row
 /// stride `rs`) as `out [k↑32 / 2, 32]` pairs, zero-padded.
 fn pack_panel(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out: &mut [u32]) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     if available() {
         // SAFETY: `available` implies AVX-512F/BW.
-        unsafe { x86::pack_panel_avx512(src, k, rs, c0, w, out) }
-    } else {
-        pack_panel_scalar(src, k, rs, c0, w, out)
+        return unsafe { x86::pack_panel_avx512(src, k, rs, c0, w, out) };
     }
+    pack_panel_scalar(src, k, rs, c0, w, out)
 }
 
 /// One row of 32 pairs: `o[j] = bf16(r0[j]) | bf16(r1[j]) << 16` for the `r0.len() ≤ 32`
@@ -268,12 +268,12 @@ fn pack_panel_scalar(src: &[f32], k: usize, rs: usize, c0: usize, w: usize, out:
 /// rows `r0`, `r1` (`r1` absent past the last row of B) of `n` values each: how a
 /// convolution packs its column tile straight from im2col, two rows at a time.
 pub(crate) fn pack_pair_row(r0: &[f32], r1: Option<&[f32]>, p: usize, ps: usize, dst: &mut [u32]) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     if available() {
         // SAFETY: `available` implies AVX-512F/BW.
-        unsafe { x86::pack_pair_row_avx512(r0, r1, p, ps, dst) }
-    } else {
-        pack_pair_row_scalar(r0, r1, p, ps, dst)
+        return unsafe { x86::pack_pair_row_avx512(r0, r1, p, ps, dst) };
     }
+    pack_pair_row_scalar(r0, r1, p, ps, dst)
 }
 
 #[inline(always)]
@@ -858,28 +858,6 @@ mod x86 {
     }
     pub(super) unsafe fn matmul(_: &super::RawGemm) {
         unreachable!("AMX matmul without AMX")
-    }
-    pub(super) unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
-        super::convert_scalar(src, dst)
-    }
-    pub(super) unsafe fn pack_pair_row_avx512(
-        r0: &[f32],
-        r1: Option<&[f32]>,
-        p: usize,
-        ps: usize,
-        dst: &mut [u32],
-    ) {
-        super::pack_pair_row_scalar(r0, r1, p, ps, dst)
-    }
-    pub(super) unsafe fn pack_panel_avx512(
-        src: &[f32],
-        k: usize,
-        rs: usize,
-        c0: usize,
-        w: usize,
-        out: &mut [u32],
-    ) {
-        super::pack_panel_scalar(src, k, rs, c0, w, out)
     }
 }
 
