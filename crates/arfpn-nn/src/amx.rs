@@ -387,15 +387,17 @@ pub(crate) fn pack_b_transposed(w: &[f32], n: usize, k: usize, rs: usize, dst: &
 /// If [`available`] is false (callers check it first) or a buffer is too short.
 pub(crate) fn matmul(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     let np = up32(n);
-    check(a, b, n, c.len());
-    // SAFETY: sizes checked; `c` is borrowed mutably, so no one else writes it.
+    assert!(c.len() >= up32(a.m) * np);
+    // SAFETY: `c` holds the whole product (asserted; the operands are checked inside) and is
+    // borrowed mutably, so no one else writes it.
     unsafe { matmul_strided(a, b, n, c.as_mut_ptr(), np, 0..np) }
 }
 
 /// [`matmul`] with the columns split among the threads of rayon's pool.
 pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
-    check(a, b, n, c.len());
+    check_operands(a, b, n);
+    assert!(c.len() >= mp * np);
     if mp == 0 || np == 0 {
         return;
     }
@@ -405,9 +407,9 @@ pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     }
     let g = RawGemm {
         a: a.data.as_ptr(),
-        lda: 16 * kp,
+        lda: a.stride(),
         b: b.as_ptr(),
-        ldb: kp * 16,
+        ldb: panel_stride(a.k),
         c: c.as_mut_ptr(),
         ldc: np,
         mp,
@@ -420,19 +422,19 @@ pub(crate) fn matmul_parallel(a: &PackedA, b: &[u32], n: usize, c: &mut [f32]) {
     unsafe { gemm_raw_parallel(g) }
 }
 
-/// Asserts the sizes [`matmul`] needs.
-fn check(a: &PackedA, b: &[u32], n: usize, c_len: usize) {
+/// Asserts that AMX is usable and the packed operands of an `A·B` with `n` columns are whole.
+fn check_operands(a: &PackedA, b: &[u32], n: usize) {
     assert!(available(), "AMX matmul called on a CPU without AMX");
     let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
-    assert!(b.len() >= kp / 2 * np && c_len >= mp * np && a.data.len() >= mp * kp);
+    assert!(b.len() >= kp / 2 * np && a.data.len() >= mp * kp);
 }
 
 /// [`matmul`] into a destination with row stride `ldc` (≥ `n↑32`), e.g. straight into a
 /// convolution's output when `a.m` and `n` are multiples of 32.
 ///
 /// # Safety
-/// The operand sizes as [`matmul`] asserts them; `c + i·ldc + j` writable for `i < a.m↑32`,
-/// `j` in `cols` (multiples of 32, within `n↑32`), and touched by no one else meanwhile.
+/// `c + i·ldc + j` writable for `i < a.m↑32`, `j` in `cols` (multiples of 32, within
+/// `n↑32`), and touched by no one else meanwhile (the packed operands are asserted here).
 pub(crate) unsafe fn matmul_strided(
     a: &PackedA,
     b: &[u32],
@@ -443,7 +445,7 @@ pub(crate) unsafe fn matmul_strided(
 ) {
     let (mp, kp, np) = (up32(a.m), up32(a.k), up32(n));
     assert!(cols.start.is_multiple_of(32) && cols.end.is_multiple_of(32) && cols.end <= np);
-    assert!(available() && b.len() >= kp / 2 * np && a.data.len() >= mp * kp);
+    check_operands(a, b, n);
     if mp == 0 || cols.is_empty() {
         return;
     }
@@ -459,9 +461,9 @@ pub(crate) unsafe fn matmul_strided(
     unsafe {
         gemm_raw(&RawGemm {
             a: a.data.as_ptr(),
-            lda: 16 * kp,
+            lda: a.stride(),
             b: b.as_ptr(),
-            ldb: kp * 16,
+            ldb: panel_stride(a.k),
             c,
             ldc,
             mp,
