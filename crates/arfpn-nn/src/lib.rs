@@ -4,6 +4,8 @@
 //! * [`conv2d_op`] / [`Conv2d`]: convolution whose CPU forward and backward (input, weight
 //!   and bias gradients) are im2col + matrix-product custom ops; correct for every size and
 //!   stride (candle's stride-2 backward fails when H and W differ in parity).
+//! * [`cbam`]: CBAM attention (channel and spatial gates, Woo et al. 2018) as one fused CPU
+//!   op with its own backward; [`cbam_composed`] is the same in candle ops.
 //! * [`max_pool2d`]: padding and kernel ≠ stride, with a backward.
 //! * [`upsample_nearest2x`]: a backward that accumulates.
 //! * [`GroupNorm`], [`FrozenBatchNorm2d`], [`BatchNorm2d`] with torchvision parameter names;
@@ -35,6 +37,7 @@ mod affine_cpu;
 mod allocator;
 mod amax;
 mod amx;
+mod cbam;
 mod conv;
 mod conv_cpu;
 mod error;
@@ -60,6 +63,9 @@ mod upsample;
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use allocator::keep_freed_memory;
 pub use amax::amax_keepdim;
+pub use cbam::{
+    cbam, cbam_composed, cbam_with_maps, CbamOutput, ChannelGateWeights, SpatialGateWeights,
+};
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::{LoadError, NnError};
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};

@@ -40,16 +40,28 @@ impl Cbam {
     }
 }
 
+/// `forward` is [`arfpn_nn::cbam`] (one fused op with its own backward on the CPU: no
+/// intermediate map is kept for the backward); `forward_with_maps` is the same op, also
+/// returning the two gates ([`arfpn_nn::cbam_with_maps`]).
 impl Attention for Cbam {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with_maps(x)?.0)
+        arfpn_nn::cbam(
+            x,
+            Some(&self.mlp.gate_weights()?),
+            &self.spatial.gate_weights()?,
+        )
     }
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let cw = self.channel_weights(x)?;
-        let xc = arfpn_nn::gate(x, &cw)?;
-        let sw = self.spatial.weights(&xc)?;
-        let y = arfpn_nn::gate(&xc, &sw)?;
+        let out = arfpn_nn::cbam_with_maps(
+            x,
+            Some(&self.mlp.gate_weights()?),
+            &self.spatial.gate_weights()?,
+        )?;
+        let (y, sw) = (out.y, out.spatial_weights);
+        let Some(cw) = out.channel_weights else {
+            candle_core::bail!("Cbam: the op returned no channel weights");
+        };
         let maps = vec![
             AttentionMap {
                 name: "channel".into(),

@@ -40,10 +40,26 @@ impl Mlp {
         })
     }
 
+    /// The four tensors in the form [`arfpn_nn::cbam`] takes.
+    pub(crate) fn gate_weights(&self) -> Result<arfpn_nn::ChannelGateWeights<'_>> {
+        Ok(arfpn_nn::ChannelGateWeights {
+            fc1_weight: self.fc1.weight(),
+            fc1_bias: bias(&self.fc1, "fc1")?,
+            fc2_weight: self.fc2.weight(),
+            fc2_bias: bias(&self.fc2, "fc2")?,
+        })
+    }
+
     /// `fc2(relu(fc1(d)))` for a `[N, C, 1, 1]` descriptor (pre-sigmoid logits).
     pub(crate) fn forward(&self, d: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(d)?.relu()?)
     }
+}
+
+/// The bias of a layer built with one (every attention layer is).
+pub(crate) fn bias<'a>(conv: &'a Conv2d, name: &str) -> Result<&'a Tensor> {
+    conv.bias()
+        .ok_or_else(|| candle_core::Error::Msg(format!("attention layer {name} has no bias")))
 }
 
 /// Squeeze-and-excitation: `y = x * sigmoid(fc2(relu(fc1(avgpool(x)))))`.

@@ -1,6 +1,6 @@
 //! Spatial attention (the spatial gate of CBAM, Woo et al. 2018), the paper's S-ARFPN.
 
-use super::Attention;
+use super::{Attention, AttentionMap};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -38,6 +38,14 @@ impl SpatialAttention {
         })
     }
 
+    /// The convolution in the form [`arfpn_nn::cbam`] takes.
+    pub(crate) fn gate_weights(&self) -> Result<arfpn_nn::SpatialGateWeights<'_>> {
+        Ok(arfpn_nn::SpatialGateWeights {
+            conv_weight: self.conv.weight(),
+            conv_bias: super::channel::bias(&self.conv, "conv")?,
+        })
+    }
+
     /// The `[N, 2, H, W]` descriptor `[mean over channels; max over channels]` (the max's
     /// gradient is split among ties, see [`max_keepdim_split`](crate::max_keepdim_split)).
     pub fn descriptor(x: &Tensor) -> Result<Tensor> {
@@ -48,8 +56,22 @@ impl SpatialAttention {
     }
 }
 
-/// `x * weights(x)` and the `"spatial"` map come from the trait's defaults.
+/// `forward` and `forward_with_maps` are [`arfpn_nn::cbam`] without a channel gate (one
+/// fused op on the CPU); `weights` is the composed form.
 impl Attention for SpatialAttention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        arfpn_nn::cbam(x, None, &self.gate_weights()?)
+    }
+
+    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
+        let out = arfpn_nn::cbam_with_maps(x, None, &self.gate_weights()?)?;
+        let map = AttentionMap {
+            name: "spatial".into(),
+            tensor: out.spatial_weights,
+        };
+        Ok((out.y, vec![map]))
+    }
+
     /// The spatial weights `sigmoid(conv([mean_c(x); max_c(x)]))`, shape `[N, 1, H, W]`.
     fn weights(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::sigmoid(&self.conv.forward(&Self::descriptor(x)?)?)
