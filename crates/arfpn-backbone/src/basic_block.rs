@@ -3,7 +3,7 @@
 use crate::attention::{Attention, AttentionFactory, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
-use crate::residual::{add_shortcut, apply_attention, Downsample};
+use crate::residual::{attend_and_add, Downsample};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -76,7 +76,13 @@ impl BasicBlock {
     ) -> candle_core::Result<Tensor> {
         let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
-        let y = apply_attention(self.attention.as_ref(), &y, maps)?;
-        add_shortcut(&y, x, self.downsample.as_ref(), train)
+        attend_and_add(
+            self.attention.as_ref(),
+            &y,
+            x,
+            self.downsample.as_ref(),
+            train,
+            maps,
+        )
     }
 }

@@ -51,32 +51,28 @@ impl Downsample {
     }
 }
 
-/// Applies the unit's attention, recording its maps when asked.
-pub(crate) fn apply_attention(
+/// The end of a unit: `relu(attention(y) + shortcut(x))`, with the projection shortcut when
+/// there is one, recording the attention's maps when asked (then through
+/// [`Attention::forward_with_maps`], otherwise through the possibly fused
+/// [`Attention::forward_add_relu`]).
+pub(crate) fn attend_and_add(
     attention: &dyn Attention,
-    x: &Tensor,
-    maps: Option<&mut Vec<AttentionMap>>,
-) -> candle_core::Result<Tensor> {
-    match maps {
-        Some(maps) => {
-            let (y, m) = attention.forward_with_maps(x)?;
-            maps.extend(m);
-            Ok(y)
-        }
-        None => attention.forward(x),
-    }
-}
-
-/// `relu(residual + shortcut)`, with the projection shortcut when there is one.
-pub(crate) fn add_shortcut(
-    residual: &Tensor,
+    y: &Tensor,
     x: &Tensor,
     downsample: Option<&Downsample>,
     train: bool,
+    maps: Option<&mut Vec<AttentionMap>>,
 ) -> candle_core::Result<Tensor> {
     let shortcut = match downsample {
         Some(d) => d.forward_t(x, train)?,
         None => x.clone(),
     };
-    arfpn_nn::add_relu(residual, &shortcut)
+    match maps {
+        Some(maps) => {
+            let (y, m) = attention.forward_with_maps(y)?;
+            maps.extend(m);
+            arfpn_nn::add_relu(&y, &shortcut)
+        }
+        None => attention.forward_add_relu(y, &shortcut),
+    }
 }

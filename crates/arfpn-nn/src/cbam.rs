@@ -22,11 +22,12 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{config_err, shape_err};
 use crate::real::Real;
+use crate::relu::{relu_grad, relu_of};
 use crate::storage::{contiguous_slice, par_build};
 use crate::{amax_keepdim, channel_mean, conv2d_op, gate, Conv2dConfig};
 
@@ -175,10 +176,49 @@ pub fn cbam(
     channel: Option<&ChannelGateWeights>,
     spatial: &SpatialGateWeights,
 ) -> Result<Tensor> {
-    match fused(x, channel, spatial)? {
+    match fused(x, None, channel, spatial)? {
         Some((y, _)) => Ok(y),
         None => Ok(cbam_composed(x, channel, spatial)?.y),
     }
+}
+
+/// `max(cbam(x) + shortcut, 0)`, the end of a residual unit with CBAM, as one op on the CPU
+/// (the attention's output is not kept: the backward works from the unit's output); elsewhere
+/// [`cbam`] followed by [`add_relu`](crate::add_relu). `shortcut` has the shape of `x`.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use arfpn_nn::{cbam_add_relu, SpatialGateWeights};
+/// let dev = Device::Cpu;
+/// let x = Tensor::ones((1, 2, 3, 3), DType::F32, &dev)?;
+/// let shortcut = (Tensor::ones((1, 2, 3, 3), DType::F32, &dev)? * -0.75)?;
+/// let (w, b) = (Tensor::zeros((1, 2, 3, 3), DType::F32, &dev)?, Tensor::zeros(1, DType::F32, &dev)?);
+/// let spatial = SpatialGateWeights { conv_weight: &w, conv_bias: &b };
+/// // Spatial gate σ(0) = 0.5: max(0.5 − 0.75, 0) = 0 everywhere.
+/// let y = cbam_add_relu(&x, &shortcut, None, &spatial)?;
+/// assert_eq!(y.sum_all()?.to_scalar::<f32>()?, 0.0);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn cbam_add_relu(
+    x: &Tensor,
+    shortcut: &Tensor,
+    channel: Option<&ChannelGateWeights>,
+    spatial: &SpatialGateWeights,
+) -> Result<Tensor> {
+    if shortcut.dims() != x.dims() {
+        return Err(shape_err(
+            OP,
+            "shortcut",
+            shortcut.dims(),
+            format!("{:?} (the shape of x)", x.dims()),
+        ));
+    }
+    if shortcut.device().is_cpu() && shortcut.dtype() == x.dtype() {
+        if let Some((y, _)) = fused(x, Some(shortcut), channel, spatial)? {
+            return Ok(y);
+        }
+    }
+    crate::add_relu(&cbam(x, channel, spatial)?, shortcut)
 }
 
 /// [`cbam`] that also returns the two gates it applied (on the CPU the fused op's own values,
@@ -188,7 +228,7 @@ pub fn cbam_with_maps(
     channel: Option<&ChannelGateWeights>,
     spatial: &SpatialGateWeights,
 ) -> Result<CbamOutput> {
-    let Some((y, saved)) = fused(x, channel, spatial)? else {
+    let Some((y, saved)) = fused(x, None, channel, spatial)? else {
         return cbam_composed(x, channel, spatial);
     };
     let Some(s) = saved.get() else {
@@ -211,10 +251,11 @@ pub fn cbam_with_maps(
     })
 }
 
-/// The fused op's output and what its forward kept, or None where it does not apply (another
-/// device or dtype).
+/// The fused op's output (with `shortcut`: `max(y + shortcut, 0)`) and what its forward kept,
+/// or None where it does not apply (another device or dtype).
 fn fused(
     x: &Tensor,
+    shortcut: Option<&Tensor>,
     channel: Option<&ChannelGateWeights>,
     spatial: &SpatialGateWeights,
 ) -> Result<Option<(Tensor, Arc<OnceLock<Saved>>)>> {
@@ -238,13 +279,15 @@ fn fused(
         .collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
     let saved = Arc::new(OnceLock::new());
-    let y = x.contiguous()?.apply_op2(
-        &packed,
-        Cbam {
-            dims,
-            saved: saved.clone(),
-        },
-    )?;
+    let op = Cbam {
+        dims,
+        saved: saved.clone(),
+    };
+    let x = x.contiguous()?;
+    let y = match shortcut {
+        None => x.apply_op2(&packed, op)?,
+        Some(s) => x.apply_op3(&packed, &s.contiguous()?, op)?,
+    };
     Ok(Some((y, saved)))
 }
 
@@ -352,7 +395,13 @@ fn correlate_add<T: Real>(out: &mut [T], src: &[T], wk: &[T], h: usize, w: usize
 }
 
 /// One image's forward (`x` is its `[C, H·W]`); appends to `s` and returns its output.
-fn forward_image<T: Real>(x: &[T], p: &[T], d: &Dims, s: &mut Saved) -> Vec<T> {
+fn forward_image<T: Real>(
+    x: &[T],
+    shortcut: Option<&[T]>,
+    p: &[T],
+    d: &Dims,
+    s: &mut Saved,
+) -> Vec<T> {
     let (c, hw, hidden) = (d.c, d.hw(), d.hidden);
     let o = d.offsets();
     let cw: Vec<T> = if hidden == 0 {
@@ -438,19 +487,29 @@ fn forward_image<T: Real>(x: &[T], p: &[T], d: &Dims, s: &mut Saved) -> Vec<T> {
     s.desc.extend(mean.iter().chain(&max).map(|v| v.f()));
     s.sw.extend(sw.iter().map(|v| v.f()));
 
-    // y = (x · cw) · sw, one channel per task.
+    // y = (x · cw) · sw (then max(y + shortcut, 0)), one channel per task.
     // SAFETY: each task writes its whole plane.
     unsafe {
-        par_build(c * hw, hw, |ch, out| {
+        par_build(c * hw, hw.max(1), |ch, out| {
             let (g, row) = (cw[ch], &x[ch * hw..(ch + 1) * hw]);
-            for ((o, &v), &s) in out.iter_mut().zip(row).zip(&sw) {
-                o.write(v * g * s);
+            match shortcut {
+                None => {
+                    for ((o, &v), &s) in out.iter_mut().zip(row).zip(&sw) {
+                        o.write(v * g * s);
+                    }
+                }
+                Some(sc) => {
+                    let sc = &sc[ch * hw..(ch + 1) * hw];
+                    for (((o, &v), &s), &b) in out.iter_mut().zip(row).zip(&sw).zip(sc) {
+                        o.write(relu_of(v * g * s + b));
+                    }
+                }
             }
         })
     }
 }
 
-fn forward<T: Real>(x: &[T], p: &[T], d: &Dims) -> (Vec<T>, Saved) {
+fn forward<T: Real>(x: &[T], shortcut: Option<&[T]>, p: &[T], d: &Dims) -> (Vec<T>, Saved) {
     let mut s = Saved {
         avg: Vec::new(),
         mx: Vec::new(),
@@ -464,7 +523,9 @@ fn forward<T: Real>(x: &[T], p: &[T], d: &Dims) -> (Vec<T>, Saved) {
     let per = d.c * d.hw();
     let mut y = Vec::with_capacity(x.len());
     for img in 0..d.n {
-        y.extend(forward_image(&x[img * per..(img + 1) * per], p, d, &mut s));
+        let r = img * per..(img + 1) * per;
+        let sc = shortcut.map(|sc| &sc[r.clone()]);
+        y.extend(forward_image(&x[r], sc, p, d, &mut s));
     }
     (y, s)
 }
@@ -698,53 +759,55 @@ fn backward_image<T: Real>(
     }
 }
 
-impl CustomOp2 for Cbam {
-    fn name(&self) -> &'static str {
-        OP
-    }
-
-    fn cpu_fwd(
+impl Cbam {
+    /// The forward of both arities: `shortcut` is the third input of the residual form.
+    fn fwd(
         &self,
-        sx: &CpuStorage,
-        lx: &Layout,
-        sp: &CpuStorage,
-        lp: &Layout,
+        (sx, lx): (&CpuStorage, &Layout),
+        (sp, lp): (&CpuStorage, &Layout),
+        shortcut: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
         let d = self.dims;
-        if lx.dims() != [d.n, d.c, d.h, d.w] || lp.dims() != [d.offsets()[6]] {
+        if lx.dims() != [d.n, d.c, d.h, d.w]
+            || lp.dims() != [d.offsets()[6]]
+            || shortcut.is_some_and(|(_, l)| l.dims() != lx.dims())
+        {
             return Err(config_err(OP, "x", "shapes changed after the check"));
         }
-        let (out, saved) = match (sx, sp) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (y, s) = forward(
-                    contiguous_slice::<f32>(sx, lx, OP, "x")?,
-                    contiguous_slice::<f32>(sp, lp, OP, "params")?,
-                    &d,
-                );
+        fn slices<'a, T: candle_core::WithDType>(
+            (sx, lx): (&'a CpuStorage, &Layout),
+            (sp, lp): (&'a CpuStorage, &Layout),
+            shortcut: Option<(&'a CpuStorage, &Layout)>,
+        ) -> Result<(&'a [T], &'a [T], Option<&'a [T]>)> {
+            Ok((
+                contiguous_slice::<T>(sx, lx, OP, "x")?,
+                contiguous_slice::<T>(sp, lp, OP, "params")?,
+                match shortcut {
+                    Some((ss, ls)) => Some(contiguous_slice::<T>(ss, ls, OP, "shortcut")?),
+                    None => None,
+                },
+            ))
+        }
+        let (out, saved) = match sx {
+            CpuStorage::F32(_) => {
+                let (x, p, sc) = slices::<f32>((sx, lx), (sp, lp), shortcut)?;
+                let (y, s) = forward(x, sc, p, &d);
                 (CpuStorage::F32(y), s)
             }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (y, s) = forward(
-                    contiguous_slice::<f64>(sx, lx, OP, "x")?,
-                    contiguous_slice::<f64>(sp, lp, OP, "params")?,
-                    &d,
-                );
+            CpuStorage::F64(_) => {
+                let (x, p, sc) = slices::<f64>((sx, lx), (sp, lp), shortcut)?;
+                let (y, s) = forward(x, sc, p, &d);
                 (CpuStorage::F64(y), s)
             }
-            _ => candle_core::bail!("cbam: x and the parameters must both be f32 or both f64"),
+            _ => candle_core::bail!("cbam: only f32 and f64 are supported"),
         };
         // A second forward of the same op value (not done by candle) keeps the first's data.
         let _ = self.saved.set(saved);
         Ok((out, lx.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        p: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// `dx` and the packed parameters' gradient for the attention's output gradient `dy`.
+    fn grads(&self, x: &Tensor, p: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
         let Some(saved) = self.saved.get() else {
             return Err(config_err(OP, "x", "backward without a forward"));
         };
@@ -758,8 +821,68 @@ impl CustomOp2 for Cbam {
             .dp
             .into_inner()
             .map_err(|_| config_err(OP, "params", "gradient buffer poisoned"))?;
-        let dp = Tensor::new(dp, p.device())?.to_dtype(p.dtype())?;
+        Ok((dx, Tensor::new(dp, p.device())?.to_dtype(p.dtype())?))
+    }
+}
+
+/// `(x, packed parameters) -> x · cw · sw`.
+impl CustomOp2 for Cbam {
+    fn name(&self) -> &'static str {
+        OP
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sp: &CpuStorage,
+        lp: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((sx, lx), (sp, lp), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dp) = self.grads(x, p, dy)?;
         Ok((Some(dx), Some(dp)))
+    }
+}
+
+/// `(x, packed parameters, shortcut) -> max(x · cw · sw + shortcut, 0)`.
+impl CustomOp3 for Cbam {
+    fn name(&self) -> &'static str {
+        "cbam_add_relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sp: &CpuStorage,
+        lp: &Layout,
+        ss: &CpuStorage,
+        ls: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((sx, lx), (sp, lp), Some((ss, ls)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        _shortcut: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // The ReLU's gradient is the shortcut's and the attention output's.
+        let g = relu_grad(dout, out)?;
+        let (dx, dp) = self.grads(x, p, &g)?;
+        Ok((Some(dx), Some(dp), Some(g)))
     }
 }
 
@@ -796,7 +919,7 @@ impl CbamGrad<'_> {
     }
 }
 
-impl candle_core::CustomOp3 for CbamGrad<'_> {
+impl CustomOp3 for CbamGrad<'_> {
     fn name(&self) -> &'static str {
         "cbam_grad"
     }

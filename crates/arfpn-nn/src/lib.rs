@@ -64,7 +64,8 @@ pub use adam::{Adam, AdamConfig, AdamState};
 pub use allocator::keep_freed_memory;
 pub use amax::amax_keepdim;
 pub use cbam::{
-    cbam, cbam_composed, cbam_with_maps, CbamOutput, ChannelGateWeights, SpatialGateWeights,
+    cbam, cbam_add_relu, cbam_composed, cbam_with_maps, CbamOutput, ChannelGateWeights,
+    SpatialGateWeights,
 };
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::{LoadError, NnError};

@@ -87,7 +87,7 @@ fn map2<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T
     }
 }
 
-fn relu_of<T: Real>(v: T) -> T {
+pub(crate) fn relu_of<T: Real>(v: T) -> T {
     // NaN stays NaN, as in candle and PyTorch.
     if v > T::ZERO || v.is_nan() {
         v
@@ -169,7 +169,7 @@ impl CustomOp2 for AddRelu {
 
 /// `dy · [y > 0]` (no gradient of its own: second derivatives of ReLU are zero almost
 /// everywhere, and nothing here differentiates twice).
-fn relu_grad(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_grad(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
     dy.contiguous()?
         .apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)
 }

@@ -1,12 +1,14 @@
-//! The fused CBAM op: values and every gradient equal the composed candle form (ties
-//! included), f64 finite differences, f32 agreement on maps larger than one task's chunk,
-//! shape errors.
+//! The fused CBAM op, alone and as a residual unit's end (`cbam_add_relu`): values and every
+//! gradient equal the composed candle form (ties included), f64 finite differences, f32
+//! agreement on maps larger than one task's chunk, shape errors.
 
-use arfpn_nn::{cbam, cbam_composed, ChannelGateWeights, SpatialGateWeights};
+use arfpn_nn::{
+    add_relu, cbam, cbam_add_relu, cbam_composed, ChannelGateWeights, SpatialGateWeights,
+};
 use arfpn_testkit::{uniform, uniform_vec, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-/// x, fc1 weight, fc1 bias, fc2 weight, fc2 bias, conv weight, conv bias.
+/// x, fc1 weight, fc1 bias, fc2 weight, fc2 bias, conv weight, conv bias, shortcut.
 fn params(
     seed: u64,
     (n, c, h, w): (usize, usize, usize, usize),
@@ -15,7 +17,7 @@ fn params(
     dtype: DType,
 ) -> Result<Vec<Tensor>> {
     let dev = Device::Cpu;
-    let shapes: [Vec<usize>; 7] = [
+    let shapes: [Vec<usize>; 8] = [
         vec![n, c, h, w],
         vec![hidden, c, 1, 1],
         vec![hidden],
@@ -23,6 +25,7 @@ fn params(
         vec![c],
         vec![1, 2, k, k],
         vec![1],
+        vec![n, c, h, w],
     ];
     shapes
         .iter()
@@ -31,7 +34,8 @@ fn params(
         .collect()
 }
 
-fn run(t: &[Tensor], channel: bool, fused: bool) -> Result<Tensor> {
+/// CBAM of `t[0]` (fused op or composed form); with `residual`, `max(· + t[7], 0)`.
+fn run(t: &[Tensor], channel: bool, fused: bool, residual: bool) -> Result<Tensor> {
     let ch = ChannelGateWeights {
         fc1_weight: &t[1],
         fc1_bias: &t[2],
@@ -43,18 +47,22 @@ fn run(t: &[Tensor], channel: bool, fused: bool) -> Result<Tensor> {
         conv_bias: &t[6],
     };
     let ch = channel.then_some(&ch);
-    if fused {
-        cbam(&t[0], ch, &sp)
-    } else {
-        Ok(cbam_composed(&t[0], ch, &sp)?.y)
+    match (fused, residual) {
+        (true, false) => cbam(&t[0], ch, &sp),
+        (true, true) => cbam_add_relu(&t[0], &t[7], ch, &sp),
+        (false, false) => Ok(cbam_composed(&t[0], ch, &sp)?.y),
+        (false, true) => add_relu(&cbam_composed(&t[0], ch, &sp)?.y, &t[7]),
     }
 }
 
 /// Values and the gradients of `weighted_sum` with respect to every input, fused vs composed.
-fn compare(t: &[Tensor], channel: bool, tol: f64) -> Result<()> {
+fn compare(t: &[Tensor], channel: bool, residual: bool, tol: f64) -> Result<()> {
     let vars: Vec<Var> = t.iter().map(Var::from_tensor).collect::<Result<_>>()?;
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let (yf, yc) = (run(&ts, channel, true)?, run(&ts, channel, false)?);
+    let (yf, yc) = (
+        run(&ts, channel, true, residual)?,
+        run(&ts, channel, false, residual)?,
+    );
     let close = |a: &Tensor, b: &Tensor, what: &str| -> Result<()> {
         let a = a.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         let b = b.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
@@ -81,9 +89,10 @@ fn compare(t: &[Tensor], channel: bool, tol: f64) -> Result<()> {
         "fc2.bias",
         "conv.weight",
         "conv.bias",
+        "shortcut",
     ];
     for (i, v) in vars.iter().enumerate() {
-        if !channel && (1..=4).contains(&i) {
+        if (!channel && (1..=4).contains(&i)) || (!residual && i == 7) {
             assert!(
                 gf.get(v.as_tensor()).is_none(),
                 "unused {} got a gradient",
@@ -117,7 +126,9 @@ fn fused_equals_composed_with_ties_f64() -> Result<()> {
         for channel in [true, false] {
             let mut t = params(7, dims, hidden, k, DType::F64)?;
             tied(&mut t)?;
-            compare(&t, channel, 1e-11)?;
+            for residual in [false, true] {
+                compare(&t, channel, residual, 1e-11)?;
+            }
         }
     }
     Ok(())
@@ -127,37 +138,29 @@ fn fused_equals_composed_with_ties_f64() -> Result<()> {
 fn fused_equals_composed_f32_across_chunks() -> Result<()> {
     // 30 × 40 = 1 200 positions: several of the op's 512-position tasks; two images.
     let t = params(3, (2, 8, 30, 40), 2, 7, DType::F32)?;
-    compare(&t, true, 2e-5)?;
+    compare(&t, true, true, 2e-5)?;
     let mut t = params(4, (1, 6, 20, 33), 3, 5, DType::F32)?;
     tied(&mut t)?;
-    compare(&t, true, 2e-5)
+    compare(&t, true, false, 2e-5)
 }
 
 #[test]
 fn gradients_pass_finite_differences() -> Result<()> {
     let check = GradCheck::new(1e-6, Tolerance::mixed(1e-6, 1e-6));
-    for channel in [true, false] {
+    for (channel, residual) in [(true, false), (false, false), (true, true), (false, true)] {
         let t = params(11, (2, 4, 5, 6), 2, 3, DType::F64)?;
-        let inputs = if channel {
-            t.clone()
-        } else {
-            vec![t[0].clone(), t[5].clone(), t[6].clone()]
-        };
+        // The inputs the function reads: x, the MLP (with a channel gate), the convolution,
+        // the shortcut (residual form).
+        let used: Vec<usize> = (0..8)
+            .filter(|&i| (channel || !(1..=4).contains(&i)) && (residual || i != 7))
+            .collect();
+        let inputs: Vec<Tensor> = used.iter().map(|&i| t[i].clone()).collect();
         let report = check.inputs(&inputs, |a| {
-            let all = if channel {
-                a.to_vec()
-            } else {
-                vec![
-                    a[0].clone(),
-                    t[1].clone(),
-                    t[2].clone(),
-                    t[3].clone(),
-                    t[4].clone(),
-                    a[1].clone(),
-                    a[2].clone(),
-                ]
-            };
-            weighted_sum(&run(&all, channel, true)?, 5)
+            let mut all = t.clone();
+            for (&i, v) in used.iter().zip(a) {
+                all[i] = v.clone();
+            }
+            weighted_sum(&run(&all, channel, true, residual)?, 5)
         })?;
         assert!(report.nonzero() > report.checked() / 2, "{report:?}");
     }
@@ -250,5 +253,23 @@ fn maps_are_the_gates_the_op_applied() -> Result<()> {
             .broadcast_mul(&fused.spatial_weights)?;
         assert!(arfpn_testkit::max_abs_diff(&y, &fused.y)? < 1e-6);
     }
+    Ok(())
+}
+
+#[test]
+fn residual_form_checks_the_shortcut() -> Result<()> {
+    let t = params(2, (1, 3, 4, 4), 1, 3, DType::F32)?;
+    let sp = SpatialGateWeights {
+        conv_weight: &t[5],
+        conv_bias: &t[6],
+    };
+    let short = t[7].narrow(2, 0, 3)?;
+    let e = cbam_add_relu(&t[0], &short, None, &sp)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shortcut"), "{e}");
+    // A shortcut of another dtype takes the composed path (and its error).
+    let f64s = t[7].to_dtype(DType::F64)?;
+    assert!(cbam_add_relu(&t[0], &f64s, None, &sp).is_err());
     Ok(())
 }

@@ -41,12 +41,22 @@ impl Cbam {
 }
 
 /// `forward` is [`arfpn_nn::cbam`] (one fused op with its own backward on the CPU: no
-/// intermediate map is kept for the backward); `forward_with_maps` is the same op, also
+/// intermediate map is kept for the backward), `forward_add_relu` the same op ending the
+/// residual unit ([`arfpn_nn::cbam_add_relu`]), `forward_with_maps` the same op also
 /// returning the two gates ([`arfpn_nn::cbam_with_maps`]).
 impl Attention for Cbam {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         arfpn_nn::cbam(
             x,
+            Some(&self.mlp.gate_weights()?),
+            &self.spatial.gate_weights()?,
+        )
+    }
+
+    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::cbam_add_relu(
+            x,
+            shortcut,
             Some(&self.mlp.gate_weights()?),
             &self.spatial.gate_weights()?,
         )

@@ -121,6 +121,14 @@ pub trait Attention: Send + Sync {
             None => Ok((self.forward(x)?, Vec::new())),
         }
     }
+
+    /// The end of a residual unit: `max(forward(x) + shortcut, 0)` (`shortcut` has the shape
+    /// of `x`). The default composes [`forward`](Attention::forward) and
+    /// [`arfpn_nn::add_relu`]; a module may override it with one fused op ([`Cbam`] and
+    /// [`SpatialAttention`] do, so that their output is not kept for the backward).
+    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::add_relu(&self.forward(x)?, shortcut)
+    }
 }
 
 /// Builds one attention module per residual unit, for the channel count at the insertion

@@ -56,11 +56,15 @@ impl SpatialAttention {
     }
 }
 
-/// `forward` and `forward_with_maps` are [`arfpn_nn::cbam`] without a channel gate (one
-/// fused op on the CPU); `weights` is the composed form.
+/// `forward`, `forward_add_relu` and `forward_with_maps` are [`arfpn_nn::cbam`] without a
+/// channel gate (one fused op on the CPU); `weights` is the composed form.
 impl Attention for SpatialAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         arfpn_nn::cbam(x, None, &self.gate_weights()?)
+    }
+
+    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::cbam_add_relu(x, shortcut, None, &self.gate_weights()?)
     }
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
