@@ -3,7 +3,7 @@
 
 use crate::config::FpnConfig;
 use crate::error::{FpnError, Result};
-use arfpn_nn::{conv2d, upsample_nearest2x, Conv2d, Conv2dConfig};
+use arfpn_nn::{add_upsample_nearest2x, conv2d, Conv2d, Conv2dConfig};
 use arfpn_nn::{FeatureMap, FeatureMaps, ShapeSpec};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -200,7 +200,7 @@ impl Fpn {
         outs[n - 1] = Some(self.outputs[n - 1].forward(&inner)?);
         for i in (0..n - 1).rev() {
             let lateral = self.laterals[i].forward(&feats[i].tensor)?;
-            inner = (lateral + upsample_nearest2x(&inner)?)?;
+            inner = add_upsample_nearest2x(&lateral, &inner)?;
             outs[i] = Some(self.outputs[i].forward(&inner)?);
         }
         let mut maps: FeatureMaps = outs

@@ -333,7 +333,7 @@ pub fn cbam_composed(
 
 /// What the forward keeps for the backward (per image, concatenated over images), as f64:
 /// every value is an f32 or f64 of the forward, so converting back is exact.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Saved {
     /// Channel means and maxima of `x`, `[N, C]`, and how many positions attain each maximum.
     avg: Vec<f64>,
@@ -509,24 +509,25 @@ fn forward_image<T: Real>(
     }
 }
 
-fn forward<T: Real>(x: &[T], shortcut: Option<&[T]>, p: &[T], d: &Dims) -> (Vec<T>, Saved) {
-    let mut s = Saved {
-        avg: Vec::new(),
-        mx: Vec::new(),
-        mx_count: Vec::new(),
-        hid_avg: Vec::new(),
-        hid_max: Vec::new(),
-        cw: Vec::new(),
-        desc: Vec::new(),
-        sw: Vec::new(),
-    };
-    let per = d.c * d.hw();
-    let mut y = Vec::with_capacity(x.len());
-    for img in 0..d.n {
-        let r = img * per..(img + 1) * per;
-        let sc = shortcut.map(|sc| &sc[r.clone()]);
-        y.extend(forward_image(&x[r], sc, p, d, &mut s));
+/// The images' planes as one vector (no copy for a single image, the usual batch).
+fn join<T: Copy>(mut parts: Vec<Vec<T>>) -> Vec<T> {
+    match parts.len() {
+        1 => parts.pop().unwrap_or_default(),
+        _ => parts.concat(),
     }
+}
+
+fn forward<T: Real>(x: &[T], shortcut: Option<&[T]>, p: &[T], d: &Dims) -> (Vec<T>, Saved) {
+    let mut s = Saved::default();
+    let per = d.c * d.hw();
+    let parts: Vec<Vec<T>> = (0..d.n)
+        .map(|img| {
+            let r = img * per..(img + 1) * per;
+            let sc = shortcut.map(|sc| &sc[r.clone()]);
+            forward_image(&x[r], sc, p, d, &mut s)
+        })
+        .collect();
+    let y = join(parts);
     (y, s)
 }
 
@@ -898,19 +899,13 @@ impl CbamGrad<'_> {
         let d = &self.dims;
         let per = d.c * d.hw();
         let mut dp = vec![0f64; p.len()];
-        let mut dx = Vec::with_capacity(x.len());
-        for img in 0..d.n {
-            let r = img * per..(img + 1) * per;
-            dx.extend(backward_image(
-                &x[r.clone()],
-                &dy[r],
-                p,
-                d,
-                self.saved,
-                img,
-                &mut dp,
-            ));
-        }
+        let parts: Vec<Vec<T>> = (0..d.n)
+            .map(|img| {
+                let r = img * per..(img + 1) * per;
+                backward_image(&x[r.clone()], &dy[r], p, d, self.saved, img, &mut dp)
+            })
+            .collect();
+        let dx = join(parts);
         *self
             .dp
             .lock()

@@ -90,4 +90,4 @@ pub use precision::{
 pub use relu::{add_relu, relu};
 pub use safetensors_io::{count_parameters, load_safetensors, LoadReport};
 pub use sgd::{SgdConfig, SgdMomentum};
-pub use upsample::upsample_nearest2x;
+pub use upsample::{add_upsample_nearest2x, upsample_nearest2x};

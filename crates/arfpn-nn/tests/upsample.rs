@@ -1,7 +1,7 @@
 //! Nearest 2× upsampling: values, and a backward that accumulates when the input also feeds
-//! another branch (the FPN top-down pattern).
+//! another branch (the FPN top-down pattern); the fused `lateral + up(inner)` against it.
 
-use arfpn_nn::upsample_nearest2x;
+use arfpn_nn::{add_upsample_nearest2x, upsample_nearest2x};
 use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -50,6 +50,17 @@ fn backward_accumulates_with_other_uses_of_the_input() -> Result<()> {
     for (a, b) in dx.iter().zip(&expected) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
+    // The fused top-down step, with a zero lateral map, is the same function.
+    let (dx, expected) = fpn_pattern(|t| {
+        let (n, c, h, w) = t.dims4()?;
+        add_upsample_nearest2x(
+            &Tensor::zeros((n, c, 2 * h, 2 * w), t.dtype(), t.device())?,
+            t,
+        )
+    })?;
+    for (a, b) in dx.iter().zip(&expected) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
     Ok(())
 }
 
@@ -77,4 +88,39 @@ fn finite_differences() -> Result<()> {
 fn bad_rank_is_an_error() {
     let x = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu).expect("zeros");
     assert!(upsample_nearest2x(&x).is_err());
+}
+
+/// `lateral + up(inner)`: values and both gradients equal the composed form bit for bit, and
+/// pass f64 finite differences; a lateral map of the wrong size is an error.
+#[test]
+fn fused_top_down_step() -> Result<()> {
+    let dev = Device::Cpu;
+    for dtype in [DType::F32, DType::F64] {
+        let lat = Var::from_tensor(&uniform(7, &[2, 3, 6, 10], dtype, &dev)?)?;
+        let inner = Var::from_tensor(&uniform(8, &[2, 3, 3, 5], dtype, &dev)?)?;
+        let fused = add_upsample_nearest2x(lat.as_tensor(), inner.as_tensor())?;
+        let composed = (lat.as_tensor() + upsample_nearest2x(inner.as_tensor())?)?;
+        assert_eq!(max_abs_diff(&fused, &composed)?, 0.0);
+        let gf = weighted_sum(&fused, 9)?.backward()?;
+        let gc = weighted_sum(&composed, 9)?.backward()?;
+        for v in [&lat, &inner] {
+            let (a, b) = (
+                gf.get(v).expect("fused grad"),
+                gc.get(v).expect("composed grad"),
+            );
+            // The composed block sum adds in another order: equal to rounding.
+            assert!(max_abs_diff(a, b)? < 1e-6, "{dtype:?}");
+        }
+    }
+    let lat = uniform(10, &[1, 2, 4, 6], DType::F64, &dev)?;
+    let inner = uniform(11, &[1, 2, 2, 3], DType::F64, &dev)?;
+    GradCheck::new(1e-6, Tolerance::mixed(1e-8, 1e-8)).inputs(&[lat, inner], |a| {
+        weighted_sum(&add_upsample_nearest2x(&a[0], &a[1])?, 12)
+    })?;
+    let bad = Tensor::zeros((1, 2, 5, 6), DType::F64, &dev)?;
+    let e = add_upsample_nearest2x(&bad, &uniform(11, &[1, 2, 2, 3], DType::F64, &dev)?)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lateral"), "{e}");
+    Ok(())
 }
