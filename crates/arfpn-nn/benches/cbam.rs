@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
     let (ch, hidden) = (256, 16);
     let x = randn(&[1, ch, 120, 160], 1.0);
     let shortcut = randn(&[1, ch, 120, 160], 1.0);
-    let w = randn(&[1, ch, 120, 160], 1.0);
+    let w = Tensor::randn(0f32, 1.0, (1, ch, 120, 160), &Device::Cpu).unwrap();
     let (w1, b1) = (randn(&[hidden, ch, 1, 1], 0.1), randn(&[hidden], 0.1));
     let (w2, b2) = (randn(&[ch, hidden, 1, 1], 0.1), randn(&[ch], 0.1));
     let (cw, cb) = (randn(&[1, 2, 7, 7], 0.1), randn(&[1], 0.1));
@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
     let fused_res = || cbam_add_relu(&x, &shortcut, Some(&channel), &spatial);
     let composed_res = || add_relu(&composed()?, &shortcut);
     let backward = |y: Result<Tensor>| {
-        (y.unwrap() * w.as_tensor())
+        (y.unwrap() * &w)
             .unwrap()
             .sum_all()
             .unwrap()

@@ -361,6 +361,57 @@ fn sigmoid(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }
 
+/// `Σ term(j)` for `j < n`, in f64 but without one dependent f64 addition per term (which
+/// runs at a quarter of the memory's speed): 16 partial sums in `T`, restarted every 256
+/// terms, each block's added in f64.
+#[inline(always)]
+fn lane_sum<T: Real>(n: usize, term: impl Fn(usize) -> T) -> f64 {
+    let mut total = 0f64;
+    let mut j = 0;
+    while j < n {
+        let end = (j + 256).min(n);
+        let mut acc = [T::ZERO; 16];
+        while j + 16 <= end {
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += term(j + l);
+            }
+            j += 16;
+        }
+        while j < end {
+            acc[0] += term(j);
+            j += 1;
+        }
+        total += acc.iter().map(|a| a.f()).sum::<f64>();
+    }
+    total
+}
+
+/// The maximum of a non-empty row (NaN wins, as in candle), branch-free per lane.
+fn row_max<T: Real>(row: &[T]) -> T {
+    let Some(&first) = row.first() else {
+        return T::ZERO;
+    };
+    let mut lanes = [first; 16];
+    let mut nan = false;
+    let mut chunks = row.chunks_exact(16);
+    for ch in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(ch) {
+            nan |= v.is_nan();
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    for &v in chunks.remainder() {
+        nan |= v.is_nan();
+        lanes[0] = if v > lanes[0] { v } else { lanes[0] };
+    }
+    if nan {
+        return T::of(f64::NAN);
+    }
+    lanes
+        .into_iter()
+        .fold(first, |m, v| if v > m { v } else { m })
+}
+
 /// Positions per task of the passes that reduce over channels.
 const COLS: usize = 512;
 
@@ -411,13 +462,8 @@ fn forward_image<T: Real>(
         let stats: Vec<(f64, T, u32)> = x
             .par_chunks(hw.max(1))
             .map(|row| {
-                let sum: f64 = row.iter().map(|v| v.f()).sum();
-                let mut m = row.first().copied().unwrap_or(T::ZERO);
-                for &v in row {
-                    if v > m || v.is_nan() {
-                        m = v;
-                    }
-                }
+                let sum = lane_sum(row.len(), |j| row[j]);
+                let m = row_max(row);
                 let count = row.iter().filter(|&&v| v == m).count() as u32;
                 (sum / hw as f64, m, count)
             })
@@ -605,12 +651,11 @@ fn backward_image<T: Real>(
                     continue;
                 }
                 let s0 = (sy - r) * d.w + lo + kx - r;
-                let gr = &dlogit[yy * d.w + lo..yy * d.w + hi];
-                acc += gr
-                    .iter()
-                    .zip(&src[s0..s0 + hi - lo])
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>();
+                let (gr, sr) = (
+                    &dlogit[yy * d.w + lo..yy * d.w + hi],
+                    &src[s0..s0 + hi - lo],
+                );
+                acc += lane_sum(gr.len(), |j| gr[j] * sr[j]);
             }
             acc
         })
@@ -639,7 +684,10 @@ fn backward_image<T: Real>(
             }
         })
         .collect();
-    // dxc[ch, j] = dy · sw + the descriptor's share.
+    // dxc[ch, j] = dy · sw + the descriptor's share. (Slices of length `hw`, so that the
+    // per-position loops below need no bounds checks and vectorise.)
+    let (sw, from_mean, dmax, from_max) =
+        (&sw[..hw], &from_mean[..hw], &dmax[..hw], &from_max[..hw]);
     let dxc = |ch: usize, j: usize, v: T, dv: T| -> T {
         let mut g = dv * sw[j] + from_mean[j];
         if v * cw[ch] == dmax[j] {
@@ -663,11 +711,7 @@ fn backward_image<T: Real>(
             .into_par_iter()
             .map(|ch| {
                 let (xr, dr) = (&x[ch * hw..(ch + 1) * hw], &dy[ch * hw..(ch + 1) * hw]);
-                xr.iter()
-                    .zip(dr)
-                    .enumerate()
-                    .map(|(j, (&v, &dv))| (dxc(ch, j, v, dv) * v).f())
-                    .sum()
+                lane_sum(hw, |j| dxc(ch, j, xr[j], dr[j]) * xr[j])
             })
             .collect();
         let cwf = &s.cw[img * c..(img + 1) * c];
