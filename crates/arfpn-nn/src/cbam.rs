@@ -819,29 +819,30 @@ impl Cbam {
         {
             return Err(config_err(OP, "x", "shapes changed after the check"));
         }
-        fn slices<'a, T: candle_core::WithDType>(
-            (sx, lx): (&'a CpuStorage, &Layout),
-            (sp, lp): (&'a CpuStorage, &Layout),
-            shortcut: Option<(&'a CpuStorage, &Layout)>,
-        ) -> Result<(&'a [T], &'a [T], Option<&'a [T]>)> {
-            Ok((
+        fn typed<T: Real + candle_core::WithDType>(
+            (sx, lx): (&CpuStorage, &Layout),
+            (sp, lp): (&CpuStorage, &Layout),
+            shortcut: Option<(&CpuStorage, &Layout)>,
+            d: &Dims,
+        ) -> Result<(Vec<T>, Saved)> {
+            let sc = match shortcut {
+                Some((ss, ls)) => Some(contiguous_slice::<T>(ss, ls, OP, "shortcut")?),
+                None => None,
+            };
+            Ok(forward(
                 contiguous_slice::<T>(sx, lx, OP, "x")?,
+                sc,
                 contiguous_slice::<T>(sp, lp, OP, "params")?,
-                match shortcut {
-                    Some((ss, ls)) => Some(contiguous_slice::<T>(ss, ls, OP, "shortcut")?),
-                    None => None,
-                },
+                d,
             ))
         }
         let (out, saved) = match sx {
             CpuStorage::F32(_) => {
-                let (x, p, sc) = slices::<f32>((sx, lx), (sp, lp), shortcut)?;
-                let (y, s) = forward(x, sc, p, &d);
+                let (y, s) = typed::<f32>((sx, lx), (sp, lp), shortcut, &d)?;
                 (CpuStorage::F32(y), s)
             }
             CpuStorage::F64(_) => {
-                let (x, p, sc) = slices::<f64>((sx, lx), (sp, lp), shortcut)?;
-                let (y, s) = forward(x, sc, p, &d);
+                let (y, s) = typed::<f64>((sx, lx), (sp, lp), shortcut, &d)?;
                 (CpuStorage::F64(y), s)
             }
             _ => candle_core::bail!("cbam: only f32 and f64 are supported"),
