@@ -270,7 +270,8 @@ fn fused(
         && params
             .iter()
             .all(|p| p.device().is_cpu() && p.dtype() == x.dtype());
-    if !cpu {
+    // Empty batches and maps go to the composed form too (the fused kernels assume H·W ≥ 1).
+    if !cpu || dims.n == 0 || dims.hw() == 0 {
         return Ok(None);
     }
     let flat = params
