@@ -18,7 +18,9 @@
 //!
 //! The maxima (over positions for the channel gate, over channels for the spatial one) give
 //! their gradient to every tied element in equal shares, as PyTorch's `amax` and
-//! [`amax_keepdim`](crate::amax_keepdim) do.
+//! [`amax_keepdim`](crate::amax_keepdim) do. The op's small products (the MLP, the k×k
+//! convolution) are computed in f64 or the element type whatever
+//! [`with_matmul_precision`](crate::with_matmul_precision) says; the composed form follows it.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
