@@ -6,12 +6,12 @@
 //! composed fix (`max`, `eq`, `to_dtype`, `sum`, `div`, `mul`, `sum`) costs seven
 //! single-threaded passes over the map in each direction; this op costs one.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::shape_err;
 use crate::real::Real;
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, fused_cpu};
 
 /// `x.amax(dim, keepdim=True)` with the gradient of each output split evenly among the
 /// elements that attain the maximum.
@@ -35,7 +35,7 @@ pub fn amax_keepdim(x: &Tensor, dim: usize) -> Result<Tensor> {
             format!("a non-empty dimension {dim}"),
         ));
     }
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if fused_cpu(x, &[]) {
         return x.contiguous()?.apply_op1(Amax { dim });
     }
     composed(x, dim)
@@ -225,7 +225,7 @@ impl candle_core::CustomOp2 for AmaxBwd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     /// Values with many exact ties (as ReLU outputs have).
     fn tied(n: usize) -> Vec<f64> {

@@ -24,13 +24,13 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{config_err, shape_err};
 use crate::real::Real;
 use crate::relu::{relu_grad, relu_of};
-use crate::storage::{contiguous_slice, par_build};
+use crate::storage::{contiguous_slice, fused_cpu, par_build};
 use crate::{amax_keepdim, channel_mean, conv2d_op, gate, Conv2dConfig};
 
 /// The channel gate's shared MLP, as 1×1 convolutions (torchvision `SqueezeExcitation`'s
@@ -215,10 +215,8 @@ pub fn cbam_add_relu(
             format!("{:?} (the shape of x)", x.dims()),
         ));
     }
-    if shortcut.device().is_cpu() && shortcut.dtype() == x.dtype() {
-        if let Some((y, _)) = fused(x, Some(shortcut), channel, spatial)? {
-            return Ok(y);
-        }
+    if let Some((y, _)) = fused(x, Some(shortcut), channel, spatial)? {
+        return Ok(y);
     }
     crate::add_relu(&cbam(x, channel, spatial)?, shortcut)
 }
@@ -267,13 +265,9 @@ fn fused(
         params.extend([m.fc1_weight, m.fc1_bias, m.fc2_weight, m.fc2_bias]);
     }
     params.extend([spatial.conv_weight, spatial.conv_bias]);
-    let cpu = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && params
-            .iter()
-            .all(|p| p.device().is_cpu() && p.dtype() == x.dtype());
+    let with_shortcut: Vec<&Tensor> = params.iter().copied().chain(shortcut).collect();
     // Empty batches and maps go to the composed form too (the fused kernels assume H·W ≥ 1).
-    if !cpu || dims.n == 0 || dims.hw() == 0 {
+    if !fused_cpu(x, &with_shortcut) || dims.n == 0 || dims.hw() == 0 {
         return Ok(None);
     }
     let flat = params

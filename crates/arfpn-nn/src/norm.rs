@@ -190,7 +190,7 @@ impl Module for FrozenBatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
         let (scale, shift) = self.affine()?;
-        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        if crate::storage::fused_cpu(x, &[]) {
             // One parallel pass (affine_cpu.rs); the values are the composed form's, as the
             // affine is computed by the same tensor ops and applied in the element type.
             let host = |t: &Tensor| -> Result<std::sync::Arc<Vec<f64>>> {

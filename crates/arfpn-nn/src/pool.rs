@@ -5,9 +5,9 @@
 
 use crate::conv_cpu::Elem;
 use crate::error::{config_err, shape_err, NnError};
-use crate::storage::contiguous_slice;
+use crate::storage::{contiguous_slice, fused_cpu};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 const OP: &str = "max_pool2d";
@@ -81,7 +81,7 @@ fn geometry(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<
 /// ```
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let g = geometry(x, kernel, stride, padding)?;
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if fused_cpu(x, &[]) {
         x.contiguous()?.apply_op1(MaxPoolFwd(g))
     } else {
         max_pool2d_composed(x, g)

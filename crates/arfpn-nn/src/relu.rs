@@ -8,19 +8,15 @@
 //! `dx = dy · [y > 0]` from the output `y` alone — PyTorch's rule (gradient 0 at 0; candle's
 //! is 1 there). On other devices and dtypes both functions fall back to candle's ops.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use crate::error::shape_err;
 use crate::real::Real;
-use crate::storage::{contiguous_slice, par_build};
+use crate::storage::{contiguous_slice, fused_cpu, par_build};
 
 /// Elements per parallel task: large enough to amortise the task, small enough to split a
 /// feature map among threads.
 const CHUNK: usize = 1 << 15;
-
-fn fused(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
-}
 
 /// `max(x, 0)` with a parallel CPU forward and backward (see the module docs).
 ///
@@ -31,7 +27,7 @@ fn fused(x: &Tensor) -> bool {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    if !fused(x) {
+    if !fused_cpu(x, &[]) {
         return x.relu();
     }
     x.contiguous()?.apply_op1(Relu)
@@ -56,7 +52,7 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             format!("{:?} (the shape of a)", a.dims()),
         ));
     }
-    if !(fused(a) && a.dtype() == b.dtype() && b.device().is_cpu()) {
+    if !fused_cpu(a, &[b]) {
         return (a + b)?.relu();
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
@@ -217,7 +213,7 @@ impl CustomOp2 for ReluGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn values(n: usize) -> Vec<f64> {
         // Away from 0, where ReLU is not differentiable.

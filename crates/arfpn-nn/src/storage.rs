@@ -1,7 +1,17 @@
 //! CPU storage access shared by the custom ops of this crate.
 
 use crate::error::config_err;
-use candle_core::{CpuStorage, Layout, Result, WithDType};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor, WithDType};
+
+/// Whether this crate's fused CPU ops apply: `lead` on the CPU in f32 or f64, and each of
+/// `others` on the CPU in the same dtype (otherwise the ops compose candle's, on any device).
+pub(crate) fn fused_cpu(lead: &Tensor, others: &[&Tensor]) -> bool {
+    lead.device().is_cpu()
+        && matches!(lead.dtype(), DType::F32 | DType::F64)
+        && others
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == lead.dtype())
+}
 
 /// The elements of `s` under a contiguous `layout`; an error naming `op` and `arg` otherwise
 /// (the ops make their inputs contiguous, so this guards against a caller that did not).

@@ -8,8 +8,8 @@
 
 use crate::error::shape_err;
 use crate::real::Real;
-use crate::storage::{contiguous_slice, par_build};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use crate::storage::{contiguous_slice, fused_cpu, par_build};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Nearest 2× upsampling of `x: [N, C, H, W]` to `[N, C, 2H, 2W]`, each cell copied into a 2×2
 /// block (`torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")`).
@@ -62,11 +62,7 @@ pub fn add_upsample_nearest2x(lateral: &Tensor, inner: &Tensor) -> Result<Tensor
             format!("[{n}, {c}, {}, {}] (twice inner's size)", 2 * h, 2 * w),
         ));
     }
-    let fused = lateral.device().is_cpu()
-        && inner.device().is_cpu()
-        && lateral.dtype() == inner.dtype()
-        && matches!(lateral.dtype(), DType::F32 | DType::F64);
-    if !fused {
+    if !fused_cpu(lateral, &[inner]) {
         return lateral + upsample_nearest2x(inner)?;
     }
     lateral

@@ -34,8 +34,8 @@ fn params(
         .collect()
 }
 
-/// CBAM of `t[0]` (fused op or composed form); with `residual`, `max(· + t[7], 0)`.
-fn run(t: &[Tensor], channel: bool, fused: bool, residual: bool) -> Result<Tensor> {
+/// The gate weights among [`params`]' tensors.
+fn gates(t: &[Tensor]) -> (ChannelGateWeights<'_>, SpatialGateWeights<'_>) {
     let ch = ChannelGateWeights {
         fc1_weight: &t[1],
         fc1_bias: &t[2],
@@ -46,6 +46,12 @@ fn run(t: &[Tensor], channel: bool, fused: bool, residual: bool) -> Result<Tenso
         conv_weight: &t[5],
         conv_bias: &t[6],
     };
+    (ch, sp)
+}
+
+/// CBAM of `t[0]` (fused op or composed form); with `residual`, `max(· + t[7], 0)`.
+fn run(t: &[Tensor], channel: bool, fused: bool, residual: bool) -> Result<Tensor> {
+    let (ch, sp) = gates(t);
     let ch = channel.then_some(&ch);
     match (fused, residual) {
         (true, false) => cbam(&t[0], ch, &sp),
@@ -213,16 +219,7 @@ fn zero_weights_give_quarter_gates_and_bad_shapes_are_errors() -> Result<()> {
 fn maps_are_the_gates_the_op_applied() -> Result<()> {
     for channel in [true, false] {
         let t = params(21, (2, 6, 7, 8), 3, 3, DType::F32)?;
-        let ch = ChannelGateWeights {
-            fc1_weight: &t[1],
-            fc1_bias: &t[2],
-            fc2_weight: &t[3],
-            fc2_bias: &t[4],
-        };
-        let sp = SpatialGateWeights {
-            conv_weight: &t[5],
-            conv_bias: &t[6],
-        };
+        let (ch, sp) = gates(&t);
         let ch = channel.then_some(&ch);
         let fused = arfpn_nn::cbam_with_maps(&t[0], ch, &sp)?;
         let composed = cbam_composed(&t[0], ch, &sp)?;
@@ -259,10 +256,7 @@ fn maps_are_the_gates_the_op_applied() -> Result<()> {
 #[test]
 fn residual_form_checks_the_shortcut() -> Result<()> {
     let t = params(2, (1, 3, 4, 4), 1, 3, DType::F32)?;
-    let sp = SpatialGateWeights {
-        conv_weight: &t[5],
-        conv_bias: &t[6],
-    };
+    let (_, sp) = gates(&t);
     let short = t[7].narrow(2, 0, 3)?;
     let e = cbam_add_relu(&t[0], &short, None, &sp)
         .unwrap_err()
