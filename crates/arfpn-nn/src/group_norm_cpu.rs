@@ -8,6 +8,9 @@
 //! when fused). Backward, with `x̂ = (x − μ)·r`, `r = 1/√(σ² + ε)` and `d = dy` (or `dy·[y > 0]`
 //! when fused): `dw_c = Σ d·x̂`, `db_c = Σ d`, `dx = r·(d·w − mean(d·w) − x̂·mean(d·w·x̂))`,
 //! i.e. one pass for the per-channel sums and one for `dx` (an affine map of `d` and `x`).
+//! The forward keeps each (sample, group)'s statistics on the op for the backward, and the
+//! fused ReLU's mask is rebuilt from `x` with the forward's own per-channel map, so the
+//! backward reads only `dy` and `x` (twice each) and writes `dx` once.
 //!
 //! Numerics: the element-wise work runs in the element type (f32 vectorises), every sum is
 //! taken in blocks of [`BLOCK`] elements over [`LANES`] independent lanes in the element
@@ -17,11 +20,11 @@
 //! a small spread loses no precision. Per-(sample, group) partial sums of `dw`/`db` are
 //! reduced in a fixed order: the result does not depend on the thread count.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::real::Real;
-use crate::storage::{contiguous_slice, par_build};
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::storage::contiguous_slice;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Independent accumulators of a block sum (one AVX-512 register of f32).
@@ -86,47 +89,103 @@ fn dims(l: &Layout) -> Result<(usize, usize)> {
     Ok((c, h * w))
 }
 
-/// Forward: `y = x·a + s` per channel (then `max(y, 0)` with `relu`).
-#[derive(Clone, Copy, Debug)]
+/// What the forward found for one (sample, group) and the backward reuses: the mean, the
+/// reciprocal standard deviation and the mean's first estimate in the element type (`μ_T`,
+/// stored exactly in f64).
+#[derive(Clone, Copy, Debug, Default)]
+struct GroupStats {
+    mean: f64,
+    rstd: f64,
+    mt: f64,
+}
+
+impl GroupStats {
+    fn of<T: Real>(xg: &[T], eps: f64) -> Self {
+        let (mean, rstd, mt) = stats(xg, eps);
+        Self {
+            mean,
+            rstd,
+            mt: mt.f(),
+        }
+    }
+}
+
+/// The forward's per-channel map `y = (x − μ_T)·a + s` (before the ReLU) with `a` and `s`
+/// rounded to the element type: the backward rebuilds the same `a` and `s` from the same
+/// statistics and parameters, so its ReLU mask is the forward's bit for bit.
+#[inline(always)]
+fn channel_affine<T: Real>(st: &GroupStats, w: f64, b: f64) -> (T, T) {
+    let a = st.rstd * w;
+    (T::of(a), T::of(b + (st.mt - st.mean) * a))
+}
+
+/// Forward: `y = x·a + s` per channel (then `max(y, 0)` with `relu`). The op keeps the
+/// statistics of each (sample, group) for its backward, which then reads only `dy` and `x`.
+#[derive(Clone, Debug)]
 pub(crate) struct GroupNormFwd {
     pub groups: usize,
     pub eps: f64,
     pub relu: bool,
+    saved: Arc<OnceLock<Vec<GroupStats>>>,
 }
 
-fn forward<T: Real>(x: &[T], w: &[T], b: &[T], c: usize, hw: usize, op: GroupNormFwd) -> Vec<T> {
+impl GroupNormFwd {
+    pub(crate) fn new(groups: usize, eps: f64, relu: bool) -> Self {
+        Self {
+            groups,
+            eps,
+            relu,
+            saved: Arc::default(),
+        }
+    }
+}
+
+fn forward<T: Real>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    c: usize,
+    hw: usize,
+    op: &GroupNormFwd,
+) -> (Vec<T>, Vec<GroupStats>) {
     if x.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let cg = c / op.groups;
     let m = cg * hw;
     assert!(m > 0 && x.len().is_multiple_of(m));
-    // SAFETY: group i of the output is written whole (cg channels × hw) from group i of `x`
-    // (`x` is whole groups, asserted).
-    unsafe {
-        par_build(x.len(), m, |i, yg| {
-            let xg = &x[i * m..(i + 1) * m];
-            let (mean, rstd, mt) = stats(xg, op.eps);
+    let mut saved = vec![GroupStats::default(); x.len() / m];
+    let mut y: Vec<T> = Vec::with_capacity(x.len());
+    y.spare_capacity_mut()[..x.len()]
+        .par_chunks_mut(m)
+        .zip(x.par_chunks(m))
+        .zip(saved.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, ((yg, xg), st))| {
+            *st = GroupStats::of(xg, op.eps);
+            let mt = T::of(st.mt);
             let g = i % op.groups;
             for k in 0..cg {
                 let ch = g * cg + k;
                 // y = (x − μ_T)·a + (b + (μ_T − μ)·a): no cancellation for a large mean.
-                let a = rstd * w[ch].f();
-                let (at, st) = (T::of(a), T::of(b[ch].f() + (mt.f() - mean) * a));
+                let (at, sh) = channel_affine::<T>(st, w[ch].f(), b[ch].f());
                 let (yc, xc) = (&mut yg[k * hw..(k + 1) * hw], &xg[k * hw..(k + 1) * hw]);
                 if op.relu {
                     for (yv, &xv) in yc.iter_mut().zip(xc) {
-                        let v = (xv - mt) * at + st;
+                        let v = (xv - mt) * at + sh;
                         yv.write(if v > T::ZERO { v } else { T::ZERO });
                     }
                 } else {
                     for (yv, &xv) in yc.iter_mut().zip(xc) {
-                        yv.write((xv - mt) * at + st);
+                        yv.write((xv - mt) * at + sh);
                     }
                 }
             }
-        })
-    }
+        });
+    // SAFETY: the chunks above cover all `x.len()` slots (whole groups, asserted) and each
+    // was written.
+    unsafe { y.set_len(x.len()) };
+    (y, saved)
 }
 
 impl CustomOp3 for GroupNormFwd {
@@ -149,25 +208,34 @@ impl CustomOp3 for GroupNormFwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (c, hw) = dims(lx)?;
         let op = self.name();
-        let out = match sx {
-            CpuStorage::F32(_) => CpuStorage::F32(forward(
-                contiguous_slice(sx, lx, op, "x")?,
-                contiguous_slice(sw, lw, op, "weight")?,
-                contiguous_slice(sb, lb, op, "bias")?,
-                c,
-                hw,
-                *self,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(forward(
-                contiguous_slice(sx, lx, op, "x")?,
-                contiguous_slice(sw, lw, op, "weight")?,
-                contiguous_slice(sb, lb, op, "bias")?,
-                c,
-                hw,
-                *self,
-            )),
+        let (out, saved) = match sx {
+            CpuStorage::F32(_) => {
+                let (y, st) = forward(
+                    contiguous_slice(sx, lx, op, "x")?,
+                    contiguous_slice::<f32>(sw, lw, op, "weight")?,
+                    contiguous_slice(sb, lb, op, "bias")?,
+                    c,
+                    hw,
+                    self,
+                );
+                (CpuStorage::F32(y), st)
+            }
+            CpuStorage::F64(_) => {
+                let (y, st) = forward(
+                    contiguous_slice(sx, lx, op, "x")?,
+                    contiguous_slice::<f64>(sw, lw, op, "weight")?,
+                    contiguous_slice(sb, lb, op, "bias")?,
+                    c,
+                    hw,
+                    self,
+                );
+                (CpuStorage::F64(y), st)
+            }
             _ => candle_core::bail!("{op}: only f32 and f64 are supported"),
         };
+        // A second forward of the same op (not something candle does) keeps the first's
+        // statistics; the backward checks that they cover its input.
+        let _ = self.saved.set(saved);
         Ok((out, lx.shape().clone()))
     }
 
@@ -175,19 +243,24 @@ impl CustomOp3 for GroupNormFwd {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
-        res: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let weight = Arc::new(w.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-        let packed = grad.contiguous()?.apply_op3_no_bwd(
+        let values = |t: &Tensor| -> Result<Arc<Vec<f64>>> {
+            Ok(Arc::new(
+                t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            ))
+        };
+        let packed = grad.contiguous()?.apply_op2_no_bwd(
             x,
-            res,
             &GroupNormBwd {
                 groups: self.groups,
                 eps: self.eps,
                 relu: self.relu,
-                weight,
+                weight: values(w)?,
+                bias: values(b)?,
+                saved: Arc::clone(&self.saved),
             },
         )?;
         let (len, c) = (x.elem_count(), w.elem_count());
@@ -198,48 +271,64 @@ impl CustomOp3 for GroupNormFwd {
     }
 }
 
-/// Backward: `(dy, x, y)` -> `[dx (flattened), dw, db]` packed in one vector; `y` (the
-/// forward's output) is read only for the fused ReLU's mask.
+/// Backward: `(dy, x)` -> `[dx (flattened), dw, db]` packed in one vector. The statistics
+/// come from the forward (recomputed from `x` — the same values — if it left none that fit),
+/// and the fused ReLU's mask is rebuilt from `x` with the forward's own per-channel map, so
+/// neither a statistics pass nor a read of `y` is needed.
 #[derive(Clone, Debug)]
 struct GroupNormBwd {
     groups: usize,
     eps: f64,
     relu: bool,
     weight: Arc<Vec<f64>>,
+    bias: Arc<Vec<f64>>,
+    saved: Arc<OnceLock<Vec<GroupStats>>>,
 }
 
-fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -> Vec<T> {
+fn backward<T: Real>(dy: &[T], x: &[T], hw: usize, op: &GroupNormBwd) -> Vec<T> {
     let c = op.weight.len();
     let cg = c / op.groups;
     let m = cg * hw;
-    let w = &op.weight;
+    let (w, b) = (&op.weight, &op.bias);
     let mut out: Vec<T> = Vec::with_capacity(x.len() + 2 * c);
     if x.is_empty() {
         // No elements: zero gradients for the weights (an empty map contributes nothing).
         out.resize(2 * c, T::ZERO);
         return out;
     }
+    let saved = op.saved.get().filter(|s| s.len() * m == x.len());
     let partial: Vec<(Vec<f64>, Vec<f64>)> = out.spare_capacity_mut()[..x.len()]
         .par_chunks_mut(m)
         .zip(x.par_chunks(m))
         .zip(dy.par_chunks(m))
-        .zip(y.par_chunks(m))
         .enumerate()
-        .map(|(i, (((dxg, xg), dyg), yg))| {
-            let (mean, rstd, mt) = stats(xg, op.eps);
+        .map(|(i, ((dxg, xg), dyg))| {
+            let st = match saved {
+                Some(s) => s[i],
+                None => GroupStats::of(xg, op.eps),
+            };
+            let (mean, rstd, mt) = (st.mean, st.rstd, T::of(st.mt));
             let g = i % op.groups;
             let (mut dw, mut db) = (vec![0.0; cg], vec![0.0; cg]);
             let (mut s1, mut s2) = (0.0, 0.0);
             for k in 0..cg {
                 let r = k * hw..(k + 1) * hw;
+                let ch = g * cg + k;
                 let (sd, sdx) = if op.relu {
-                    let d = |dy: T, y: T| if y > T::ZERO { dy } else { T::ZERO };
+                    let (at, sh) = channel_affine::<T>(&st, w[ch], b[ch]);
+                    let d = move |dy: T, x: T| {
+                        if (x - mt) * at + sh > T::ZERO {
+                            dy
+                        } else {
+                            T::ZERO
+                        }
+                    };
                     sums2(
                         &dyg[r.clone()],
                         &xg[r.clone()],
-                        &yg[r],
-                        |dy, _, y| d(dy, y),
-                        |dy, x, y| d(dy, y) * (x - mt),
+                        &xg[r],
+                        |dy, x, _| d(dy, x),
+                        |dy, x, _| d(dy, x) * (x - mt),
                     )
                 } else {
                     sums2(
@@ -251,7 +340,7 @@ fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -
                     )
                 };
                 // Σ d·(x − μ) = Σ d·(x − μ_T) + (μ_T − μ)·Σ d.
-                let wc = w[g * cg + k];
+                let wc = w[ch];
                 db[k] = sd;
                 dw[k] = rstd * (sdx + (mt.f() - mean) * sd);
                 s1 += sd * wc;
@@ -263,13 +352,15 @@ fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -
             let (bt, ct) = (T::of(bx), T::of(-rstd * m1 + bx * (mt.f() - mean)));
             for k in 0..cg {
                 let r = k * hw..(k + 1) * hw;
-                let at = T::of(rstd * w[g * cg + k]);
-                let (dxc, xc, dyc, yc) =
-                    (&mut dxg[r.clone()], &xg[r.clone()], &dyg[r.clone()], &yg[r]);
+                let ch = g * cg + k;
+                // `at` is the forward's per-channel scale (the same rounding of r·w_c).
+                let (at, sh) = channel_affine::<T>(&st, w[ch], b[ch]);
+                let (dxc, xc, dyc) = (&mut dxg[r.clone()], &xg[r.clone()], &dyg[r]);
                 if op.relu {
-                    for (((o, &xv), &dv), &yv) in dxc.iter_mut().zip(xc).zip(dyc).zip(yc) {
-                        let d = if yv > T::ZERO { dv } else { T::ZERO };
-                        o.write(d * at + (xv - mt) * bt + ct);
+                    for ((o, &xv), &dv) in dxc.iter_mut().zip(xc).zip(dyc) {
+                        let xm = xv - mt;
+                        let d = if xm * at + sh > T::ZERO { dv } else { T::ZERO };
+                        o.write(d * at + xm * bt + ct);
                     }
                 } else {
                     for ((o, &xv), &dv) in dxc.iter_mut().zip(xc).zip(dyc) {
@@ -294,7 +385,7 @@ fn backward<T: Real>(dy: &[T], x: &[T], y: &[T], hw: usize, op: &GroupNormBwd) -
     out
 }
 
-impl CustomOp3 for GroupNormBwd {
+impl CustomOp2 for GroupNormBwd {
     fn name(&self) -> &'static str {
         "group_norm_bwd"
     }
@@ -305,14 +396,13 @@ impl CustomOp3 for GroupNormBwd {
         ldy: &Layout,
         sx: &CpuStorage,
         lx: &Layout,
-        sy: &CpuStorage,
-        ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (c, hw) = dims(lx)?;
-        if c != self.weight.len() {
+        if c != self.weight.len() || c != self.bias.len() {
             candle_core::bail!(
-                "group_norm_bwd: {} weights for {c} channels",
-                self.weight.len()
+                "group_norm_bwd: {} weights and {} biases for {c} channels",
+                self.weight.len(),
+                self.bias.len()
             );
         }
         let op = "group_norm_bwd";
@@ -320,14 +410,12 @@ impl CustomOp3 for GroupNormBwd {
             CpuStorage::F32(_) => CpuStorage::F32(backward(
                 contiguous_slice(sdy, ldy, op, "grad")?,
                 contiguous_slice(sx, lx, op, "x")?,
-                contiguous_slice(sy, ly, op, "y")?,
                 hw,
                 self,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(backward(
                 contiguous_slice(sdy, ldy, op, "grad")?,
                 contiguous_slice(sx, lx, op, "x")?,
-                contiguous_slice(sy, ly, op, "y")?,
                 hw,
                 self,
             )),
@@ -335,5 +423,61 @@ impl CustomOp3 for GroupNormBwd {
         };
         let len = lx.shape().elem_count() + 2 * c;
         Ok((out, Shape::from(len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backward with the forward's statistics equals the one that recomputes them from
+    /// `x` bit for bit, with and without the ReLU, and the ReLU's mask rebuilt from `x`
+    /// is where the forward's output is positive.
+    #[test]
+    fn saved_statistics_equal_recomputed_ones() {
+        let (c, hw, groups) = (6, 37, 3);
+        let x: Vec<f32> = (0..2 * c * hw)
+            .map(|i| ((i * 7919 % 263) as f32 - 120.0) * 0.37 + 50.0)
+            .collect();
+        let dy: Vec<f32> = (0..x.len())
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.1)
+            .collect();
+        let w: Vec<f32> = (0..c).map(|k| 0.5 + k as f32 * 0.3).collect();
+        let b: Vec<f32> = (0..c).map(|k| k as f32 * 0.2 - 0.5).collect();
+        for relu in [false, true] {
+            let fwd = GroupNormFwd::new(groups, 1e-5, relu);
+            let (y, saved) = forward(&x, &w, &b, c, hw, &fwd);
+            assert_eq!(saved.len(), 2 * groups);
+            let op = |saved: Vec<GroupStats>| GroupNormBwd {
+                groups,
+                eps: 1e-5,
+                relu,
+                weight: Arc::new(w.iter().map(|&v| v as f64).collect()),
+                bias: Arc::new(b.iter().map(|&v| v as f64).collect()),
+                saved: Arc::new(if saved.is_empty() {
+                    OnceLock::new()
+                } else {
+                    OnceLock::from(saved)
+                }),
+            };
+            let with = backward(&dy, &x, hw, &op(saved));
+            let without = backward(&dy, &x, hw, &op(Vec::new()));
+            assert_eq!(with, without);
+            if relu {
+                // dx is affine in d = dy·[y > 0]: where dy ≠ 0 and y = 0 the mask must be 0,
+                // which a zero dy reproduces.
+                let masked: Vec<f32> = dy
+                    .iter()
+                    .zip(&y)
+                    .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+                    .collect();
+                assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
+                let plain = GroupNormBwd {
+                    relu: false,
+                    ..op(Vec::new())
+                };
+                assert_eq!(with, backward(&masked, &x, hw, &plain));
+            }
+        }
     }
 }

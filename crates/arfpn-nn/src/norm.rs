@@ -103,11 +103,7 @@ impl GroupNorm {
             && self.weight.dtype() == dt
             && self.bias.dtype() == dt
         {
-            let op = GroupNormFwd {
-                groups: self.num_groups,
-                eps: self.eps,
-                relu,
-            };
+            let op = GroupNormFwd::new(self.num_groups, self.eps, relu);
             return x.contiguous()?.apply_op3(
                 &self.weight.contiguous()?,
                 &self.bias.contiguous()?,
