@@ -32,8 +32,36 @@ const LANES: usize = 16;
 /// Elements summed in the element type before the partial sum is added in f64.
 const BLOCK: usize = 512;
 
-/// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))` over equal-length slices, blockwise as the
-/// module docs say. `f` and `g` must be cheap and inlinable: this is the inner loop.
+/// `Σ f(a_i, b_i, c_i)` over equal-length slices, blockwise as the module docs say. `f` must
+/// be cheap and inlinable: this is the inner loop.
+#[inline(always)]
+fn sum_of<T: Real>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) -> f64 {
+    let mut total = 0.0f64;
+    for ((ab, bb), cb) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).zip(c.chunks(BLOCK)) {
+        let mut acc = [T::ZERO; LANES];
+        // Whole arrays of LANES values (not runtime-length slices), so the lane loop below
+        // compiles to vector instructions.
+        let ((ai, ar), (bi, br), (ci, cr)) = (
+            ab.as_chunks::<LANES>(),
+            bb.as_chunks::<LANES>(),
+            cb.as_chunks::<LANES>(),
+        );
+        for ((x, y), z) in ai.iter().zip(bi).zip(ci) {
+            for l in 0..LANES {
+                acc[l] += f(x[l], y[l], z[l]);
+            }
+        }
+        for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
+            total += f(x, y, z).f();
+        }
+        total += acc.iter().map(|v| v.f()).sum::<f64>();
+    }
+    total
+}
+
+/// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))`: two passes of [`sum_of`]. One loop with both
+/// accumulators does not vectorise (measured: 3× slower than the two passes over data
+/// that a group's channel keeps in cache).
 #[inline(always)]
 fn sums2<T: Real>(
     a: &[T],
@@ -42,36 +70,14 @@ fn sums2<T: Real>(
     f: impl Fn(T, T, T) -> T,
     g: impl Fn(T, T, T) -> T,
 ) -> (f64, f64) {
-    let (mut tf, mut tg) = (0.0f64, 0.0f64);
-    for ((ab, bb), cb) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).zip(c.chunks(BLOCK)) {
-        let (mut af, mut ag) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-        let (ai, bi, ci) = (
-            ab.chunks_exact(LANES),
-            bb.chunks_exact(LANES),
-            cb.chunks_exact(LANES),
-        );
-        let (ar, br, cr) = (ai.remainder(), bi.remainder(), ci.remainder());
-        for ((x, y), z) in ai.zip(bi).zip(ci) {
-            for l in 0..LANES {
-                af[l] += f(x[l], y[l], z[l]);
-                ag[l] += g(x[l], y[l], z[l]);
-            }
-        }
-        for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
-            tf += f(x, y, z).f();
-            tg += g(x, y, z).f();
-        }
-        tf += af.iter().map(|v| v.f()).sum::<f64>();
-        tg += ag.iter().map(|v| v.f()).sum::<f64>();
-    }
-    (tf, tg)
+    (sum_of(a, b, c, f), sum_of(a, b, c, g))
 }
 
 /// `(mean, 1/sqrt(var + eps), a first estimate of the mean in T)` of one group (biased
 /// variance), both computed about that estimate and corrected in f64.
 fn stats<T: Real>(xg: &[T], eps: f64) -> (f64, f64, T) {
     let m = xg.len() as f64;
-    let (sum, _) = sums2(xg, xg, xg, |x, _, _| x, |_, _, _| T::ZERO);
+    let sum = sum_of(xg, xg, xg, |x, _, _| x);
     let mean = sum / m;
     let mt = T::of(mean);
     let (d1, d2) = sums2(xg, xg, xg, |x, _, _| x - mt, |x, _, _| (x - mt) * (x - mt));
