@@ -138,20 +138,78 @@ fn window_argmax<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize) -> Op
     best.map(|(i, _)| i)
 }
 
+/// Whether `v` replaces `m` as the maximum met so far when a window is scanned in
+/// row-major order: when `v > m` or `v` is the first NaN; ties keep the earlier cell (as
+/// [`window_argmax`]). Written with `&`/`|` so that it compiles to selects, not branches.
+#[inline(always)]
+fn takes<T: Elem>(v: T, m: T) -> bool {
+    !m.is_nan() & ((v > m) | v.is_nan())
+}
+
+/// The outputs `ox` whose tap `kx` lies inside a row of `w` cells: `0 <= ox·s + kx − p < w`.
+fn tap_range(g: &PoolGeom, kx: usize) -> std::ops::Range<usize> {
+    let lo = g.p.saturating_sub(kx).div_ceil(g.s);
+    let end = if g.w + g.p > kx {
+        ((g.w + g.p - kx - 1) / g.s + 1).min(g.wo)
+    } else {
+        0
+    };
+    lo..end.max(lo)
+}
+
+/// One plane's window maxima, the value [`window_argmax`] picks (the same cell, so the same
+/// bits, ±0 included), computed separably: each window row's maximum over its columns
+/// (a tap at a time across all outputs of the row), then over the rows in order. Both steps
+/// keep the earlier cell on ties, which is what a row-major scan keeps. `hv` is a scratch row.
+fn plane_max<T: Elem>(plane: &[T], g: &PoolGeom, out: &mut [T], hv: &mut [T]) {
+    let taps: Vec<_> = (0..g.k).map(|kx| tap_range(g, kx)).collect();
+    for (oy, ov) in out.chunks_mut(g.wo).enumerate() {
+        let mut first_row = true;
+        for ky in 0..g.k {
+            let Some(yy) = (oy * g.s + ky).checked_sub(g.p).filter(|&y| y < g.h) else {
+                continue;
+            };
+            let row = &plane[yy * g.w..(yy + 1) * g.w];
+            // Each output's first tap inside the row starts its maximum (with p <= k/2
+            // every output has one: tap kx = p is column ox·s).
+            hv.fill(T::NEG_INFINITY);
+            // The tap ranges move left as kx grows (their starts and ends do not increase),
+            // so the outputs that already met a tap are those from the smallest start so far.
+            let mut seen_from = usize::MAX;
+            for (kx, r) in taps.iter().enumerate() {
+                let split = seen_from.clamp(r.start, r.end);
+                let col = |ox: usize| ox * g.s + kx - g.p;
+                for ox in r.start..split {
+                    hv[ox] = row[col(ox)];
+                }
+                for ox in split..r.end {
+                    let v = row[col(ox)];
+                    hv[ox] = if takes(v, hv[ox]) { v } else { hv[ox] };
+                }
+                seen_from = seen_from.min(r.start);
+            }
+            if first_row {
+                ov.copy_from_slice(hv);
+                first_row = false;
+            } else {
+                for (m, &v) in ov.iter_mut().zip(hv.iter()) {
+                    *m = if takes(v, *m) { v } else { *m };
+                }
+            }
+        }
+    }
+}
+
 fn pool_fwd<T: Elem + candle_core::WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
     let mut y = vec![T::ZERO; g.n * g.c * g.ho * g.wo];
     y.par_chunks_mut(g.ho * g.wo)
         .enumerate()
         .for_each(|(pi, out)| {
             let plane = &x[pi * g.h * g.w..(pi + 1) * g.h * g.w];
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    out[oy * g.wo + ox] = match window_argmax(plane, g, oy, ox) {
-                        Some(i) => plane[i],
-                        None => T::NEG_INFINITY,
-                    };
-                }
-            }
+            // `geometry` allows p <= k/2 only, so every output has a tap in every row of its
+            // window that lies inside the plane.
+            let mut hv = vec![T::ZERO; g.wo];
+            plane_max(plane, g, out, &mut hv);
         });
     y
 }
@@ -256,6 +314,70 @@ mod tests {
             .map(|i| ((i as u64 * 7919 + seed as u64) % n as u64) as f64 - n as f64 / 2.0)
             .collect();
         Tensor::from_vec(v, dims, &Device::Cpu)
+    }
+
+    /// The separable forward gives each window the bits of the cell the row-major scan
+    /// picks, on planes full of ties (±0 included), NaNs and −∞, for every geometry the op
+    /// accepts on small planes.
+    #[test]
+    fn separable_maximum_is_the_first_row_major_maximum() {
+        let pick = [
+            0.0,
+            1.0,
+            1.0,
+            -0.0,
+            f64::NAN,
+            f64::NEG_INFINITY,
+            2.0,
+            1.0,
+            -3.0,
+        ];
+        let mut state = 12345u64;
+        let mut windows = 0;
+        for (h, w) in [(1, 1), (2, 3), (5, 4), (7, 9), (8, 8), (3, 11)] {
+            for k in 1..=5 {
+                for s in 1..=3 {
+                    for p in 0..=k / 2 {
+                        if h + 2 * p < k || w + 2 * p < k {
+                            continue;
+                        }
+                        let g = PoolGeom {
+                            n: 1,
+                            c: 1,
+                            h,
+                            w,
+                            ho: (h + 2 * p - k) / s + 1,
+                            wo: (w + 2 * p - k) / s + 1,
+                            k,
+                            s,
+                            p,
+                        };
+                        for _ in 0..4 {
+                            let plane: Vec<f64> = (0..h * w)
+                                .map(|_| {
+                                    state = state
+                                        .wrapping_mul(6364136223846793005)
+                                        .wrapping_add(1442695040888963407);
+                                    pick[(state >> 33) as usize % pick.len()]
+                                })
+                                .collect();
+                            let mut out = vec![0.0; g.ho * g.wo];
+                            plane_max(&plane, &g, &mut out, &mut vec![0.0; g.wo]);
+                            for oy in 0..g.ho {
+                                for ox in 0..g.wo {
+                                    let want = window_argmax(&plane, &g, oy, ox)
+                                        .map_or(f64::NEG_INFINITY, |i| plane[i]);
+                                    let got = out[oy * g.wo + ox];
+                                    assert_eq!(got.to_bits(), want.to_bits(), "{g:?} ({oy}, {ox})");
+                                    windows += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(windows > 1000);
     }
 
     /// The custom op and the device-generic composition agree, forward and backward.
