@@ -332,10 +332,10 @@ pub fn cbam_composed(
 /// every value is an f32 or f64 of the forward, so converting back is exact.
 #[derive(Debug, Default)]
 struct Saved {
-    /// Channel means and maxima of `x`, `[N, C]`, and how many positions attain each maximum.
+    /// Channel means and maxima of `x`, `[N, C]` (how many positions attain each maximum,
+    /// which only the backward needs, it counts itself).
     avg: Vec<f64>,
     mx: Vec<f64>,
-    mx_count: Vec<u32>,
     /// The MLP's hidden activations (after ReLU) for the two descriptors, `[N, h]`.
     hid_avg: Vec<f64>,
     hid_max: Vec<f64>,
@@ -456,14 +456,9 @@ fn forward_image<T: Real>(
         vec![T::of(1.0); c]
     } else {
         // Channel statistics, one row (channel) per task.
-        let stats: Vec<(f64, T, u32)> = x
+        let stats: Vec<(f64, T)> = x
             .par_chunks(hw.max(1))
-            .map(|row| {
-                let sum = lane_sum(row.len(), |j| row[j]);
-                let m = row_max(row);
-                let count = row.iter().filter(|&&v| v == m).count() as u32;
-                (sum / hw as f64, m, count)
-            })
+            .map(|row| (lane_sum(row.len(), |j| row[j]) / hw as f64, row_max(row)))
             .collect();
         let avg: Vec<f64> = stats.iter().map(|t| t.0).collect();
         let mx: Vec<f64> = stats.iter().map(|t| t.1.f()).collect();
@@ -488,7 +483,6 @@ fn forward_image<T: Real>(
             .collect();
         s.avg.extend(&avg);
         s.mx.extend(&mx);
-        s.mx_count.extend(stats.iter().map(|t| t.2));
         s.hid_avg.extend(&ha);
         s.hid_max.extend(&hm);
         cw
@@ -503,15 +497,19 @@ fn forward_image<T: Real>(
         .enumerate()
         .for_each(|(t, (me, mx))| {
             let j0 = t * COLS;
-            let mut acc = vec![0f64; me.len()];
-            for (ch, &g) in cw.iter().enumerate() {
+            // Channel 0 starts the sums and maxima; the others fold in with selects (a NaN
+            // takes the maximum and keeps it: no later value compares greater).
+            let row0 = &x[j0..j0 + me.len()];
+            let mut acc: Vec<f64> = row0.iter().map(|&v| (v * cw[0]).f()).collect();
+            for (m, &v) in mx.iter_mut().zip(row0) {
+                *m = v * cw[0];
+            }
+            for (ch, &g) in cw.iter().enumerate().skip(1) {
                 let row = &x[ch * hw + j0..ch * hw + j0 + me.len()];
                 for ((a, m), &v) in acc.iter_mut().zip(mx.iter_mut()).zip(row) {
                     let v = v * g;
                     *a += v.f();
-                    if ch == 0 || v > *m || v.is_nan() {
-                        *m = v;
-                    }
+                    *m = if (v > *m) | v.is_nan() { v } else { *m };
                 }
             }
             for (o, a) in me.iter_mut().zip(acc) {
@@ -704,13 +702,16 @@ fn backward_image<T: Real>(
         Vec::new()
     };
     if hidden > 0 {
-        let dcw: Vec<f64> = (0..c)
+        // With each channel's row in cache, also count the positions that attain its
+        // maximum (they share the maximum's gradient).
+        let (dcw, counts): (Vec<f64>, Vec<usize>) = (0..c)
             .into_par_iter()
             .map(|ch| {
                 let (xr, dr) = (&x[ch * hw..(ch + 1) * hw], &dy[ch * hw..(ch + 1) * hw]);
-                lane_sum(hw, |j| dxc(ch, j, xr[j], dr[j]) * xr[j])
+                let dcw = lane_sum(hw, |j| dxc(ch, j, xr[j], dr[j]) * xr[j]);
+                (dcw, xr.iter().filter(|&&v| v == mx[ch]).count())
             })
-            .collect();
+            .unzip();
         let cwf = &s.cw[img * c..(img + 1) * c];
         let dz: Vec<f64> = dcw
             .iter()
@@ -760,7 +761,6 @@ fn backward_image<T: Real>(
             }
         }
         // Back through fc1 to the two descriptors, then to x's share of each.
-        let counts = &s.mx_count[img * c..(img + 1) * c];
         from_avg
             .par_iter_mut()
             .zip(from_mx.par_iter_mut())
@@ -776,7 +776,7 @@ fn backward_image<T: Real>(
                 *fm = if counts[ch] == 0 {
                     T::ZERO
                 } else {
-                    T::of(gm).div_count(counts[ch] as usize)
+                    T::of(gm).div_count(counts[ch])
                 };
             });
     }
