@@ -20,6 +20,8 @@ pub(crate) trait Elem:
     const ONE: Self;
     const NEG_INFINITY: Self;
     fn is_nan(self) -> bool;
+    /// The value's bit pattern (widened), to tell ±0 and NaN payloads apart.
+    fn bits(self) -> u64;
 }
 impl Elem for f32 {
     const ZERO: Self = 0.0;
@@ -28,6 +30,9 @@ impl Elem for f32 {
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
 }
 impl Elem for f64 {
     const ZERO: Self = 0.0;
@@ -35,6 +40,9 @@ impl Elem for f64 {
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
     }
 }
 

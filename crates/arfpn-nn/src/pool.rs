@@ -7,7 +7,7 @@ use crate::conv_cpu::Elem;
 use crate::error::{config_err, shape_err, NnError};
 use crate::storage::{contiguous_slice, fused_cpu};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 const OP: &str = "max_pool2d";
@@ -121,6 +121,7 @@ fn max_pool2d_composed(x: &Tensor, g: PoolGeom) -> Result<Tensor> {
 
 /// Index (within the plane) of the first maximum of the window of output `(oy, ox)`, or
 /// `None` when the window lies entirely in the padding (impossible when `p <= k/2`).
+#[cfg(test)]
 fn window_argmax<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize) -> Option<usize> {
     let y0 = (oy * g.s) as isize - g.p as isize;
     let x0 = (ox * g.s) as isize - g.p as isize;
@@ -140,7 +141,8 @@ fn window_argmax<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize) -> Op
 
 /// Whether `v` replaces `m` as the maximum met so far when a window is scanned in
 /// row-major order: when `v > m` or `v` is the first NaN; ties keep the earlier cell (as
-/// [`window_argmax`]). Written with `&`/`|` so that it compiles to selects, not branches.
+/// the row-major scan `window_argmax` of the tests). Written with `&`/`|` so that it
+/// compiles to selects, not branches.
 #[inline(always)]
 fn takes<T: Elem>(v: T, m: T) -> bool {
     !m.is_nan() & ((v > m) | v.is_nan())
@@ -157,10 +159,11 @@ fn tap_range(g: &PoolGeom, kx: usize) -> std::ops::Range<usize> {
     lo..end.max(lo)
 }
 
-/// One plane's window maxima, the value [`window_argmax`] picks (the same cell, so the same
-/// bits, ±0 included), computed separably: each window row's maximum over its columns
-/// (a tap at a time across all outputs of the row), then over the rows in order. Both steps
-/// keep the earlier cell on ties, which is what a row-major scan keeps. `hv` is a scratch row.
+/// One plane's window maxima: the value a row-major scan of each window picks (the tests'
+/// `window_argmax`; the same cell, so the same bits, ±0 included), computed separably: each
+/// window row's maximum over its columns (a tap at a time across all outputs of the row),
+/// then over the rows in order. Both steps keep the earlier cell on ties, which is what a
+/// row-major scan keeps. `hv` is a scratch row.
 fn plane_max<T: Elem>(plane: &[T], g: &PoolGeom, out: &mut [T], hv: &mut [T]) {
     let taps: Vec<_> = (0..g.k).map(|kx| tap_range(g, kx)).collect();
     for (oy, ov) in out.chunks_mut(g.wo).enumerate() {
@@ -214,17 +217,44 @@ fn pool_fwd<T: Elem + candle_core::WithDType>(x: &[T], g: &PoolGeom) -> Vec<T> {
     y
 }
 
-fn pool_bwd<T: Elem + candle_core::WithDType>(x: &[T], dy: &[T], g: &PoolGeom) -> Vec<T> {
+/// The cell a row-major scan of the window picks (the tests' `window_argmax`), found from
+/// the window's maximum `m` (the forward's output): the first cell in row-major order with
+/// `m`'s bits. It is that cell because the picked cell is the first one equal to the maximum
+/// (the first NaN when there is one), and any earlier cell with the same bits would equal
+/// the maximum too. Stops at the cell instead of comparing the whole window.
+fn window_cell_of<T: Elem>(plane: &[T], g: &PoolGeom, oy: usize, ox: usize, m: T) -> Option<usize> {
+    let y0 = (oy * g.s) as isize - g.p as isize;
+    let x0 = (ox * g.s) as isize - g.p as isize;
+    let (xa, xb) = (
+        x0.max(0) as usize,
+        (x0 + g.k as isize).min(g.w as isize).max(0) as usize,
+    );
+    let mb = m.bits();
+    for yy in y0.max(0)..(y0 + g.k as isize).min(g.h as isize) {
+        let row = yy as usize * g.w;
+        if let Some(j) = plane[row + xa..row + xb.max(xa)]
+            .iter()
+            .position(|v| v.bits() == mb)
+        {
+            return Some(row + xa + j);
+        }
+    }
+    None
+}
+
+fn pool_bwd<T: Elem + candle_core::WithDType>(x: &[T], y: &[T], dy: &[T], g: &PoolGeom) -> Vec<T> {
     let mut dx = vec![T::ZERO; g.n * g.c * g.h * g.w];
     dx.par_chunks_mut(g.h * g.w)
         .enumerate()
         .for_each(|(pi, dplane)| {
             let plane = &x[pi * g.h * g.w..(pi + 1) * g.h * g.w];
+            let out = &y[pi * g.ho * g.wo..(pi + 1) * g.ho * g.wo];
             let grad = &dy[pi * g.ho * g.wo..(pi + 1) * g.ho * g.wo];
             for oy in 0..g.ho {
                 for ox in 0..g.wo {
-                    if let Some(i) = window_argmax(plane, g, oy, ox) {
-                        dplane[i] += grad[oy * g.wo + ox];
+                    let o = oy * g.wo + ox;
+                    if let Some(i) = window_cell_of(plane, g, oy, ox, out[o]) {
+                        dplane[i] += grad[o];
                     }
                 }
             }
@@ -257,17 +287,19 @@ impl CustomOp1 for MaxPoolFwd {
         };
         Ok((st, Shape::from((g.n, g.c, g.ho, g.wo))))
     }
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2_no_bwd(
+    fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op3_no_bwd(
+            res,
             &grad.contiguous()?,
             &MaxPoolBwd(self.0),
         )?))
     }
 }
 
+/// `(x, y, dy) -> dx`, `y` the forward's output.
 struct MaxPoolBwd(PoolGeom);
 
-impl CustomOp2 for MaxPoolBwd {
+impl CustomOp3 for MaxPoolBwd {
     fn name(&self) -> &'static str {
         "arfpn-max-pool2d-bwd"
     }
@@ -277,17 +309,21 @@ impl CustomOp2 for MaxPoolBwd {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let st = match s1 {
             CpuStorage::F32(_) => CpuStorage::F32(pool_bwd(
                 contiguous_slice::<f32>(s1, l1, OP, "x")?,
-                contiguous_slice(s2, l2, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "y")?,
+                contiguous_slice(s3, l3, OP, "grad")?,
                 g,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(pool_bwd(
                 contiguous_slice::<f64>(s1, l1, OP, "x")?,
-                contiguous_slice(s2, l2, OP, "x")?,
+                contiguous_slice(s2, l2, OP, "y")?,
+                contiguous_slice(s3, l3, OP, "grad")?,
                 g,
             )),
             s => {
@@ -317,7 +353,7 @@ mod tests {
     }
 
     /// The separable forward gives each window the bits of the cell the row-major scan
-    /// picks, on planes full of ties (±0 included), NaNs and −∞, for every geometry the op
+    /// picks, and the backward finds that cell from them, on planes full of ties (±0 included), NaNs and −∞, for every geometry the op
     /// accepts on small planes.
     #[test]
     fn separable_maximum_is_the_first_row_major_maximum() {
@@ -369,6 +405,12 @@ mod tests {
                                         .map_or(f64::NEG_INFINITY, |i| plane[i]);
                                     let got = out[oy * g.wo + ox];
                                     assert_eq!(got.to_bits(), want.to_bits(), "{g:?} ({oy}, {ox})");
+                                    // The backward finds the same cell from the maximum.
+                                    assert_eq!(
+                                        window_cell_of(&plane, &g, oy, ox, got),
+                                        window_argmax(&plane, &g, oy, ox),
+                                        "{g:?} ({oy}, {ox})"
+                                    );
                                     windows += 1;
                                 }
                             }
