@@ -60,8 +60,8 @@ fn sum_of<T: Real>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) -> f64 {
 }
 
 /// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))`: two passes of [`sum_of`]. One loop with both
-/// accumulators does not vectorise (measured: 3× slower than the two passes over data
-/// that a group's channel keeps in cache).
+/// accumulators does not vectorise (measured on a 153 600-element group: 80 µs against
+/// 48 µs for the two passes, whose data the cache keeps).
 #[inline(always)]
 fn sums2<T: Real>(
     a: &[T],
@@ -212,32 +212,32 @@ impl CustomOp3 for GroupNormFwd {
         sb: &CpuStorage,
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (c, hw) = dims(lx)?;
-        let op = self.name();
+        fn typed<T: Real + candle_core::WithDType>(
+            op: &GroupNormFwd,
+            [(sx, lx), (sw, lw), (sb, lb)]: [(&CpuStorage, &Layout); 3],
+        ) -> Result<(Vec<T>, Vec<GroupStats>)> {
+            let (c, hw) = dims(lx)?;
+            let name = op.name();
+            Ok(forward(
+                contiguous_slice(sx, lx, name, "x")?,
+                contiguous_slice(sw, lw, name, "weight")?,
+                contiguous_slice(sb, lb, name, "bias")?,
+                c,
+                hw,
+                op,
+            ))
+        }
+        let args = [(sx, lx), (sw, lw), (sb, lb)];
         let (out, saved) = match sx {
             CpuStorage::F32(_) => {
-                let (y, st) = forward(
-                    contiguous_slice(sx, lx, op, "x")?,
-                    contiguous_slice::<f32>(sw, lw, op, "weight")?,
-                    contiguous_slice(sb, lb, op, "bias")?,
-                    c,
-                    hw,
-                    self,
-                );
+                let (y, st) = typed::<f32>(self, args)?;
                 (CpuStorage::F32(y), st)
             }
             CpuStorage::F64(_) => {
-                let (y, st) = forward(
-                    contiguous_slice(sx, lx, op, "x")?,
-                    contiguous_slice::<f64>(sw, lw, op, "weight")?,
-                    contiguous_slice(sb, lb, op, "bias")?,
-                    c,
-                    hw,
-                    self,
-                );
+                let (y, st) = typed::<f64>(self, args)?;
                 (CpuStorage::F64(y), st)
             }
-            _ => candle_core::bail!("{op}: only f32 and f64 are supported"),
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
         // A second forward of the same op (not something candle does) keeps the first's
         // statistics; the backward checks that they cover its input.
