@@ -1,14 +1,16 @@
-//! `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (frozen batch norm) as one parallel CPU
-//! pass, with the input gradient `dx = dy · scale[c]` as another. `scale` and `shift` are
-//! constants of the op (frozen: they get no gradient), so the backward graph holds only the
-//! input — candle's `broadcast_mul` + `broadcast_add` keep two full-size maps and run their
-//! backward on one thread.
+//! `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (frozen batch norm), optionally followed by
+//! a ReLU, as one parallel CPU pass, with the input gradient `dx = dy · scale[c]` (masked by
+//! `[y > 0]` after the ReLU) as another. `scale` and `shift` are constants of the op (frozen:
+//! they get no gradient), so the backward graph holds only the input (and the output, for the
+//! ReLU's mask) — candle's `broadcast_mul` + `broadcast_add` keep two full-size maps and run
+//! their backward on one thread, and a separate ReLU would add a pass and a map each way.
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use crate::real::Real;
+use crate::relu::relu_of;
 use crate::storage::{contiguous_slice, par_build};
 
 /// The per-channel affine of an `[N, C, ...]` tensor (f32 or f64, contiguous).
@@ -16,9 +18,18 @@ use crate::storage::{contiguous_slice, par_build};
 pub(crate) struct ChannelAffine {
     pub scale: Arc<Vec<f64>>,
     pub shift: Option<Arc<Vec<f64>>>,
+    /// Apply [`relu_of`] to each result: the values of `relu(affine(x))` in one pass.
+    pub relu: bool,
 }
 
-fn apply<T: Real>(x: &[T], c: usize, plane: usize, scale: &[f64], shift: Option<&[f64]>) -> Vec<T> {
+fn apply<T: Real>(
+    x: &[T],
+    c: usize,
+    plane: usize,
+    scale: &[f64],
+    shift: Option<&[f64]>,
+    relu: bool,
+) -> Vec<T> {
     assert!(plane > 0 && x.len().is_multiple_of(plane));
     // SAFETY: plane i of the output is written whole from plane i of `x` (`x` is whole
     // planes, asserted).
@@ -29,8 +40,15 @@ fn apply<T: Real>(x: &[T], c: usize, plane: usize, scale: &[f64], shift: Option<
             let b = T::of(shift.map_or(0.0, |s| s[ch]));
             // A multiplication then an addition in the element type, rounded as candle's
             // broadcast_mul + broadcast_add round them (no fused multiply-add).
-            for (o, &v) in yp.iter_mut().zip(&x[i * plane..]) {
-                o.write(v * a + b);
+            let xp = &x[i * plane..(i + 1) * plane];
+            if relu {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    o.write(relu_of(v * a + b));
+                }
+            } else {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    o.write(v * a + b);
+                }
             }
         })
     }
@@ -59,6 +77,7 @@ impl CustomOp1 for ChannelAffine {
                 plane,
                 &self.scale,
                 shift,
+                self.relu,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(apply(
                 contiguous_slice::<f64>(s, l, "channel_affine", "x")?,
@@ -66,17 +85,98 @@ impl CustomOp1 for ChannelAffine {
                 plane,
                 &self.scale,
                 shift,
+                self.relu,
             )),
             _ => candle_core::bail!("channel_affine: only f32 and f64 are supported"),
         };
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        if self.relu {
+            let op = MaskedScale {
+                scale: self.scale.clone(),
+            };
+            return Ok(Some(
+                dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &op)?,
+            ));
+        }
         let scale_only = ChannelAffine {
             scale: self.scale.clone(),
             shift: None,
+            relu: false,
         };
         Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&scale_only)?))
+    }
+}
+
+/// The input gradient of a [`ChannelAffine`] with ReLU: `dx = (dy · [y > 0]) · scale[c]`,
+/// the ReLU's gradient (PyTorch's rule: 0 at 0) then the affine's, rounded as the two
+/// separate passes round them.
+#[derive(Clone, Debug)]
+struct MaskedScale {
+    scale: Arc<Vec<f64>>,
+}
+
+fn masked_scale<T: Real>(dy: &[T], y: &[T], c: usize, plane: usize, scale: &[f64]) -> Vec<T> {
+    assert!(plane > 0 && dy.len().is_multiple_of(plane) && dy.len() == y.len());
+    // SAFETY: plane i of the output is written whole from planes i of `dy` and `y` (whole
+    // planes of equal length, asserted).
+    unsafe {
+        par_build(dy.len(), plane, |i, gp| {
+            let a = T::of(scale[i % c]);
+            let span = i * plane..(i + 1) * plane;
+            for ((o, &d), &v) in gp.iter_mut().zip(&dy[span.clone()]).zip(&y[span]) {
+                let masked = if v > T::ZERO { d } else { T::ZERO };
+                o.write(masked * a);
+            }
+        })
+    }
+}
+
+impl CustomOp2 for MaskedScale {
+    fn name(&self) -> &'static str {
+        "channel_affine_relu_grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sd: &CpuStorage,
+        ld: &Layout,
+        sy: &CpuStorage,
+        ly: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        const OP: &str = "channel_affine_relu_grad";
+        let dims = ld.dims();
+        let c = dims.get(1).copied().unwrap_or(0);
+        if c != self.scale.len() || ly.dims() != dims {
+            candle_core::bail!(
+                "{OP}: dy {dims:?}, y {:?}, {} scales",
+                ly.dims(),
+                self.scale.len()
+            );
+        }
+        let plane: usize = dims.iter().skip(2).product();
+        if plane == 0 || c == 0 {
+            return Ok((sd.clone(), ld.shape().clone()));
+        }
+        let out = match (sd, sy) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(masked_scale(
+                contiguous_slice::<f32>(sd, ld, OP, "dy")?,
+                contiguous_slice::<f32>(sy, ly, OP, "y")?,
+                c,
+                plane,
+                &self.scale,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(masked_scale(
+                contiguous_slice::<f64>(sd, ld, OP, "dy")?,
+                contiguous_slice::<f64>(sy, ly, OP, "y")?,
+                c,
+                plane,
+                &self.scale,
+            )),
+            _ => candle_core::bail!("{OP}: dy and y must both be f32 or both f64"),
+        };
+        Ok((out, ld.shape().clone()))
     }
 }

@@ -184,6 +184,20 @@ impl FrozenBatchNorm2d {
 
 impl Module for FrozenBatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, false)
+    }
+}
+
+impl FrozenBatchNorm2d {
+    /// `relu(self.forward(x))` as one fused op on the CPU (one pass less each way and no
+    /// intermediate map kept for the backward), with the same values and gradients as the
+    /// two ops (the gradient at exactly 0 is 0, as PyTorch's); [`crate::relu`] of the
+    /// composed form elsewhere.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, true)
+    }
+
+    fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
         let (scale, shift) = self.affine()?;
         if crate::storage::fused_cpu(x, &[]) {
@@ -200,10 +214,16 @@ impl Module for FrozenBatchNorm2d {
             let op = ChannelAffine {
                 scale: host(&scale)?,
                 shift: Some(host(&shift)?),
+                relu,
             };
             return x.contiguous()?.apply_op1(op);
         }
-        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+        let y = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+        if relu {
+            crate::relu(&y)
+        } else {
+            Ok(y)
+        }
     }
 }
 

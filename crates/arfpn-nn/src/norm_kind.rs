@@ -118,11 +118,13 @@ impl ModuleT for Norm {
 }
 
 impl Norm {
-    /// `relu(self.forward_t(x, train))`: one fused op for GroupNorm on the CPU
-    /// ([`GroupNorm::forward_relu`]), the norm then [`crate::relu`] otherwise.
+    /// `relu(self.forward_t(x, train))`: one fused op for GroupNorm and frozen batch norm on
+    /// the CPU ([`GroupNorm::forward_relu`], [`FrozenBatchNorm2d::forward_relu`]), the norm
+    /// then [`crate::relu`] otherwise.
     pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Norm::Group(n) => n.forward_relu(x),
+            Norm::Frozen(n) => n.forward_relu(x),
             _ => crate::relu(&self.forward_t(x, train)?),
         }
     }

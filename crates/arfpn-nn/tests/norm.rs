@@ -220,6 +220,34 @@ fn fused_frozen_batch_norm_equals_the_composed_form() -> Result<()> {
     // A wrong channel count is an error, not a panic.
     let bad = uniform(7, &[1, c + 1, 4, 4], DType::F32, &dev)?;
     assert!(bn.forward(&bad).is_err());
+    assert!(bn.forward_relu(&bad).is_err());
+
+    // `forward_relu` is one op with the values and input gradient of the norm then
+    // `arfpn_nn::relu`, bit for bit (weights are drawn in [-1, 1): some scales are negative).
+    let fused = bn.forward_relu(x.as_tensor())?;
+    let composed = arfpn_nn::relu(&bn.forward_composed(x.as_tensor())?)?;
+    let (yf, yc) = (
+        fused.flatten_all()?.to_vec1::<f32>()?,
+        composed.flatten_all()?.to_vec1::<f32>()?,
+    );
+    assert_eq!(yf, yc);
+    let zeros = yf.iter().filter(|v| **v == 0.0).count();
+    assert!(
+        zeros > yf.len() / 10 && zeros < yf.len() * 9 / 10,
+        "{zeros} zeros"
+    );
+    let gf = (&fused * &dy)?.sum_all()?.backward()?;
+    let gc = (&composed * &dy)?.sum_all()?.backward()?;
+    let bits = |g: &candle_core::backprop::GradStore| -> Result<Vec<u32>> {
+        Ok(g.get(x.as_tensor())
+            .expect("dx")
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|v| v.to_bits())
+            .collect())
+    };
+    assert_eq!(bits(&gf)?, bits(&gc)?);
     Ok(())
 }
 
