@@ -75,10 +75,10 @@ impl BasicBlock {
         maps: Option<&mut Vec<AttentionMap>>,
     ) -> candle_core::Result<Tensor> {
         let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
         attend_and_add(
             self.attention.as_ref(),
-            &y,
+            &self.conv2.forward(&y)?,
+            &self.bn2,
             x,
             self.downsample.as_ref(),
             train,

@@ -87,10 +87,10 @@ impl Bottleneck {
     ) -> candle_core::Result<Tensor> {
         let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let y = self.bn2.forward_relu_t(&self.conv2.forward(&y)?, train)?;
-        let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?;
         attend_and_add(
             self.attention.as_ref(),
-            &y,
+            &self.conv3.forward(&y)?,
+            &self.bn3,
             x,
             self.downsample.as_ref(),
             train,

@@ -51,28 +51,38 @@ impl Downsample {
     }
 }
 
-/// The end of a unit: `relu(attention(y) + shortcut(x))`, with the projection shortcut when
-/// there is one, recording the attention's maps when asked (then through
-/// [`Attention::forward_with_maps`], otherwise through the possibly fused
-/// [`Attention::forward_add_relu`]).
+/// The end of a unit: `relu(attention(norm(branch)) + shortcut(x))`, where `branch` is the
+/// output of the unit's last convolution and `norm` the norm that follows it, with the
+/// projection shortcut when there is one, recording the attention's maps when asked (then
+/// through [`Attention::forward_with_maps`], otherwise through the possibly fused
+/// [`Attention::forward_add_relu`]). Without attention ([`Attention::is_identity`]) the norms
+/// and the addition are one op where [`Norm::forward_add_relu_t`] fuses them.
 pub(crate) fn attend_and_add(
     attention: &dyn Attention,
-    y: &Tensor,
+    branch: &Tensor,
+    norm: &Norm,
     x: &Tensor,
     downsample: Option<&Downsample>,
     train: bool,
     maps: Option<&mut Vec<AttentionMap>>,
 ) -> candle_core::Result<Tensor> {
+    if attention.is_identity() {
+        return match downsample {
+            Some(d) => norm.forward_add_relu_t(branch, &d.conv.forward(x)?, Some(&d.norm), train),
+            None => norm.forward_add_relu_t(branch, x, None, train),
+        };
+    }
+    let y = norm.forward_t(branch, train)?;
     let shortcut = match downsample {
         Some(d) => d.forward_t(x, train)?,
         None => x.clone(),
     };
     match maps {
         Some(maps) => {
-            let (y, m) = attention.forward_with_maps(y)?;
+            let (y, m) = attention.forward_with_maps(&y)?;
             maps.extend(m);
             arfpn_nn::add_relu(&y, &shortcut)
         }
-        None => attention.forward_add_relu(y, &shortcut),
+        None => attention.forward_add_relu(&y, &shortcut),
     }
 }

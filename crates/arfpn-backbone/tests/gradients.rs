@@ -113,6 +113,48 @@ fn basic_block_gradients_with_every_attention() -> Result<()> {
     Ok(())
 }
 
+/// Units with frozen batch norm, as torchvision's detection backbones run: without attention
+/// the last norm, the projection's norm and the addition are one fused op; with it, separate
+/// ops. Both shortcut kinds (projection: the bottleneck, identity: the basic block).
+#[test]
+fn units_with_frozen_batch_norm_gradients() -> Result<()> {
+    let frozen = NormKind::frozen_batch_norm();
+    for kind in [AttentionKind::None, AttentionKind::Channel { reduction: 4 }] {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+        let unit =
+            Bottleneck::new(8, 4, 2, &frozen, &kind, vb).map_err(candle_core::Error::wrap)?;
+        reseed(&vm, 21)?;
+        let x = Var::from_tensor(&uniform(23, &[1, 8, 6, 6], DType::F64, &Device::Cpu)?)?;
+        let mut params = vec!["conv1.weight", "conv3.weight", "downsample.0.weight"];
+        params.extend(attention_params(&kind));
+        check(
+            &vm,
+            &x,
+            &|x| unit.forward_t(x, true, None),
+            &params,
+            &format!("frozen bottleneck {kind:?}"),
+        )?;
+
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+        let unit =
+            BasicBlock::new(8, 8, 1, &frozen, &kind, vb).map_err(candle_core::Error::wrap)?;
+        reseed(&vm, 25)?;
+        let x = Var::from_tensor(&uniform(27, &[2, 8, 5, 7], DType::F64, &Device::Cpu)?)?;
+        let mut params = vec!["conv1.weight", "conv2.weight"];
+        params.extend(attention_params(&kind));
+        check(
+            &vm,
+            &x,
+            &|x| unit.forward_t(x, true, None),
+            &params,
+            &format!("frozen basic block {kind:?}"),
+        )?;
+    }
+    Ok(())
+}
+
 #[test]
 fn stem_gradients() -> Result<()> {
     for norm in [NormKind::group_norm(2), NormKind::frozen_batch_norm()] {

@@ -180,3 +180,125 @@ impl CustomOp2 for MaskedScale {
         Ok((out, ld.shape().clone()))
     }
 }
+
+/// A per-channel `(scale, shift)` pair of a frozen affine, as the ops here take it.
+pub(crate) type Affine = (Arc<Vec<f64>>, Arc<Vec<f64>>);
+
+/// The end of a residual unit with frozen batch norms: `relu(affine_a(a) + b')` where `b'` is
+/// `affine_b(b)` (a projection shortcut's norm) or `b` itself (an identity shortcut), in one
+/// pass; the values of the separate affine(s) and [`crate::add_relu`], rounded as they round
+/// them. Backward: `da = (dy · [y > 0]) · scale_a`, `db` the same with `scale_b` (or the masked
+/// `dy`), two passes instead of three, and no intermediate map kept.
+#[derive(Clone, Debug)]
+pub(crate) struct AffineAddRelu {
+    pub a: Affine,
+    pub b: Option<Affine>,
+}
+
+fn affine_add_relu<T: Real>(
+    a: &[T],
+    b: &[T],
+    c: usize,
+    plane: usize,
+    fa: (&[f64], &[f64]),
+    fb: Option<(&[f64], &[f64])>,
+) -> Vec<T> {
+    assert!(plane > 0 && a.len().is_multiple_of(plane) && a.len() == b.len());
+    // SAFETY: plane i of the output is written whole from planes i of `a` and `b` (whole
+    // planes of equal length, asserted).
+    unsafe {
+        par_build(a.len(), plane, |i, yp| {
+            let ch = i % c;
+            let (sa, ta) = (T::of(fa.0[ch]), T::of(fa.1[ch]));
+            let span = i * plane..(i + 1) * plane;
+            let (ap, bp) = (&a[span.clone()], &b[span]);
+            match fb {
+                Some((s, t)) => {
+                    let (sb, tb) = (T::of(s[ch]), T::of(t[ch]));
+                    for ((o, &u), &v) in yp.iter_mut().zip(ap).zip(bp) {
+                        o.write(relu_of((u * sa + ta) + (v * sb + tb)));
+                    }
+                }
+                None => {
+                    for ((o, &u), &v) in yp.iter_mut().zip(ap).zip(bp) {
+                        o.write(relu_of((u * sa + ta) + v));
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl CustomOp2 for AffineAddRelu {
+    fn name(&self) -> &'static str {
+        "affine_add_relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sa: &CpuStorage,
+        la: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        const OP: &str = "affine_add_relu";
+        let dims = la.dims();
+        let c = dims.get(1).copied().unwrap_or(0);
+        let fits = |f: &Affine| f.0.len() == c && f.1.len() == c;
+        if lb.dims() != dims || !fits(&self.a) || self.b.as_ref().is_some_and(|f| !fits(f)) {
+            candle_core::bail!(
+                "{OP}: a {dims:?}, b {:?}, {} scales",
+                lb.dims(),
+                self.a.0.len()
+            );
+        }
+        let plane: usize = dims.iter().skip(2).product();
+        if plane == 0 || c == 0 {
+            return Ok((sa.clone(), la.shape().clone()));
+        }
+        let fa = (self.a.0.as_slice(), self.a.1.as_slice());
+        let fb = self.b.as_ref().map(|f| (f.0.as_slice(), f.1.as_slice()));
+        let out = match (sa, sb) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(affine_add_relu(
+                contiguous_slice::<f32>(sa, la, OP, "a")?,
+                contiguous_slice::<f32>(sb, lb, OP, "b")?,
+                c,
+                plane,
+                fa,
+                fb,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(affine_add_relu(
+                contiguous_slice::<f64>(sa, la, OP, "a")?,
+                contiguous_slice::<f64>(sb, lb, OP, "b")?,
+                c,
+                plane,
+                fa,
+                fb,
+            )),
+            _ => candle_core::bail!("{OP}: a and b must both be f32 or both f64"),
+        };
+        Ok((out, la.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dy, y) = (dy.contiguous()?, y.contiguous()?);
+        let masked = |scale: &Arc<Vec<f64>>| {
+            let op = MaskedScale {
+                scale: scale.clone(),
+            };
+            dy.apply_op2_no_bwd(&y, &op)
+        };
+        let da = masked(&self.a.0)?;
+        let db = match &self.b {
+            Some(f) => masked(&f.0)?,
+            None => crate::relu::relu_grad(&dy, &y)?,
+        };
+        Ok((Some(da), Some(db)))
+    }
+}

@@ -6,11 +6,12 @@
 //! gradient is checked by finite differences in the tests — unlike `candle_nn::LayerNorm`/
 //! `RmsNorm`, whose fused contiguous path silently has no backward.
 
-use crate::affine_cpu::ChannelAffine;
+use crate::affine_cpu::{Affine, AffineAddRelu, ChannelAffine};
 use crate::error::{config_err, shape_err};
 use crate::group_norm_cpu::GroupNormFwd;
 use candle_core::{DType, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use std::sync::Arc;
 
 fn check_nchw(
     op: &'static str,
@@ -199,25 +200,18 @@ impl FrozenBatchNorm2d {
 
     fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
-        let (scale, shift) = self.affine()?;
         if crate::storage::fused_cpu(x, &[]) {
             // One parallel pass (affine_cpu.rs); the values are the composed form's, as the
             // affine is computed by the same tensor ops and applied in the element type.
-            let host = |t: &Tensor| -> Result<std::sync::Arc<Vec<f64>>> {
-                Ok(std::sync::Arc::new(
-                    t.flatten_all()?
-                        .to_dtype(x.dtype())?
-                        .to_dtype(DType::F64)?
-                        .to_vec1()?,
-                ))
-            };
+            let (scale, shift) = self.host_affine(x.dtype())?;
             let op = ChannelAffine {
-                scale: host(&scale)?,
-                shift: Some(host(&shift)?),
+                scale,
+                shift: Some(shift),
                 relu,
             };
             return x.contiguous()?.apply_op1(op);
         }
+        let (scale, shift) = self.affine()?;
         let y = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
         if relu {
             crate::relu(&y)
@@ -228,6 +222,54 @@ impl FrozenBatchNorm2d {
 }
 
 impl FrozenBatchNorm2d {
+    /// [`affine`](Self::affine) as host values, rounded to `dtype` (the element type the
+    /// fused ops compute in) and held as f64.
+    fn host_affine(&self, dtype: DType) -> Result<Affine> {
+        let (scale, shift) = self.affine()?;
+        let host = |t: &Tensor| -> Result<Arc<Vec<f64>>> {
+            Ok(Arc::new(
+                t.flatten_all()?
+                    .to_dtype(dtype)?
+                    .to_dtype(DType::F64)?
+                    .to_vec1()?,
+            ))
+        };
+        Ok((host(&scale)?, host(&shift)?))
+    }
+
+    /// `relu(self.forward(x) + shortcut)` with `shortcut = b_norm(b)` (a projection shortcut
+    /// with its own frozen norm) or `b` (identity): the end of a residual unit as one fused op
+    /// on the CPU, with the values and gradients of the separate norms and
+    /// [`crate::add_relu`]; those ops elsewhere.
+    pub fn forward_add_relu(
+        &self,
+        x: &Tensor,
+        b: &Tensor,
+        b_norm: Option<&FrozenBatchNorm2d>,
+    ) -> Result<Tensor> {
+        check_nchw("frozen_batch_norm2d", x, self.channels)?;
+        if b.dims() != x.dims() {
+            return Err(shape_err(
+                "frozen_batch_norm2d",
+                "shortcut",
+                b.dims(),
+                format!("{:?} (the shape of x)", x.dims()),
+            ));
+        }
+        if crate::storage::fused_cpu(x, &[b]) {
+            let op = AffineAddRelu {
+                a: self.host_affine(x.dtype())?,
+                b: b_norm.map(|n| n.host_affine(x.dtype())).transpose()?,
+            };
+            return x.contiguous()?.apply_op2(&b.contiguous()?, op);
+        }
+        let shortcut = match b_norm {
+            Some(n) => n.forward(b)?,
+            None => b.clone(),
+        };
+        crate::add_relu(&self.forward(x)?, &shortcut)
+    }
+
     /// The composed form of the forward (candle broadcast ops; the path on other devices).
     pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;

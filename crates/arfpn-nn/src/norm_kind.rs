@@ -118,6 +118,30 @@ impl ModuleT for Norm {
 }
 
 impl Norm {
+    /// The end of a residual unit: `relu(self(x) + shortcut)` with `shortcut = b_norm(b)`
+    /// (a projection shortcut) or `b` (identity). One fused op when the norms are frozen
+    /// batch norms on the CPU ([`FrozenBatchNorm2d::forward_add_relu`]); otherwise the norms
+    /// then [`crate::add_relu`].
+    pub fn forward_add_relu_t(
+        &self,
+        x: &Tensor,
+        b: &Tensor,
+        b_norm: Option<&Norm>,
+        train: bool,
+    ) -> Result<Tensor> {
+        match (self, b_norm) {
+            (Norm::Frozen(n), None) => n.forward_add_relu(x, b, None),
+            (Norm::Frozen(n), Some(Norm::Frozen(m))) => n.forward_add_relu(x, b, Some(m)),
+            _ => {
+                let shortcut = match b_norm {
+                    Some(m) => m.forward_t(b, train)?,
+                    None => b.clone(),
+                };
+                crate::add_relu(&self.forward_t(x, train)?, &shortcut)
+            }
+        }
+    }
+
     /// `relu(self.forward_t(x, train))`: one fused op for GroupNorm and frozen batch norm on
     /// the CPU ([`GroupNorm::forward_relu`], [`FrozenBatchNorm2d::forward_relu`]), the norm
     /// then [`crate::relu`] otherwise.

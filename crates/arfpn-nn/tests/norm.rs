@@ -251,6 +251,88 @@ fn fused_frozen_batch_norm_equals_the_composed_form() -> Result<()> {
     Ok(())
 }
 
+/// A frozen batch norm with random statistics (variances in [0.2, 1)) for `c` channels.
+fn random_frozen(c: usize, seed: u64) -> Result<arfpn_nn::FrozenBatchNorm2d> {
+    let dev = Device::Cpu;
+    let t = |k: u64| uniform(seed * 10 + k, &[c], DType::F32, &dev);
+    let (w, b, m, v) = (t(1)?, t(2)?, t(3)?, t(4)?.affine(0.4, 0.6)?);
+    let map: HashMap<String, Tensor> = [
+        ("weight", &w),
+        ("bias", &b),
+        ("running_mean", &m),
+        ("running_var", &v),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), (*t).clone()))
+    .collect();
+    frozen_batch_norm2d(c, 1e-5, VarBuilder::from_tensors(map, DType::F32, &dev))
+}
+
+/// The fused end of a residual unit with frozen norms equals the norms then `add_relu`, for
+/// a projection shortcut (its own norm) and an identity one: values and both inputs'
+/// gradients bit for bit; `Norm::forward_add_relu_t` takes the same path.
+#[test]
+fn fused_frozen_add_relu_equals_the_composed_form() -> Result<()> {
+    let dev = Device::Cpu;
+    let (c, dims) = (4, [2, 4, 50, 70]);
+    let (na, nb) = (random_frozen(c, 1)?, random_frozen(c, 2)?);
+    let a = Var::from_tensor(&uniform(11, &dims, DType::F32, &dev)?)?;
+    let b = Var::from_tensor(&uniform(12, &dims, DType::F32, &dev)?)?;
+    let dy = uniform(13, &dims, DType::F32, &dev)?;
+    let bits = |t: &Tensor| -> Result<Vec<u32>> {
+        Ok(t.flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|v| v.to_bits())
+            .collect())
+    };
+    let grads = |y: &Tensor| -> Result<(Vec<u32>, Vec<u32>)> {
+        let g = (y * &dy)?.sum_all()?.backward()?;
+        Ok((
+            bits(g.get(a.as_tensor()).expect("da"))?,
+            bits(g.get(b.as_tensor()).expect("db"))?,
+        ))
+    };
+    let (norm_a, norm_b) = (Norm::Frozen(na.clone()), Norm::Frozen(nb.clone()));
+    for projection in [true, false] {
+        let b_norm = projection.then_some(&nb);
+        let fused = na.forward_add_relu(a.as_tensor(), b.as_tensor(), b_norm)?;
+        let shortcut = match b_norm {
+            Some(n) => n.forward_composed(b.as_tensor())?,
+            None => b.as_tensor().clone(),
+        };
+        let composed = arfpn_nn::add_relu(&na.forward_composed(a.as_tensor())?, &shortcut)?;
+        let through_norm = norm_a.forward_add_relu_t(
+            a.as_tensor(),
+            b.as_tensor(),
+            projection.then_some(&norm_b),
+            true,
+        )?;
+        let y = bits(&fused)?;
+        assert_eq!(y, bits(&composed)?, "values, projection {projection}");
+        assert_eq!(
+            y,
+            bits(&through_norm)?,
+            "Norm path, projection {projection}"
+        );
+        let zeros = y.iter().filter(|v| **v == 0).count();
+        assert!(
+            zeros > y.len() / 10 && zeros < y.len() * 9 / 10,
+            "{zeros} zeros"
+        );
+        assert_eq!(
+            grads(&fused)?,
+            grads(&composed)?,
+            "gradients, projection {projection}"
+        );
+    }
+    // A shortcut of another shape is an error naming it, not a panic.
+    let bad = uniform(14, &[2, 4, 50, 71], DType::F32, &dev)?;
+    let err = na.forward_add_relu(a.as_tensor(), &bad, None).unwrap_err();
+    assert!(err.to_string().contains("shortcut"), "{err}");
+    Ok(())
+}
+
 #[test]
 fn batch_norm_train_eval_and_running_stats() -> Result<()> {
     let vm = candle_nn::VarMap::new();

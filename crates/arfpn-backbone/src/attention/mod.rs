@@ -122,6 +122,13 @@ pub trait Attention: Send + Sync {
         }
     }
 
+    /// True when [`forward`](Attention::forward) returns its input unchanged (and records no
+    /// maps), as [`NoAttention`] does. A unit then folds its last norm into the residual
+    /// addition (one fused op for frozen batch norms). The default is `false`.
+    fn is_identity(&self) -> bool {
+        false
+    }
+
     /// The end of a residual unit: `max(forward(x) + shortcut, 0)` (`shortcut` has the shape
     /// of `x`). The default composes [`forward`](Attention::forward) and
     /// [`arfpn_nn::add_relu`]; a module may override it with one fused op ([`Cbam`] and

@@ -11,4 +11,8 @@ impl Attention for NoAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.clone())
     }
+
+    fn is_identity(&self) -> bool {
+        true
+    }
 }
