@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
 use crate::residual::{attend_and_add, Downsample};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 /// `relu(attention(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))))) + shortcut(x))`:
