@@ -22,6 +22,10 @@ pub(crate) trait Elem:
     fn is_nan(self) -> bool;
     /// The value's bit pattern (widened), to tell ±0 and NaN payloads apart.
     fn bits(self) -> u64;
+    /// Runs `f` on this thread's scratch buffer of `n` values, kept between calls (its
+    /// contents are whatever the last user left: callers write every value they read). A
+    /// fresh buffer when the thread's is already in use.
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
 impl Elem for f32 {
     const ZERO: Self = 0.0;
@@ -33,6 +37,15 @@ impl Elem for f32 {
     fn bits(self) -> u64 {
         self.to_bits() as u64
     }
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut v) => f(at_least(&mut v, n)),
+            Err(_) => f(&mut vec![0.0; n]),
+        })
+    }
 }
 impl Elem for f64 {
     const ZERO: Self = 0.0;
@@ -43,6 +56,15 @@ impl Elem for f64 {
     }
     fn bits(self) -> u64 {
         self.to_bits()
+    }
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut v) => f(at_least(&mut v, n)),
+            Err(_) => f(&mut vec![0.0; n]),
+        })
     }
 }
 
@@ -439,46 +461,59 @@ fn chunks(total: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
 /// a per-thread buffer and multiplies it single-threaded, items running in parallel.
 pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
-    let mut y = vec![T::ZERO; g.n * g.o * l];
+    let total = g.n * g.o * l;
+    if k == 0 {
+        // No inputs per output: the sums are empty (a product with k = 0 writes nothing).
+        return vec![T::ZERO; total];
+    }
+    // Every value of `y` is written by exactly one product below (each overwrites its block:
+    // `accumulate` false) before `set_len`, so it is never zero-filled first.
+    let mut y: Vec<T> = Vec::with_capacity(total);
+    let yp = SharedMut(y.as_mut_ptr());
     if g.is_pointwise() {
         for b in 0..g.n {
             for gr in 0..g.groups {
                 let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
                 let ws = &wt[gr * og * k..(gr + 1) * og * k];
-                let ys = &mut y[(b * g.o + gr * og) * l..][..og * l];
-                matmul(
-                    og,
-                    l,
-                    k,
-                    ys,
-                    l,
-                    false,
-                    ws,
-                    (k, 1),
-                    xs,
-                    (l, 1),
-                    parallelism(),
-                );
+                let off = (b * g.o + gr * og) * l;
+                assert!(off + og * l <= total);
+                // SAFETY: rows gr·og..(gr+1)·og of image b, all columns: inside the
+                // allocation (asserted), written by this product only.
+                unsafe {
+                    matmul_raw(
+                        og,
+                        l,
+                        k,
+                        yp.ptr().add(off),
+                        l,
+                        false,
+                        ws,
+                        (k, 1),
+                        xs,
+                        (l, 1),
+                        parallelism(),
+                    )
+                };
             }
         }
+        // SAFETY: the products above wrote every (image, channel, position).
+        unsafe { y.set_len(total) };
         return y;
     }
     let lt = tiling.tile_len::<T>(k, l);
     let items: Vec<(usize, usize, (usize, usize))> = (0..g.n)
         .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(l, lt).map(move |t| (b, gr, t))))
         .collect();
-    let yp = SharedMut(y.as_mut_ptr());
-    let ylen = y.len();
-    items.into_par_iter().for_each_init(
-        || vec![T::ZERO; k * lt],
-        |cols, (b, gr, (l0, len))| {
+    items.into_par_iter().for_each(|(b, gr, (l0, len))| {
+        T::with_scratch(k * len, |cols| {
             let xs = &x[(b * g.c + gr * cg) * g.h * g.w..][..cg * g.h * g.w];
             let ws = &wt[gr * og * k..(gr + 1) * og * k];
+            // Writes all k·len values of the tile (zeros where the window leaves the input).
             im2col_tile(xs, g, 0, cg, l0, len, cols);
             let off = (b * g.o + gr * og) * l + l0;
             // SAFETY: item (b, gr, tile) writes rows gr·og..(gr+1)·og of image b, columns
             // l0..l0+len only: disjoint from every other item, inside `y` (checked below).
-            assert!(off + (og - 1) * l + len <= ylen);
+            assert!(off + (og - 1) * l + len <= total);
             unsafe {
                 matmul_raw(
                     og,
@@ -494,8 +529,10 @@ pub(crate) fn conv_fwd<T: Elem>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> 
                     gemm::Parallelism::None,
                 )
             };
-        },
-    );
+        })
+    });
+    // SAFETY: the items cover every (image, group, tile) once: all values written.
+    unsafe { y.set_len(total) };
     y
 }
 
@@ -1113,6 +1150,17 @@ mod tests {
                     }
                 };
                 close(&conv_fwd(&x, &wt, &g, t), &y, "forward");
+                // The forward's column tiles live in a per-thread scratch buffer that is
+                // never cleared: NaN left in it by an earlier user must not reach the output.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool");
+                let poisoned = pool.install(|| {
+                    f64::with_scratch(1 << 16, |s| s.fill(f64::NAN));
+                    conv_fwd(&x, &wt, &g, t)
+                });
+                close(&poisoned, &y, "forward after a NaN scratch");
                 close(&conv_bwd_input(&dy, &wt, &g, t), &dx, "dx");
                 close(&conv_bwd_weight(&x, &dy, &g, t), &dw, "dw");
             }
