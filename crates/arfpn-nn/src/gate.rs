@@ -8,12 +8,13 @@
 //! channel mean took 14.5 ms and the backward of `x · g` with a spatial gate 22 ms, against
 //! ~1–3 ms here.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::amax::{split, COLS};
 use crate::error::shape_err;
 use crate::real::Real;
+use crate::relu::{relu_grad, relu_of};
 use crate::storage::{contiguous_slice, fused_cpu, par_build};
 
 /// `x.mean_keepdim(1)` of an `[N, C, ...]` tensor: parallel over images and position chunks,
@@ -116,6 +117,36 @@ pub fn gate(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&g.contiguous()?, Gate)
 }
 
+/// `max(x · g + shortcut, 0)`: [`gate`] ending a residual unit (squeeze-excitation's
+/// `forward_add_relu`) in one pass, with the values and gradients of `gate` then
+/// [`crate::add_relu`] (the gated map is neither written nor kept for the backward). Shapes
+/// [`gate`] does not fuse, and other devices, take those two ops.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::ones((1, 2, 1, 2), candle_core::DType::F32, &Device::Cpu)?;
+/// let g = Tensor::new(&[2f32, 3.0], &Device::Cpu)?.reshape((1, 2, 1, 1))?;
+/// let shortcut = (Tensor::ones((1, 2, 1, 2), candle_core::DType::F32, &Device::Cpu)? * -2.5)?;
+/// let y = arfpn_nn::gate_add_relu(&x, &g, &shortcut)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [0.0, 0.0, 0.5, 0.5]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn gate_add_relu(x: &Tensor, g: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+    if shortcut.dims() != x.dims() {
+        return Err(shape_err(
+            "gate_add_relu",
+            "shortcut",
+            shortcut.dims(),
+            format!("{:?} (the shape of x)", x.dims()),
+        ));
+    }
+    if gate_kind(x.dims(), g.dims()).is_none() || !fused_cpu(x, &[g, shortcut]) {
+        return crate::add_relu(&gate(x, g)?, shortcut);
+    }
+    x.contiguous()?
+        .apply_op3(&g.contiguous()?, &shortcut.contiguous()?, GateAddRelu)
+}
+
 /// Per channel or per position, for the shapes [`gate`] fuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum GateKind {
@@ -142,28 +173,53 @@ fn ncp(dims: &[usize]) -> (usize, usize, usize) {
     (dims[0], dims[1], dims[2..].iter().product())
 }
 
-fn gate_fwd<T: Real>(x: &[T], g: &[T], (_, c, p): (usize, usize, usize), kind: GateKind) -> Vec<T> {
+fn gate_fwd<T: Real>(x: &[T], g: &[T], parts: (usize, usize, usize), kind: GateKind) -> Vec<T> {
+    gate_then(x, g, parts, kind, None)
+}
+
+/// `x · g`, or with `shortcut` `max(x · g + shortcut, 0)` (the product rounded first, as
+/// the two separate ops round it).
+fn gate_then<T: Real>(
+    x: &[T],
+    g: &[T],
+    (_, c, p): (usize, usize, usize),
+    kind: GateKind,
+    shortcut: Option<&[T]>,
+) -> Vec<T> {
     if p == 0 {
         return Vec::new();
     }
-    assert!(x.len().is_multiple_of(p));
+    assert!(x.len().is_multiple_of(p) && shortcut.is_none_or(|s| s.len() == x.len()));
     // SAFETY: plane i of the output is written whole from plane i of `x` (`x` is whole
-    // planes, asserted).
+    // planes, asserted; so is `shortcut`).
     unsafe {
         par_build(x.len(), p, |plane, yp| {
-            let xp = &x[plane * p..(plane + 1) * p];
-            match kind {
-                GateKind::Channel => {
+            let span = plane * p..(plane + 1) * p;
+            let xp = &x[span.clone()];
+            let img = plane / c;
+            match (kind, shortcut) {
+                (GateKind::Channel, None) => {
                     let s = g[plane];
                     for (o, &v) in yp.iter_mut().zip(xp) {
                         o.write(v * s);
                     }
                 }
-                GateKind::Position => {
-                    let img = plane / c;
+                (GateKind::Channel, Some(sc)) => {
+                    let s = g[plane];
+                    for ((o, &v), &b) in yp.iter_mut().zip(xp).zip(&sc[span]) {
+                        o.write(relu_of(v * s + b));
+                    }
+                }
+                (GateKind::Position, None) => {
                     let gp = &g[img * p..(img + 1) * p];
                     for ((o, &v), &s) in yp.iter_mut().zip(xp).zip(gp) {
                         o.write(v * s);
+                    }
+                }
+                (GateKind::Position, Some(sc)) => {
+                    let gp = &g[img * p..(img + 1) * p];
+                    for (((o, &v), &s), &b) in yp.iter_mut().zip(xp).zip(gp).zip(&sc[span]) {
+                        o.write(relu_of(v * s + b));
                     }
                 }
             }
@@ -270,6 +326,71 @@ impl CustomOp2 for Gate {
             },
         )?;
         Ok((Some(dx), Some(dg)))
+    }
+}
+
+/// The forward of [`gate_add_relu`]; its backward is the backward of `add_relu` then that
+/// of `gate`, the same ops the composed form runs.
+#[derive(Clone, Copy, Debug)]
+struct GateAddRelu;
+
+impl CustomOp3 for GateAddRelu {
+    fn name(&self) -> &'static str {
+        "gate_add_relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sg: &CpuStorage,
+        lg: &Layout,
+        ss: &CpuStorage,
+        ls: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        const OP: &str = "gate_add_relu";
+        let Some(kind) = gate_kind(lx.dims(), lg.dims()) else {
+            candle_core::bail!("{OP}: {:?} cannot gate {:?}", lg.dims(), lx.dims());
+        };
+        if ls.dims() != lx.dims() {
+            candle_core::bail!("{OP}: shortcut {:?} for x {:?}", ls.dims(), lx.dims());
+        }
+        let parts = ncp(lx.dims());
+        let out = match (sx, sg, ss) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(gate_then(
+                    contiguous_slice::<f32>(sx, lx, OP, "x")?,
+                    contiguous_slice::<f32>(sg, lg, OP, "g")?,
+                    parts,
+                    kind,
+                    Some(contiguous_slice::<f32>(ss, ls, OP, "shortcut")?),
+                ))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(gate_then(
+                    contiguous_slice::<f64>(sx, lx, OP, "x")?,
+                    contiguous_slice::<f64>(sg, lg, OP, "g")?,
+                    parts,
+                    kind,
+                    Some(contiguous_slice::<f64>(ss, ls, OP, "shortcut")?),
+                ))
+            }
+            _ => candle_core::bail!("{OP}: x, g and shortcut must all be f32 or all f64"),
+        };
+        Ok((out, lx.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        _shortcut: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = relu_grad(dy, y)?;
+        let (dx, dg) = Gate.bwd(x, g, y, &d)?;
+        Ok((dx, dg, Some(d)))
     }
 }
 
@@ -380,6 +501,54 @@ mod tests {
         let go = grads(&(&m * &wm)?.sum_all()?, &[&x])?;
         let gt = grads(&(&mt * &wm)?.sum_all()?, &[&x])?;
         close(&go[0], &gt[0], "mean dx");
+        Ok(())
+    }
+
+    /// `gate_add_relu` equals `gate` then `add_relu` bit for bit (f32): values and the
+    /// gradients of x, g and the shortcut, per channel and per position, on maps split among
+    /// threads; a shortcut of another shape is an error.
+    #[test]
+    fn gate_add_relu_equals_gate_then_add_relu() -> Result<()> {
+        let dev = Device::Cpu;
+        let (n, c, h, w) = (2, 3, 50, 90);
+        let f32v = |seed: usize, dims: (usize, usize, usize, usize)| -> Result<Var> {
+            let len = dims.0 * dims.1 * dims.2 * dims.3;
+            let v: Vec<f32> = vals(len, seed).iter().map(|&a| a as f32).collect();
+            Var::from_vec(v, dims, &dev)
+        };
+        let x = f32v(11, (n, c, h, w))?;
+        let sc = f32v(12, (n, c, h, w))?;
+        let wt = f32v(13, (n, c, h, w))?;
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        for gdims in [(n, c, 1, 1), (n, 1, h, w)] {
+            let g = f32v(14, gdims)?;
+            let fused = gate_add_relu(x.as_tensor(), g.as_tensor(), sc.as_tensor())?;
+            let composed = crate::add_relu(&gate(x.as_tensor(), g.as_tensor())?, sc.as_tensor())?;
+            let y = bits(&fused)?;
+            assert_eq!(y, bits(&composed)?, "values {gdims:?}");
+            let zeros = y.iter().filter(|v| **v == 0).count();
+            assert!(
+                zeros > y.len() / 10 && zeros < y.len() * 9 / 10,
+                "{zeros} zeros"
+            );
+            let gf = (&fused * wt.as_tensor())?.sum_all()?.backward()?;
+            let gc = (&composed * wt.as_tensor())?.sum_all()?.backward()?;
+            for (v, what) in [(&x, "dx"), (&g, "dg"), (&sc, "dshortcut")] {
+                let of = |gs: &candle_core::backprop::GradStore| gs.get(v.as_tensor()).cloned();
+                let (a, b) = (of(&gf).expect("grad"), of(&gc).expect("grad"));
+                assert_eq!(bits(&a)?, bits(&b)?, "{what} {gdims:?}");
+            }
+        }
+        let bad = Tensor::ones((n, c, h, w + 1), DType::F32, &dev)?;
+        let g = Tensor::ones((n, c, 1, 1), DType::F32, &dev)?;
+        let err = gate_add_relu(x.as_tensor(), &g, &bad).unwrap_err();
+        assert!(err.to_string().contains("shortcut"), "{err}");
         Ok(())
     }
 

@@ -70,7 +70,7 @@ pub use cbam::{
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
 pub use error::{LoadError, NnError};
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
-pub use gate::{channel_mean, gate};
+pub use gate::{channel_mean, gate, gate_add_relu};
 pub use image_batch::{pad_to_multiple, ImageBatch};
 pub use init::{init_values, inits, SeededVarMap};
 pub use linear::{linear, Linear};

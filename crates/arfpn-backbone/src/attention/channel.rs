@@ -87,7 +87,8 @@ impl ChannelAttention {
     }
 }
 
-/// `x * weights(x)` and the `"channel"` map come from the trait's defaults.
+/// `x * weights(x)` and the `"channel"` map come from the trait's defaults; the end of a
+/// residual unit is one fused op.
 impl Attention for ChannelAttention {
     /// The excitation `sigmoid(fc2(relu(fc1(avgpool(x)))))`, shape `[N, C, 1, 1]`.
     fn weights(&self, x: &Tensor) -> Result<Tensor> {
@@ -96,5 +97,11 @@ impl Attention for ChannelAttention {
 
     fn map_name(&self) -> Option<&str> {
         Some("channel")
+    }
+
+    /// `relu(x · weights(x) + shortcut)` with the gate and the residual end in one op
+    /// ([`arfpn_nn::gate_add_relu`]): the gated map is neither written nor kept.
+    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::gate_add_relu(x, &self.weights(x)?, shortcut)
     }
 }
