@@ -192,6 +192,43 @@ fn run() -> Res<bool> {
             1e-4,
         );
     }
+    // Frozen batch norm (statistics as constants: weight, bias, mean, variance > 0), alone,
+    // with the ReLU and as the end of a residual unit (projection and identity shortcuts).
+    let frozen = |t: &[Tensor], seed: u64| -> candle_core::Result<arfpn_nn::FrozenBatchNorm2d> {
+        let dev = t[0].device();
+        let v = |k: u64| -> candle_core::Result<Tensor> {
+            uniform(seed + k, &[8])
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+                .to_device(dev)
+        };
+        let vm = std::collections::HashMap::from([
+            ("weight".to_string(), v(0)?),
+            ("bias".to_string(), v(1)?),
+            ("running_mean".to_string(), v(2)?),
+            ("running_var".to_string(), (v(3)?.abs()? + 0.5)?),
+        ]);
+        arfpn_nn::frozen_batch_norm2d(8, 1e-5, VarBuilder::from_tensors(vm, DType::F32, dev))
+    };
+    for (name, kind) in [
+        ("frozen_batch_norm2d", 0),
+        ("frozen_batch_norm2d + relu", 1),
+        ("frozen_batch_norm2d end of a unit (projection)", 2),
+        ("frozen_batch_norm2d end of a unit (identity)", 3),
+    ] {
+        report.row(
+            name,
+            agree(&gpu, &[x.clone(), uniform(12, x.dims())?], &move |t| {
+                let a = frozen(t, 20)?;
+                match kind {
+                    0 => candle_core::Module::forward(&a, &t[0]),
+                    1 => a.forward_relu(&t[0]),
+                    2 => a.forward_add_relu(&t[0], &t[1], Some(&frozen(t, 30)?)),
+                    _ => a.forward_add_relu(&t[0], &t[1], None),
+                }
+            })?,
+            1e-5,
+        );
+    }
     report.row(
         "relu",
         agree(&gpu, std::slice::from_ref(&x), &|t| arfpn_nn::relu(&t[0]))?,
@@ -242,6 +279,19 @@ fn run() -> Res<bool> {
                 uniform(10, &[2, 1, 20, 28])?,
             ],
             &|t| arfpn_nn::gate(&arfpn_nn::gate(&t[0], &t[1])?, &t[2]),
+        )?,
+        1e-5,
+    );
+    report.row(
+        "gate_add_relu (squeeze-excitation's unit end)",
+        agree(
+            &gpu,
+            &[
+                x.clone(),
+                uniform(13, &[2, 8, 1, 1])?,
+                uniform(14, x.dims())?,
+            ],
+            &|t| arfpn_nn::gate_add_relu(&t[0], &t[1], &t[2]),
         )?,
         1e-5,
     );
