@@ -84,6 +84,16 @@ pub struct AnchorConfig {
     /// Anchor centres sit at `(x + offset) * stride`: `0.0` as torchvision and detectron2
     /// (the cell's top-left corner), `0.5` for the cell centre. In `[0, 1)`.
     pub offset: f32,
+    /// Round each location's zero-centred anchors to whole pixels, as torchvision's
+    /// `AnchorGenerator.generate_anchors` does (`base_anchors.round()`, halves to even):
+    /// size 32, ratio 0.5 gives `[-23, -11, 23, 11]` instead of `[-22.63, -11.31, 22.63,
+    /// 11.31]`. On in [`torchvision`](Self::torchvision) (so the `fpn-r*` presets reproduce
+    /// torchvision's proposals), off in [`rbc_dense`](Self::rbc_dense) and
+    /// [`paper`](Self::paper), which the paper's ablations and the `*-arfpn-*` and
+    /// `cpu-small` presets use. Absent in JSON written before this setting existed, which
+    /// reads as `false`.
+    #[serde(default)]
+    pub round_cell_anchors: bool,
 }
 
 impl Default for AnchorConfig {
@@ -107,6 +117,7 @@ impl AnchorConfig {
             sizes: Levels::Each(sizes),
             aspect_ratios: Levels::All(vec![0.5, 1.0, 2.0]),
             offset: 0.0,
+            round_cell_anchors: false,
         }
     }
 
@@ -117,12 +128,18 @@ impl AnchorConfig {
             sizes: Levels::Each((0..5).map(|l| vec![base * 2f32.powi(l)]).collect()),
             aspect_ratios: Levels::All(vec![0.5, 1.0, 2.0]),
             offset: 0.0,
+            round_cell_anchors: false,
         }
     }
 
-    /// torchvision's FPN default: 32, 64, 128, 256, 512 with ratios 0.5/1/2 (= `paper(32.0)`).
+    /// torchvision's FPN default: 32, 64, 128, 256, 512 with ratios 0.5/1/2, offset 0, cell
+    /// anchors rounded to whole pixels (`paper(32.0)` with
+    /// [`round_cell_anchors`](Self::round_cell_anchors)).
     pub fn torchvision() -> Self {
-        Self::paper(32.0)
+        Self {
+            round_cell_anchors: true,
+            ..Self::paper(32.0)
+        }
     }
 }
 
@@ -130,8 +147,10 @@ impl AnchorConfig {
 ///
 /// Order inside a level is torchvision's: row `y`, then column `x`, then the `A` anchors of
 /// the location (aspect ratio outer, size inner), i.e. index `(y * W + x) * A + a` — the order
-/// of the RPN head's flattened outputs. Unlike torchvision the base anchors are not rounded
-/// to integers and the stride is the feature map's own, not `image_size // grid_size`.
+/// of the RPN head's flattened outputs. The zero-centred anchors are rounded to whole pixels
+/// only with [`AnchorConfig::round_cell_anchors`] (torchvision always rounds them), and the
+/// stride is the feature map's own, not `image_size // grid_size` (the same for inputs
+/// padded to the backbone's multiple, as both pad them).
 pub struct AnchorGenerator {
     names: Vec<String>,
     strides: Vec<usize>,
@@ -196,16 +215,11 @@ impl AnchorGenerator {
                     ),
                 ));
             }
-            let mut cell = Vec::with_capacity(sizes.len() * ratios.len());
-            for &r in ratios {
-                let h_ratio = r.sqrt();
-                for &s in sizes {
-                    let w = s / h_ratio;
-                    let h = s * h_ratio;
-                    cell.push(BBox::new(-0.5 * w, -0.5 * h, 0.5 * w, 0.5 * h));
-                }
-            }
-            cell_anchors.push(cell);
+            cell_anchors.push(if config.round_cell_anchors {
+                torchvision_cell_anchors(sizes, ratios)
+            } else {
+                cell_anchors_of(sizes, ratios)
+            });
         }
         Ok(Self {
             names: names.to_vec(),
@@ -319,6 +333,38 @@ impl AnchorGenerator {
     }
 }
 
+/// Zero-centred anchors of one location: ratio outer, size inner, `w = s / sqrt(r)`,
+/// `h = s * sqrt(r)`.
+fn cell_anchors_of(sizes: &[f32], ratios: &[f32]) -> Vec<BBox> {
+    let mut cell = Vec::with_capacity(sizes.len() * ratios.len());
+    for &r in ratios {
+        let h_ratio = r.sqrt();
+        for &s in sizes {
+            let w = s / h_ratio;
+            let h = s * h_ratio;
+            cell.push(BBox::new(-0.5 * w, -0.5 * h, 0.5 * w, 0.5 * h));
+        }
+    }
+    cell
+}
+
+/// torchvision's `generate_anchors` in its own f32 operation order: `h_ratios = sqrt(r)`,
+/// `w_ratios = 1 / h_ratios`, `ws = w_ratios * s`, `hs = h_ratios * s`, then
+/// `round([-ws, -hs, ws, hs] / 2)` with halves to even (`torch.round`).
+fn torchvision_cell_anchors(sizes: &[f32], ratios: &[f32]) -> Vec<BBox> {
+    let mut cell = Vec::with_capacity(sizes.len() * ratios.len());
+    for &r in ratios {
+        let h_ratio = r.sqrt();
+        let w_ratio = 1.0 / h_ratio;
+        for &s in sizes {
+            let (ws, hs) = (w_ratio * s, h_ratio * s);
+            let half = |v: f32| (v / 2.0).round_ties_even();
+            cell.push(BBox::new(-half(ws), -half(hs), half(ws), half(hs)));
+        }
+    }
+    cell
+}
+
 impl std::fmt::Debug for AnchorGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnchorGenerator")
@@ -344,6 +390,7 @@ mod tests {
             sizes: Levels::All(vec![8.0]),
             aspect_ratios: Levels::All(vec![1.0, 4.0]),
             offset: 0.0,
+            round_cell_anchors: false,
         };
         let g = AnchorGenerator::new(&c, &names(1), &[4]).unwrap();
         // Ratio 4 (h/w): w = 8/2 = 4, h = 16.
@@ -369,14 +416,50 @@ mod tests {
     }
 
     #[test]
-    fn torchvision_values_without_rounding() {
-        // torchvision: size 32, ratio 0.5 -> w = 32/sqrt(.5) = 45.25, h = 22.63.
-        let g = AnchorGenerator::new(&AnchorConfig::torchvision(), &names(5), &[4, 8, 16, 32, 64])
+    fn paper_values_without_rounding() {
+        // Size 32, ratio 0.5 -> w = 32/sqrt(.5) = 45.25, h = 22.63.
+        let g = AnchorGenerator::new(&AnchorConfig::paper(32.0), &names(5), &[4, 8, 16, 32, 64])
             .unwrap();
         assert_eq!(g.num_anchors_per_location(), vec![3; 5]);
         let b = g.cell_anchors(0)[0];
         assert!((b.width() - 45.254834).abs() < 1e-4 && (b.height() - 22.627417).abs() < 1e-4);
         assert!((g.cell_anchors(4)[1].width() - 512.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn torchvision_rounds_cell_anchors_halves_to_even() {
+        let g = AnchorGenerator::new(&AnchorConfig::torchvision(), &names(5), &[4, 8, 16, 32, 64])
+            .unwrap();
+        // Hand-computed: size 32, ratios 0.5 / 1 / 2: half-sides 22.63 x 11.31 -> 23 x 11,
+        // 16 x 16, 11.31 x 22.63 -> 11 x 23; size 64, ratio 0.5: 45.25 x 22.63 -> 45 x 23.
+        assert_eq!(
+            g.cell_anchors(0),
+            &[
+                BBox::new(-23.0, -11.0, 23.0, 11.0),
+                BBox::new(-16.0, -16.0, 16.0, 16.0),
+                BBox::new(-11.0, -23.0, 11.0, 23.0),
+            ]
+        );
+        assert_eq!(g.cell_anchors(1)[0], BBox::new(-45.0, -23.0, 45.0, 23.0));
+        // torch.round takes halves to even: size 5 -> half-side 2.5 -> 2, size 7 -> 3.5 -> 4.
+        let c = AnchorConfig {
+            sizes: Levels::All(vec![5.0, 7.0]),
+            aspect_ratios: Levels::All(vec![1.0]),
+            offset: 0.0,
+            round_cell_anchors: true,
+        };
+        let g = AnchorGenerator::new(&c, &names(1), &[4]).unwrap();
+        assert_eq!(
+            g.cell_anchors(0),
+            &[
+                BBox::new(-2.0, -2.0, 2.0, 2.0),
+                BBox::new(-4.0, -4.0, 4.0, 4.0)
+            ]
+        );
+        // A configuration written before the setting existed reads as unrounded.
+        let old = r#"{"sizes": [32.0], "aspect_ratios": [1.0], "offset": 0.0}"#;
+        let c: AnchorConfig = serde_json::from_str(old).unwrap();
+        assert!(!c.round_cell_anchors);
     }
 
     #[test]

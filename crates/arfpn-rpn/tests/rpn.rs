@@ -29,6 +29,7 @@ fn crafted_anchors() -> Vec<BBox> {
         sizes: Levels::All(vec![16.0]),
         aspect_ratios: Levels::All(vec![1.0]),
         offset: 0.5,
+        round_cell_anchors: false,
     };
     let g = AnchorGenerator::new(&config, &["p3".to_string()], &[8]).unwrap();
     g.grid_anchors(0, 4, 4).unwrap().to_vec()
@@ -302,6 +303,7 @@ fn small_config() -> RpnConfig {
             sizes: Levels::Each(vec![vec![8.0, 12.0], vec![16.0, 24.0]]),
             aspect_ratios: Levels::All(vec![1.0]),
             offset: 0.0,
+            round_cell_anchors: false,
         },
         batch_size_per_image: 32,
         ..RpnConfig::default()

@@ -5,7 +5,7 @@ use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
 use arfpn_fpn::BackboneWithFpn;
 use arfpn_head::RoiHeads;
 use arfpn_nn::{with_matmul_precision, FeatureMap, ImageBatch, MatmulPrecision, SeededVarMap};
-use arfpn_rpn::RegionProposalNetwork;
+use arfpn_rpn::{Proposals, RegionProposalNetwork};
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -69,6 +69,17 @@ impl DetectorLosses {
             total: s(&self.total)?,
         })
     }
+}
+
+/// The stages of one inference pass ([`Detector::inspect`]).
+#[derive(Debug)]
+pub struct Inspection {
+    /// FPN maps, fine to coarse (`p2` … `p6`), for the padded batch.
+    pub features: Vec<FeatureMap>,
+    /// The RPN's proposals per image, best first, in the network's pixels.
+    pub proposals: Vec<Proposals>,
+    /// The final detections per image, in each image's own pixels.
+    pub detections: Vec<Detections>,
 }
 
 /// The ARFPN detector. Build it from a [`DetectorConfig`] (see [`crate::presets`]), train it
@@ -352,22 +363,36 @@ impl Detector {
     }
 
     fn detect_inner(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
+        Ok(self.run_inference(images)?.detections)
+    }
+
+    /// What [`detect`](Self::detect) computes, stage by stage: the FPN maps, the RPN's
+    /// proposals and the detections, for checking a stage against another implementation
+    /// (the torchvision oracle test does) or looking inside. Features and proposals are in
+    /// the network's pixels (after [`InputConfig`](crate::InputConfig) resizing and
+    /// padding); detections in each image's own, as `detect` returns them.
+    pub fn inspect(&self, images: &ImageBatch) -> Result<Inspection> {
+        with_matmul_precision(self.precision, || self.run_inference(images))
+    }
+
+    /// The inference path (`detect` and `inspect`).
+    fn run_inference(&self, images: &ImageBatch) -> Result<Inspection> {
         let prepared = self.prepare(images)?;
         let m = &self.inference;
         let input = prepared.batch.tensor.detach();
         let features = m.backbone.forward_t(&input, false)?;
         let sizes = &prepared.batch.sizes;
-        let proposals: Vec<Vec<BBox>> = m
-            .rpn
-            .forward_test(&features, sizes)?
-            .into_iter()
-            .map(|p| p.boxes)
-            .collect();
-        let mut dets = m.roi_heads.forward_test(&features, &proposals, sizes)?;
-        for (i, d) in dets.iter_mut().enumerate() {
+        let proposals = m.rpn.forward_test(&features, sizes)?;
+        let boxes: Vec<Vec<BBox>> = proposals.iter().map(|p| p.boxes.clone()).collect();
+        let mut detections = m.roi_heads.forward_test(&features, &boxes, sizes)?;
+        for (i, d) in detections.iter_mut().enumerate() {
             prepared.boxes_to_original(i, &mut d.boxes);
         }
-        Ok(dets)
+        Ok(Inspection {
+            features,
+            proposals,
+            detections,
+        })
     }
 
     /// Detects in one image (`[3, H, W]`, RGB in `[0, 1]`).

@@ -25,6 +25,7 @@
 //! | `detector.rs` | [`Detector`]: `forward_train` → [`DetectorLosses`], `detect` → `Vec<Detections>` |
 //! | `checkpoint.rs` | safetensors checkpoints with the config in the metadata, atomic writes |
 //! | `pretrained.rs` | torchvision ImageNet backbone weights |
+//! | `torchvision.rs` | [`Detector::from_torchvision`]: a whole torchvision Faster R-CNN state dict |
 //! | `image.rs` | [`image_tensor`], [`load_image`] |
 //! | `evaluate.rs` | [`voc_map`], [`metrics_dataset`]: scores with `arfpn-metrics` |
 //! | `trainer.rs` | [`Trainer`], [`TrainConfig`]: SGD/Adam, schedule, clipping, NaN guard, eval, resumable checkpoints |
@@ -72,12 +73,13 @@ pub mod presets;
 mod pretrained;
 mod scale;
 mod tiled_data;
+mod torchvision;
 mod trainer;
 
 pub use augment::{augment, AugmentConfig};
 pub use checkpoint::{write_atomic, Checkpoint, CheckpointState, LoadReport, STATE_PREFIX};
 pub use config::{DetectorConfig, LossWeights};
-pub use detector::{Detector, DetectorLosses, LossValues};
+pub use detector::{Detector, DetectorLosses, Inspection, LossValues};
 pub use draw::{class_colour, draw_detections, CLASS_COLOURS};
 pub use error::{DetectorError, Result};
 pub use evaluate::{metrics_dataset, voc_map};
