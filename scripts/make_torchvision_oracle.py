@@ -106,6 +106,9 @@ def peaked_weights(model, seed, images):
     w = {}
     for name, t in model.state_dict().items():
         shape = t.shape
+        if name.endswith("num_batches_tracked"):  # BatchNorm2d (models trained from scratch)
+            w[name] = t
+            continue
         if name.endswith("running_var"):
             v = 1.0 + 0.5 * torch.rand(shape, generator=g)
         elif name.endswith("running_mean"):
@@ -137,7 +140,7 @@ def peaked_weights(model, seed, images):
         w["roi_heads.box_predictor.bbox_pred.weight"] *= 0.3 / r
         # Favour the background, so that tens of RoIs per image are detections, not all.
         w["roi_heads.box_predictor.cls_score.bias"][0] += BACKGROUND_BIAS
-    return {k: v.to(torch.float16) for k, v in w.items()}
+    return {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in w.items()}
 
 
 def run(model, images):

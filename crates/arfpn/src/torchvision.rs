@@ -81,36 +81,39 @@ fn torchvision_to_arfpn(
         out.insert(name, t);
     }
     let k = num_classes;
-    let rows = |name: &str, t: &Tensor, want: usize| -> Result<()> {
+    // Rows of a predictor tensor: `per_class` for each class, the background included.
+    let check_rows = |name: &str, t: &Tensor, per_class: usize| -> Result<()> {
         let got = t.dims().first().copied().unwrap_or(0);
+        let want = per_class * (k + 1);
         if got != want {
             return Err(DetectorError::checkpoint(
                 path,
                 format!(
-                    "`{name}` has {got} rows: {} classes with the background; the \
+                    "`{name}` has {got} rows ({} classes with the background); the \
                      configuration has {k} classes, so torchvision's model needs {want} rows \
                      (num_classes={})",
-                    got / if name.contains("bbox_pred") { 4 } else { 1 },
+                    got / per_class,
                     k + 1
                 ),
             ));
         }
         Ok(())
     };
-    // Class rows: torchvision's [bg, 1..=K] -> ours [1..=K, bg].
-    let order: Vec<u32> = (1..=k as u32).chain(std::iter::once(0)).collect();
-    for name in [CLS_WEIGHT, CLS_BIAS] {
+    // The predictor's rows (background first, a background regressor) re-laid as ours
+    // (background last, none) by the head crate's own mapping, after the class count is
+    // checked against the configuration.
+    for (name, per_class) in [
+        (CLS_WEIGHT, 1),
+        (CLS_BIAS, 1),
+        (BOX_WEIGHT, 4),
+        (BOX_BIAS, 4),
+    ] {
         if let Some(t) = out.remove(name) {
-            rows(name, &t, k + 1)?;
-            let idx = Tensor::new(order.as_slice(), t.device())?;
-            out.insert(name.to_string(), t.index_select(&idx, 0)?);
-        }
-    }
-    // Box rows: drop the background's four.
-    for name in [BOX_WEIGHT, BOX_BIAS] {
-        if let Some(t) = out.remove(name) {
-            rows(name, &t, 4 * (k + 1))?;
-            out.insert(name.to_string(), t.narrow(0, 4, 4 * k)?);
+            check_rows(name, &t, per_class)?;
+            let short = name.trim_start_matches("roi_heads.box_predictor.");
+            let relaid = arfpn_head::torchvision_to_ours(short, &t)
+                .map_err(|e| DetectorError::checkpoint(path, e.to_string()))?;
+            out.insert(name.to_string(), relaid);
         }
     }
     Ok(out)
