@@ -23,7 +23,7 @@ use clap::Parser;
 
 /// Import a torchvision Faster R-CNN state dict (safetensors) as an arfpn checkpoint.
 #[derive(Parser)]
-#[command(name = "import_torchvision", about, long_about = None)]
+#[command(name = "import_torchvision")]
 struct Args {
     /// The torchvision `FasterRCNN.state_dict()` saved as safetensors.
     #[arg(long, value_parser = cli::existing_file)]

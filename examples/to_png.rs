@@ -18,7 +18,7 @@ use clap::Parser;
 
 /// Decode images with arfpn's decoder and write them as PNG.
 #[derive(Parser)]
-#[command(name = "to_png", about, long_about = None)]
+#[command(name = "to_png")]
 struct Args {
     /// Image files or folders of images.
     #[arg(required = true)]

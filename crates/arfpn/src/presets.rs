@@ -9,8 +9,9 @@
 //! | [`Variant::CsArfpn`] | channel then spatial (CBAM) | CS-ARFPN |
 //!
 //! `fpn-r*` are exactly torchvision's `fasterrcnn_resnet50_fpn` settings (frozen batch norm,
-//! anchors 32–512, 2000/2000 proposals in training and 1000/1000 at test, 512 RoIs, 100
-//! detections, 800/1333 resizing), so comparisons with it are like for like. The `*-arfpn-*`
+//! anchors 32–512 rounded to whole pixels as torchvision rounds them, 2000/2000 proposals in training and 1000/1000 at test, 512 RoIs, 100
+//! detections, 800/1333 resizing), so comparisons with it are like for like and its models
+//! import ([`Detector::from_torchvision`](crate::Detector::from_torchvision)). The `*-arfpn-*`
 //! presets carry the paper's choices for training from scratch on smears: GroupNorm
 //! everywhere in the backbone, small dense anchors ([`AnchorConfig::rbc_dense`]), more
 //! proposals, up to 1000 detections per image and no resizing (cell size in pixels matters).
