@@ -5,9 +5,13 @@
 //! ```
 //!
 //! Writes into `--out`: per image an annotated picture (`<name>.png`, boxes in class
-//! colours) and its detections as VOC XML (`annotations/<name>.xml`, pseudo-labels); all
+//! colours) and its detections as VOC XML (`annotations/<name>.xml`, pseudo-labels), where
+//! `<name>` is the image's path below the deepest folder holding every input, without its
+//! extension (`a` for `smears/a.jpg`; `patientA/field1` and `patientB/field1` for two
+//! `field1.jpg` in two folders: no output overwrites another); all
 //! detections as a COCO results file (`detections.json`, image ids in `images.json`); the
-//! differential count per image and overall (`counts.csv`, `counts.json`, and a table on the
+//! differential count per image (rows keyed by the input's path as given) and overall
+//! (`counts.csv`, `counts.json`, and a table on the
 //! terminal); and `report.html`, one self-contained page (thumbnails, counts, class
 //! percentages) that opens in a browser without a server.
 
@@ -183,6 +187,73 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Where each input's outputs go, relative to `--out` and without extension: the image's
+/// path relative to the deepest folder holding every input. Images from one folder keep
+/// their file stems (`smears/a.jpg` -> `a`); same-named files from different folders keep
+/// the folders (`patientA/field1.jpg`, `patientB/field1.jpg` -> `patientA/field1`,
+/// `patientB/field1`), so no output overwrites another. Files that differ only in their
+/// extension (`field1.jpg`, `field1.png`) keep it (`field1.jpg`, `field1.png`).
+fn output_names(images: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let full: Vec<PathBuf> = images
+        .iter()
+        .map(|p| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display())))
+        .collect::<Result<_, _>>()?;
+    for (i, p) in full.iter().enumerate() {
+        if let Some(j) = full[..i].iter().position(|q| q == p) {
+            return Err(format!(
+                "{} and {} are the same file, given twice",
+                images[j].display(),
+                images[i].display()
+            ));
+        }
+    }
+    let mut common: Vec<std::path::Component> = match full.first().and_then(|p| p.parent()) {
+        Some(dir) => dir.components().collect(),
+        None => return Ok(Vec::new()),
+    };
+    for p in &full {
+        let dir: Vec<_> = p
+            .parent()
+            .map(|d| d.components().collect())
+            .unwrap_or_default();
+        let shared = common.iter().zip(&dir).take_while(|(a, b)| a == b).count();
+        common.truncate(shared);
+    }
+    let root: PathBuf = common.iter().collect();
+    let relative: Vec<PathBuf> = full
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.clone())
+        })
+        .collect();
+    let mut seen: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    for r in &relative {
+        *seen.entry(r.with_extension("")).or_default() += 1;
+    }
+    Ok(relative
+        .into_iter()
+        .map(|r| {
+            let bare = r.with_extension("");
+            if seen[&bare] > 1 {
+                r
+            } else {
+                bare
+            }
+        })
+        .collect())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 struct Row {
     name: String,
     counts: Vec<usize>,
@@ -199,6 +270,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let images = collect_images(&a.inputs)?;
+    let names = output_names(&images)?;
     std::fs::create_dir_all(a.out.join("annotations"))
         .map_err(|e| format!("{}: cannot create the output folder: {e}", a.out.display()))?;
     let probe = a.out.join(".write-test");
@@ -257,16 +329,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let dets: Detections = detector
             .detect_at_scale(&img, scale, &tiling)?
             .above(a.score);
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("image")
-            .to_string();
+        let name = names[k].display().to_string();
+        let picture_path = a.out.join(format!("{name}.png"));
+        let xml_path = a.out.join("annotations").join(format!("{name}.xml"));
+        for p in [&picture_path, &xml_path] {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+            }
+        }
         let picture = draw_detections(&img, &dets, a.score, 2);
-        picture.save(a.out.join(format!("{stem}.png")))?;
+        picture.save(&picture_path)?;
         let filename = path.file_name().and_then(|s| s.to_str()).unwrap_or("image");
-        voc_annotation(&dets, &classes, filename, size, a.score)?
-            .write(&a.out.join("annotations").join(format!("{stem}.xml")))?;
+        voc_annotation(&dets, &classes, filename, size, a.score)?.write(&xml_path)?;
         let id = (k + 1) as u64;
         coco.extend(coco_results(&dets, id));
         ids.push(serde_json::json!({"id": id, "file_name": path.display().to_string(), "width": size.width, "height": size.height}));
@@ -280,7 +355,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         image::DynamicImage::ImageRgb8(thumb)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
         rows.push(Row {
-            name: stem,
+            name: path.display().to_string(),
             counts: dets.counts(classes.len()),
             thumbnail_png: png,
         });
@@ -311,7 +386,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         for (c, name) in classes.iter().enumerate() {
             csv += &format!(
                 "{},{},{},{:.2}\n",
-                r.name,
+                csv_field(&r.name),
                 name,
                 r.counts[c],
                 pct(r.counts[c], n)

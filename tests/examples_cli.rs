@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const EXAMPLES: [&str; 14] = [
+const EXAMPLES: [&str; 16] = [
     "backbone_timing",
     "custom_attention",
     "dataset_stats",
@@ -20,10 +20,12 @@ const EXAMPLES: [&str; 14] = [
     "evaluate",
     "feature_maps",
     "gpu_check",
+    "import_torchvision",
     "make_synthetic",
     "param_counts",
     "quickstart",
     "tile_dataset",
+    "to_png",
     "train",
     "voc_to_coco",
 ];
@@ -515,6 +517,116 @@ fn evaluate_reads_voc_ground_truth_warns_on_no_detections_and_checks_thresholds(
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// `import_torchvision` turns the oracle's torchvision state dict into a checkpoint that
+/// detects as torchvision did; a config with another class count is refused naming the
+/// predictor; `to_png` writes the same pixels and refuses two inputs with one stem.
+#[test]
+fn import_torchvision_and_to_png() {
+    use arfpn::{load_image, presets, Detector};
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/arfpn/tests/fixtures/torchvision");
+    let dir = tmp("import-tv");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The oracle's architecture as a config file.
+    let mut c = presets::preset(presets::Variant::Fpn, 18, &["a", "b", "c"]).unwrap();
+    c.backbone.width = 8;
+    c.fpn.out_channels = 32;
+    c.roi_heads.box_head = arfpn_head::BoxHeadConfig::TwoMlp {
+        representation_size: 128,
+    };
+    let config = dir.join("narrow.json");
+    c.save(&config).unwrap();
+    let weights = fixtures.join("model.safetensors");
+    let ckpt = dir.join("imported.safetensors");
+    let args = |classes: &'static str| {
+        vec![
+            "--weights".to_string(),
+            weights.display().to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--classes".into(),
+            classes.into(),
+            "--min-size".into(),
+            "256".into(),
+            "--max-size".into(),
+            "320".into(),
+            "--out".into(),
+            ckpt.display().to_string(),
+        ]
+    };
+    let a = args("a,b,c");
+    let o = run(
+        "import_torchvision",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let det = Detector::load(&ckpt, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(det.config().input.min_size, Some(256));
+    let image = load_image(fixtures.join("image-0.png"), &candle_core::Device::Cpu).unwrap();
+    let d = det.detect_image(&image).unwrap();
+    let want = candle_core::safetensors::load(
+        fixtures.join("expected.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let scores: Vec<f32> = want["detections.0.scores"].to_vec1().unwrap();
+    assert_eq!(d.len(), scores.len());
+    assert!((d.scores[0] - scores[0]).abs() < 1e-4);
+    // Four classes against a three-class model.
+    let a = args("a,b,c,d");
+    let o = run(
+        "import_torchvision",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("cls_score") && text(&o).contains("num_classes=5"),
+        "{}",
+        text(&o)
+    );
+    // --help says what the command does.
+    let o = run("import_torchvision", &["--help"]);
+    assert!(
+        text(&o).contains("Import a torchvision Faster R-CNN"),
+        "{}",
+        text(&o)
+    );
+
+    // to_png: lossless, same pixels; one stem twice is refused.
+    let png_dir = dir.join("png");
+    let src = fixtures.join("image-1.png");
+    let o = run(
+        "to_png",
+        &[src.to_str().unwrap(), "--out", png_dir.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let a = arfpn_voc::image_io::load_rgb(&src).unwrap();
+    let b = arfpn_voc::image_io::load_rgb(&png_dir.join("image-1.png")).unwrap();
+    assert_eq!(a.as_raw(), b.as_raw());
+    let o = run(
+        "to_png",
+        &[
+            src.to_str().unwrap(),
+            png_dir.join("image-1.png").to_str().unwrap(),
+            "--out",
+            dir.join("png2").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("would both be written as image-1.png"),
+        "{}",
+        text(&o)
+    );
+    let o = run("to_png", &["--help"]);
+    assert!(
+        text(&o).contains("Decode images with arfpn's decoder"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn readme_lists_every_example() {
     let readme =
@@ -652,6 +764,81 @@ fn quickstart_detect_and_evaluate_run_end_to_end() {
     let html = std::fs::read_to_string(det.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,") && html.contains("Differential count"));
     assert!(std::fs::read_dir(det.join("annotations")).unwrap().count() == 3);
+    // Same-named images in two folders (how microscopes name files): neither output
+    // overwrites the other, the count rows are keyed by the input paths; the same file
+    // given twice is refused.
+    let first = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let fields = out.join("fields");
+    for patient in ["patientA", "patientB"] {
+        std::fs::create_dir_all(fields.join(patient)).unwrap();
+        std::fs::copy(&first, fields.join(patient).join("field1.jpg")).unwrap();
+    }
+    let det2 = out.join("detect-same-names");
+    let a = fields.join("patientA");
+    let b = fields.join("patientB/field1.jpg");
+    let o = run(
+        "detect",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            &a.display().to_string(),
+            &b.display().to_string(),
+            "--out",
+            &det2.display().to_string(),
+            "--score",
+            "0.0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for patient in ["patientA", "patientB"] {
+        assert!(
+            det2.join(patient).join("field1.png").is_file(),
+            "{patient} picture"
+        );
+        assert!(
+            det2.join("annotations")
+                .join(patient)
+                .join("field1.xml")
+                .is_file(),
+            "{patient} annotation"
+        );
+    }
+    let csv = std::fs::read_to_string(det2.join("counts.csv")).unwrap();
+    let keys: std::collections::BTreeSet<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .filter(|k| *k != "ALL")
+        .collect();
+    let want: std::collections::BTreeSet<String> = [
+        a.join("field1.jpg").display().to_string(),
+        b.display().to_string(),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        keys.into_iter()
+            .map(String::from)
+            .collect::<std::collections::BTreeSet<_>>(),
+        want
+    );
+    let o = run(
+        "detect",
+        &[
+            "--checkpoint",
+            &ckpt.display().to_string(),
+            &b.display().to_string(),
+            &b.display().to_string(),
+            "--out",
+            &out.join("detect-twice").display().to_string(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("given twice"), "{}", text(&o));
     // An empty folder and an undecodable image are named.
     let empty = out.join("empty");
     std::fs::create_dir_all(&empty).unwrap();

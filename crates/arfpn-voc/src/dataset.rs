@@ -190,23 +190,77 @@ pub fn discover_labels<S: AsRef<str>>(root: &Path, splits: &[S]) -> Result<Label
     })
 }
 
-/// The label set of the dataset in `root`: `root/classes.txt` (one name per line, id
-/// order, as written by the synthetic generator and the tiler) when present, else
-/// [`discover_labels`] over `splits`.
+/// The label set of the dataset in `root`: `root/classes.txt` when present, else
+/// [`discover_labels`] over `splits`. See [`parse_classes_txt`] for the two forms of
+/// `classes.txt` that are read.
 pub fn dataset_labels<S: AsRef<str>>(root: &Path, splits: &[S]) -> Result<LabelSet> {
     let path = root.join("classes.txt");
     match std::fs::read_to_string(&path) {
-        Ok(text) => LabelSet::new(text.lines().map(str::trim).filter(|l| !l.is_empty())).map_err(
-            |e| match e {
-                VocError::InvalidLabelSet(m) => {
-                    VocError::InvalidLabelSet(format!("{}: {m}", path.display()))
-                }
-                other => other,
-            },
-        ),
+        Ok(text) => parse_classes_txt(&text).map_err(|e| match e {
+            VocError::InvalidLabelSet(m) => {
+                VocError::InvalidLabelSet(format!("{}: {m}", path.display()))
+            }
+            other => other,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => discover_labels(root, splits),
         Err(e) => Err(VocError::io(&path, e)),
     }
+}
+
+/// Reads a `classes.txt`: one class a line in id order, either as the name alone
+/// (`normal`, as the synthetic generator and the tiler write it) or as `ID NAME`
+/// (`0 normal`, a common export format), where the ids must count up by one from 0 or 1 in
+/// line order. Blank lines are skipped. One form per file; a mix, or ids out of order, is
+/// a [`VocError::InvalidLabelSet`] naming the line and the expected forms.
+///
+/// ```
+/// use arfpn_voc::parse_classes_txt;
+/// let a = parse_classes_txt("normal\nmacrocyte\n").unwrap();
+/// let b = parse_classes_txt("0 normal\n1 macrocyte\n").unwrap();
+/// assert_eq!(a.names(), b.names());
+/// assert!(parse_classes_txt("0 normal\n2 macrocyte\n").is_err());
+/// ```
+pub fn parse_classes_txt(text: &str) -> Result<LabelSet> {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let with_id = |l: &str| -> Option<(u64, String)> {
+        let (id, name) = l.split_once(char::is_whitespace)?;
+        let id = id.parse::<u64>().ok()?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| (id, name.to_string()))
+    };
+    let expected = "expected one class name per line (`normal`) or `ID NAME` lines with ids \
+                    counting up from 0 or 1 (`0 normal`), one form for the whole file";
+    let numbered = lines.first().is_some_and(|(_, l)| with_id(l).is_some());
+    if !numbered {
+        if let Some((n, l)) = lines.iter().find(|(_, l)| with_id(l).is_some()) {
+            return Err(VocError::InvalidLabelSet(format!(
+                "line {n} `{l}` has an id but line {} has none: {expected}",
+                lines[0].0
+            )));
+        }
+        return LabelSet::new(lines.iter().map(|(_, l)| *l));
+    }
+    let mut names = Vec::with_capacity(lines.len());
+    let mut first_id = None;
+    for (k, (n, l)) in lines.iter().enumerate() {
+        let (id, name) = with_id(l).ok_or_else(|| {
+            VocError::InvalidLabelSet(format!("line {n} `{l}` is not `ID NAME`: {expected}"))
+        })?;
+        let start = *first_id.get_or_insert(id);
+        if start > 1 || id != start + k as u64 {
+            return Err(VocError::InvalidLabelSet(format!(
+                "line {n} `{l}`: id {id} where {} was due: {expected}",
+                if start > 1 { 0 } else { start + k as u64 }
+            )));
+        }
+        names.push(name);
+    }
+    LabelSet::new(names)
 }
 
 impl VocDataset {
@@ -520,5 +574,45 @@ impl Iterator for Batches<'_> {
             }
         }
         Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod classes_txt_tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_read_the_same_and_bad_files_name_the_line() {
+        let plain = parse_classes_txt("normal\nmacrocyte\n\nteardrop\n").unwrap();
+        for numbered in [
+            "0 normal\n1 macrocyte\n2 teardrop",
+            "1 normal\n2  macrocyte\n3\tteardrop\n",
+        ] {
+            assert_eq!(parse_classes_txt(numbered).unwrap().names(), plain.names());
+        }
+        for (text, needle) in [
+            (
+                "0 normal\n2 macrocyte\n",
+                "line 2 `2 macrocyte`: id 2 where 1 was due",
+            ),
+            (
+                "5 normal\n6 macrocyte\n",
+                "line 1 `5 normal`: id 5 where 0 was due",
+            ),
+            (
+                "0 normal\nmacrocyte\n",
+                "line 2 `macrocyte` is not `ID NAME`",
+            ),
+            (
+                "normal\n1 macrocyte\n",
+                "line 2 `1 macrocyte` has an id but line 1 has none",
+            ),
+        ] {
+            let e = parse_classes_txt(text).unwrap_err().to_string();
+            assert!(
+                e.contains(needle) && e.contains("one form for the whole file"),
+                "{e}"
+            );
+        }
     }
 }

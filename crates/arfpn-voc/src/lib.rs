@@ -57,7 +57,8 @@ pub use annotation::{
 };
 pub use arfpn_boxes::{BBox, ClassId};
 pub use dataset::{
-    dataset_labels, discover_labels, Batch, ImageCheck, LoadOptions, LoadedImage, Mode, VocDataset,
+    dataset_labels, discover_labels, parse_classes_txt, Batch, ImageCheck, LoadOptions,
+    LoadedImage, Mode, VocDataset,
 };
 pub use error::{Action, Problem, Result, VocError};
 pub use image::RgbImage;
