@@ -1,28 +1,48 @@
-//! Plugging your own attention module into every residual unit, without forking the backbone.
+//! Your own attention module in the whole ARFPN detector: register it by name, train a
+//! detector with it, save, reload, evaluate and look at its attention maps.
 //!
-//! `cargo run --release --example custom_attention`
+//! ```text
+//! cargo run --release --example custom_attention -- --data ../shared/data/bccd-mini --steps 300
+//! cargo run --release --example custom_attention                 # synthetic smears, no data
+//! cargo run --release --example custom_attention -- train --data ../shared/data/bccd --config experiments/configs/cpu-small-gated.json --out runs/gated
+//! cargo run --release --example custom_attention -- evaluate --data ../shared/data/bccd --split test --checkpoint runs/gated/best.safetensors
+//! ```
 //!
 //! The module here is a "gated channel" attention: each channel gets a learnable gate
-//! `sigmoid(w_c * mean(x_c) + b_c)`, a one-parameter-per-channel cousin of squeeze-and-
-//! excitation. Implement [`Attention`] for the module and [`AttentionFactory`] for its
-//! hyper-parameters; the residual unit calls `build` with the channel count at the insertion
-//! point (after the last conv + norm, before the addition) and a `VarBuilder` scoped to
-//! `layer{s}.{u}.attention`.
+//! `sigmoid(w_c · mean(x_c) + b_c)`, a one-parameter-per-channel cousin of
+//! squeeze-and-excitation. It is a [`Reweighting`] (`x · w(x)`); a module of another shape
+//! implements [`Attention::forward`] instead. Its factory learns where it is built
+//! ([`AttentionSite`]: stage, unit, channels), and [`register_attention`] makes the name
+//! `gated_channel` usable in any configuration, checkpoint and command of this program.
+//!
+//! `train` and `evaluate` as the first argument run the workspace's `train` and `evaluate`
+//! commands with the module registered: `experiments/ablate.sh DATA STEPS custom` uses them
+//! to compare it with the paper's four variants (`scripts/ablation_table.py` adds its row).
 
-use arfpn_backbone::{
-    Attention, AttentionFactory, AttentionMap, Backbone, NormKind, ResNet, ResNetConfig,
+mod cli;
+
+use std::path::PathBuf;
+
+use arfpn::{
+    detect_all, image_tensor, presets, voc_map, Detector, TrainConfig, TrainData, Trainer,
 };
-use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::{Init, VarBuilder, VarMap};
+use arfpn_backbone::{
+    register_attention, Attention, AttentionFactory, AttentionKind, AttentionSite, Reweighting,
+};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+use clap::Parser;
 
-/// The module: one gate weight and bias per channel.
+// ---- The researcher's module: everything a new attention module needs. ----
+
+/// One gate weight and bias per channel.
 struct GatedChannel {
     weight: Tensor, // [1, C, 1, 1]
     bias: Tensor,   // [1, C, 1, 1]
 }
 
-impl GatedChannel {
-    fn gates(&self, x: &Tensor) -> Result<Tensor> {
+impl Reweighting for GatedChannel {
+    fn weights(&self, x: &Tensor) -> Result<Tensor> {
         let mean = x.mean_keepdim(3)?.mean_keepdim(2)?;
         candle_nn::ops::sigmoid(
             &mean
@@ -30,104 +50,192 @@ impl GatedChannel {
                 .broadcast_add(&self.bias)?,
         )
     }
-}
-
-impl Attention for GatedChannel {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.broadcast_mul(&self.gates(x)?)
-    }
-
-    // Optional: expose the gates to `ResNet::forward_traced` for visualisation.
-    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let g = self.gates(x)?;
-        let y = x.broadcast_mul(&g)?;
-        Ok((
-            y,
-            vec![AttentionMap {
-                name: "gate".into(),
-                tensor: g,
-            }],
-        ))
+    fn map_name(&self) -> &str {
+        "gate"
     }
 }
 
-/// The factory: hyper-parameters (here just the initial bias) and the per-unit construction.
+/// The factory: the module's hyper-parameters, and its construction for each unit.
 struct GatedChannelFactory {
     initial_bias: f64,
 }
 
 impl AttentionFactory for GatedChannelFactory {
-    fn build(&self, channels: usize, vb: VarBuilder) -> Result<Box<dyn Attention>> {
-        let weight = vb.get_with_hints(channels, "gate.weight", Init::Const(0.0))?;
-        let bias = vb.get_with_hints(channels, "gate.bias", Init::Const(self.initial_bias))?;
+    fn build(&self, site: &AttentionSite, vb: VarBuilder) -> Result<Box<dyn Attention>> {
+        let shape = (1, site.channels, 1, 1);
         Ok(Box::new(GatedChannel {
-            weight: weight.reshape((1, channels, 1, 1))?,
-            bias: bias.reshape((1, channels, 1, 1))?,
+            weight: vb.get_with_hints(shape, "gate.weight", Init::Const(0.0))?,
+            bias: vb.get_with_hints(shape, "gate.bias", Init::Const(self.initial_bias))?,
         }))
     }
 }
 
-/// Plug a user-defined attention module ("gated channel") into every residual unit of a
-/// small ResNet-50 and run it forward and backward (random weights, CPU).
-#[derive(clap::Parser)]
-#[command(name = "custom_attention")]
-struct Args {}
+/// Makes `{"type": "custom", "name": "gated_channel", "params": {"initial_bias": 2.0}}`
+/// buildable: call before building or loading a detector that uses it.
+fn register() {
+    register_attention("gated_channel", |params| {
+        let initial_bias = params
+            .get("initial_bias")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(2.0);
+        Ok(Box::new(GatedChannelFactory { initial_bias }))
+    });
+}
 
-fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let Args {} = clap::Parser::parse();
-    let dev = Device::Cpu;
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    // A CPU-sized ResNet-50: bottlenecks, quarter width, GroupNorm with 8 groups.
-    let cfg = ResNetConfig::resnet50()
-        .with_width(16)
-        .with_norm(NormKind::group_norm(8));
-    let factory = GatedChannelFactory { initial_bias: 2.0 };
-    let net = ResNet::with_attention(&cfg, &factory, vb)?;
+// ---- The loop: train, save, reload, evaluate, look. ----
 
-    let mut names: Vec<String> = vm
-        .data()
-        .lock()
-        .unwrap()
-        .keys()
-        .filter(|k| k.contains("attention"))
-        .cloned()
-        .collect();
-    names.sort();
-    println!(
-        "{} attention parameters, e.g. {:?}",
-        names.len(),
-        &names[..4]
-    );
+/// Train and evaluate a detector whose residual units carry a custom attention module.
+#[derive(Parser)]
+#[command(
+    name = "custom_attention",
+    after_help = "`custom_attention train ARGS` / `custom_attention evaluate ARGS` run the train and \
+                  evaluate commands with the module registered (see their --help)."
+)]
+struct Args {
+    /// A VOC dataset with train and test splits; without it, synthetic smears.
+    #[arg(long, value_parser = cli::existing_dir)]
+    data: Option<PathBuf>,
+    /// Training steps (random 256x256 crops, one image per step).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Output folder (run directory and the checkpoint).
+    #[arg(long, default_value = "target/custom_attention")]
+    out: PathBuf,
+    /// Start again when --out already holds a run.
+    #[arg(long)]
+    fresh: bool,
+}
 
-    let x = Tensor::randn(0f32, 1.0, (1, 3, 128, 160), &dev)?;
-    let trace = net.forward_traced(&x, true)?;
-    for f in &trace.features {
-        println!(
-            "{}: stride {:>2}, shape {:?}",
-            f.name,
-            f.stride,
-            f.tensor.dims()
-        );
+fn run(a: &Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    register();
+    let (train, test, classes) = data(a.data.as_deref())?;
+    let mut config = presets::cpu_small(&classes);
+    config.backbone.attention =
+        AttentionKind::custom("gated_channel", serde_json::json!({"initial_bias": 2.0}));
+    config.backbone.attention_stages = Some(vec![2, 3, 4]); // or None: every stage
+    let detector = Detector::new(config, 0, &Device::Cpu)?;
+
+    let run_dir = a.out.join("run");
+    if run_dir.exists() {
+        if !a.fresh {
+            return Err(format!(
+                "{} holds a run: pass --fresh to start again",
+                run_dir.display()
+            )
+            .into());
+        }
+        std::fs::remove_dir_all(&run_dir)?;
     }
-    let first = &trace.attention[0];
+    let steps = a.steps as usize;
+    let recipe = TrainConfig {
+        steps,
+        augment: arfpn::AugmentConfig {
+            crop: Some([256, 256]),
+            ..Default::default()
+        },
+        checkpoint_every: steps,
+        log_every: steps.div_ceil(10),
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(detector, recipe, train, None, &run_dir)?;
+    let summary = trainer.run(&mut cli::Progress::new(0, steps))?;
+    let path = a.out.join("gated_channel.safetensors");
+    trainer.detector().save(&path)?;
+
+    let detector = Detector::load(&path, &Device::Cpu)?; // works because the name is registered
+    let (detections, truth) = detect_all(&detector, test.as_ref())?;
+    let map = voc_map(detector.classes(), &detections, &truth)?;
     println!(
-        "{} gate map shape {:?}",
-        first.unit,
-        first.maps[0].tensor.dims()
+        "{} steps in {:.0} s; {}: test mAP@0.5 {:.3}",
+        summary.steps_done,
+        summary.wall_s,
+        path.display(),
+        map.map.unwrap_or(0.0)
     );
 
-    // Gradients reach the custom module's parameters like any other.
-    let loss = trace.features[3].tensor.sqr()?.mean_all()?;
-    let grads = loss.backward()?;
-    let data = vm.data().lock().unwrap();
-    let g = grads
-        .get(&data["layer4.2.attention.gate.weight"])
-        .expect("the custom attention is trained");
-    println!(
-        "|d loss / d layer4.2.attention.gate.weight| = {:.3e}",
-        g.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?
-    );
-    assert_eq!(net.output_shapes().len(), 4);
+    let (image, _) = test.get(0)?;
+    for unit in detector.attention_maps(&image_tensor(&image, &Device::Cpu)?)? {
+        for m in &unit.maps {
+            let (lo, hi) = (
+                m.tensor.min_all()?.to_scalar::<f32>()?,
+                m.tensor.max_all()?.to_scalar::<f32>()?,
+            );
+            println!(
+                "{:>9} {} {:?}: gates {lo:.3}..{hi:.3}",
+                unit.unit,
+                m.name,
+                m.tensor.dims()
+            );
+        }
+    }
     Ok(())
+}
+
+/// The train and test images: a VOC dataset's splits, or synthetic smears.
+fn data(
+    dir: Option<&std::path::Path>,
+) -> std::result::Result<
+    (Box<dyn TrainData>, Box<dyn TrainData>, Vec<String>),
+    Box<dyn std::error::Error>,
+> {
+    use arfpn_voc::{dataset_labels, splits::list_splits, Labels, LoadOptions, VocDataset};
+    if let Some(dir) = dir {
+        let labels = dataset_labels(dir, &list_splits(dir)?)?;
+        let open = |split| {
+            VocDataset::open(
+                dir,
+                split,
+                &LoadOptions::lenient(Labels::Explicit(labels.clone())),
+            )
+        };
+        return Ok((
+            Box::new(open("train")?),
+            Box::new(open("test")?),
+            labels.names().to_vec(),
+        ));
+    }
+    let cfg = arfpn_voc::synthetic::SyntheticConfig {
+        width: 256,
+        height: 256,
+        ..Default::default()
+    };
+    let render = |seeds: std::ops::Range<u64>| -> std::result::Result<
+        Vec<(arfpn_voc::RgbImage, arfpn::GroundTruth)>,
+        arfpn_voc::VocError,
+    > {
+        seeds
+            .map(|s| {
+                let im = arfpn_voc::synthetic::render_image(&cfg, s)?;
+                let gt = arfpn::GroundTruth {
+                    boxes: im.objects.iter().map(|o| o.bbox).collect(),
+                    classes: im.objects.iter().map(|o| o.class).collect(),
+                };
+                Ok((im.image, gt))
+            })
+            .collect()
+    };
+    let classes = arfpn_voc::LabelSet::rbc14().names().to_vec();
+    Ok((
+        Box::new(render(0..8)?),
+        Box::new(render(100..104)?),
+        classes,
+    ))
+}
+
+fn main() -> std::process::ExitCode {
+    arfpn_nn::keep_freed_memory();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some(cmd @ ("train" | "evaluate")) => {
+            register();
+            let rest = std::iter::once(format!("custom_attention {cmd}").into())
+                .chain(args[2..].iter().cloned());
+            if cmd == "train" {
+                cli::exit_with(cli::train_cmd::run(rest))
+            } else {
+                cli::evaluate_cmd::main_with(rest)
+            }
+        }
+        _ => cli::exit_with(run(&Args::parse())),
+    }
 }

@@ -291,11 +291,12 @@ fn main() -> AnyResult<()> {
             let ckpt = arfpn::Checkpoint::read(file, &Device::Cpu)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             let cfg = &ckpt.config;
-            let variant = match cfg.backbone.attention {
+            let variant = match &cfg.backbone.attention {
                 AttentionKind::None => "fpn",
                 AttentionKind::Channel { .. } => "c-arfpn",
                 AttentionKind::Spatial { .. } => "s-arfpn",
                 AttentionKind::Cbam { .. } => "cs-arfpn",
+                AttentionKind::Custom { name, .. } => name.as_str(),
             };
             let n = seen.iter().filter(|v| *v == variant).count();
             seen.push(variant.to_string());

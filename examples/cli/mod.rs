@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+pub mod evaluate_cmd;
+pub mod train_cmd;
+
 /// A finite number.
 pub fn finite_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

@@ -16,4 +16,11 @@ pub trait Backbone: Send + Sync {
     /// Runs the backbone on `[N, C, H, W]` images; `train` selects training behaviour of
     /// trainable batch norm. Outputs follow [`output_shapes`](Backbone::output_shapes).
     fn forward_t(&self, images: &Tensor, train: bool) -> Result<FeatureMaps>;
+
+    /// Full names of the parameters an optimiser must not update (frozen batch norms,
+    /// running statistics, fixed layers), as the backbone's `VarBuilder` named them. A
+    /// detector trains every other parameter. The default: none.
+    fn frozen_parameters(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -1,6 +1,6 @@
 //! The basic residual unit of ResNet-18/34, with attention before the addition.
 
-use crate::attention::{Attention, AttentionFactory, AttentionMap};
+use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
 use crate::residual::{attend_and_add, Downsample};
@@ -17,18 +17,20 @@ pub struct BasicBlock {
     bn2: Norm,
     attention: Box<dyn Attention>,
     downsample: Option<Downsample>,
+    frozen: Vec<String>,
 }
 
 impl BasicBlock {
-    /// Builds the unit under `vb` (torchvision names). `attention` is called with the
-    /// channel count at the insertion point and `vb.pp("attention")`. A projection shortcut
-    /// (`downsample.*`) is added when the stride or the channel count changes.
+    /// Builds the unit under `vb` (torchvision names) around `attention`, the module built
+    /// for it (parameters under `vb.pp("attention")`, for the unit's output channels). A
+    /// projection shortcut (`downsample.*`) is added when the stride or the channel count
+    /// changes.
     pub fn new(
         in_c: usize,
         planes: usize,
         stride: usize,
         norm: &NormKind,
-        attention: &dyn AttentionFactory,
+        attention: Box<dyn Attention>,
         vb: VarBuilder,
     ) -> Result<Self> {
         let c1 = Conv2dConfig {
@@ -41,6 +43,14 @@ impl BasicBlock {
             ..Default::default()
         };
         let downsample = Downsample::if_needed(in_c, planes, stride, norm, vb.pp("downsample"))?;
+        let mut frozen: Vec<String> = ["bn1", "bn2"]
+            .iter()
+            .flat_map(|n| norm::frozen_names(norm, &vb.pp(*n)))
+            .collect();
+        if downsample.is_some() {
+            frozen.extend(norm::frozen_names(norm, &vb.pp("downsample").pp("1")));
+        }
+        frozen.extend(attention.frozen_parameters());
         Ok(Self {
             conv1: conv2d(
                 in_c,
@@ -62,9 +72,16 @@ impl BasicBlock {
                 vb.pp("conv2"),
             )?,
             bn2: norm::build(norm, planes, vb.pp("bn2"))?,
-            attention: attention.build(planes, vb.pp("attention"))?,
+            attention,
             downsample,
+            frozen,
         })
+    }
+
+    /// Full names of the unit's parameters an optimiser must not update (its norms' and
+    /// its attention module's, see [`Backbone::frozen_parameters`](crate::Backbone::frozen_parameters)).
+    pub fn frozen_parameters(&self) -> &[String] {
+        &self.frozen
     }
 
     /// Runs the unit; when `maps` is given, the attention maps are appended to it.

@@ -1,6 +1,6 @@
 //! The bottleneck residual unit of ResNet-50/101, with attention before the addition.
 
-use crate::attention::{Attention, AttentionFactory, AttentionMap};
+use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
 use crate::residual::{attend_and_add, Downsample};
@@ -20,18 +20,20 @@ pub struct Bottleneck {
     bn3: Norm,
     attention: Box<dyn Attention>,
     downsample: Option<Downsample>,
+    frozen: Vec<String>,
 }
 
 impl Bottleneck {
-    /// Builds the unit under `vb` (torchvision names). `attention` is called with the
-    /// channel count at the insertion point and `vb.pp("attention")`. A projection shortcut
-    /// (`downsample.*`) is added when the stride or the channel count changes.
+    /// Builds the unit under `vb` (torchvision names) around `attention`, the module built
+    /// for it (parameters under `vb.pp("attention")`, for the unit's output channels). A
+    /// projection shortcut (`downsample.*`) is added when the stride or the channel count
+    /// changes.
     pub fn new(
         in_c: usize,
         planes: usize,
         stride: usize,
         norm: &NormKind,
-        attention: &dyn AttentionFactory,
+        attention: Box<dyn Attention>,
         vb: VarBuilder,
     ) -> Result<Self> {
         let out_c = planes * 4;
@@ -42,6 +44,14 @@ impl Bottleneck {
         };
         let one = Conv2dConfig::default();
         let downsample = Downsample::if_needed(in_c, out_c, stride, norm, vb.pp("downsample"))?;
+        let mut frozen: Vec<String> = ["bn1", "bn2", "bn3"]
+            .iter()
+            .flat_map(|n| norm::frozen_names(norm, &vb.pp(*n)))
+            .collect();
+        if downsample.is_some() {
+            frozen.extend(norm::frozen_names(norm, &vb.pp("downsample").pp("1")));
+        }
+        frozen.extend(attention.frozen_parameters());
         Ok(Self {
             conv1: conv2d(
                 in_c,
@@ -73,9 +83,16 @@ impl Bottleneck {
                 vb.pp("conv3"),
             )?,
             bn3: norm::build(norm, out_c, vb.pp("bn3"))?,
-            attention: attention.build(out_c, vb.pp("attention"))?,
+            attention,
             downsample,
+            frozen,
         })
+    }
+
+    /// Full names of the unit's parameters an optimiser must not update (its norms' and
+    /// its attention module's, see [`Backbone::frozen_parameters`](crate::Backbone::frozen_parameters)).
+    pub fn frozen_parameters(&self) -> &[String] {
+        &self.frozen
     }
 
     /// Runs the unit; when `maps` is given, the attention maps are appended to it.

@@ -51,6 +51,10 @@ pub struct ResNetConfig {
     pub norm: NormKind,
     #[serde(default)]
     pub attention: AttentionKind,
+    /// The stages (1–4, `layer1` … `layer4`) whose residual units carry `attention`; the
+    /// others have none, as attention papers ablate (e.g. `[3, 4]`). `None`: every stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_stages: Option<Vec<usize>>,
 }
 
 impl ResNetConfig {
@@ -62,6 +66,7 @@ impl ResNetConfig {
             in_channels: 3,
             norm: NormKind::default(),
             attention: AttentionKind::None,
+            attention_stages: None,
         }
     }
     /// ResNet-18: basic units `[2, 2, 2, 2]`.
@@ -110,6 +115,18 @@ impl ResNetConfig {
         self.attention = attention;
         self
     }
+    /// Attention in these stages only (1–4); see [`attention_stages`](Self::attention_stages).
+    pub fn with_attention_stages(mut self, stages: &[usize]) -> Self {
+        self.attention_stages = Some(stages.to_vec());
+        self
+    }
+
+    /// Whether the units of stage `stage` (1–4) carry attention.
+    pub fn has_attention(&self, stage: usize) -> bool {
+        self.attention_stages
+            .as_ref()
+            .is_none_or(|s| s.contains(&stage))
+    }
 
     /// Planes of stage `i` (0-based).
     pub fn planes(&self, stage: usize) -> usize {
@@ -138,6 +155,16 @@ impl ResNetConfig {
             return Err(config_err("in_channels", "must be at least 1"));
         }
         self.attention.validate()?;
+        if let Some(stages) = &self.attention_stages {
+            for (i, &s) in stages.iter().enumerate() {
+                if !(1..=4).contains(&s) || stages[..i].contains(&s) {
+                    return Err(config_err(
+                        format!("attention_stages[{i}]"),
+                        format!("{s}: stages are 1-4 (layer1-layer4), each at most once"),
+                    ));
+                }
+            }
+        }
         // Every normalised channel count is a multiple of `width` times a power of two.
         self.norm.check_channels(self.width)?;
         Ok(())

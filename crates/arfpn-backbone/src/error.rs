@@ -28,6 +28,23 @@ pub enum BackboneError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    /// A configuration (or a checkpoint's) names a custom module that this program has not
+    /// registered.
+    #[error(
+        "{kind} `{name}` is not registered in this program (registered: {registered}); call \
+         arfpn_backbone::{register}(\"{name}\", ...) with its constructor before building or \
+         loading a model that uses it"
+    )]
+    NotRegistered {
+        /// `"attention module"` or `"backbone"`.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The registry function to call.
+        register: &'static str,
+        /// The names registered, comma-separated (`none` when empty).
+        registered: String,
+    },
     /// An error inside a tensor operation (or inside a user's attention module).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

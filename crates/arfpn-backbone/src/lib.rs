@@ -33,13 +33,14 @@ mod config;
 mod error;
 mod load;
 mod norm;
+mod registry;
 mod residual;
 mod resnet;
 mod stem;
 
 pub use attention::{
-    max_keepdim_split, Attention, AttentionFactory, AttentionKind, AttentionMap, Cbam,
-    ChannelAttention, NoAttention, SpatialAttention,
+    max_keepdim_split, Attention, AttentionFactory, AttentionKind, AttentionMap, AttentionSite,
+    Cbam, ChannelAttention, NoAttention, Reweighting, SpatialAttention,
 };
 pub use backbone::Backbone;
 pub use basic_block::BasicBlock;
@@ -48,5 +49,9 @@ pub use config::{BlockKind, ResNetConfig};
 pub use error::{BackboneError, Result};
 pub use load::{count_parameters, load_safetensors, LoadReport};
 pub use norm::{Norm, NormKind};
+pub use registry::{
+    register_attention, register_backbone, registered_attentions, registered_backbones,
+    AttentionConstructor, BackboneConstructor, CustomBackbone,
+};
 pub use resnet::{ResNet, ResNetTrace, UnitAttention};
 pub use stem::Stem;

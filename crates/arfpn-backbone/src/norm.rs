@@ -18,3 +18,18 @@ pub(crate) fn build(kind: &NormKind, channels: usize, vb: VarBuilder) -> Result<
     })?;
     Ok(Norm::new(kind, channels, vb)?)
 }
+
+/// The parameters of a norm built under `vb` that an optimiser must not update: a frozen
+/// batch norm's four tensors, a trainable batch norm's running statistics, nothing for
+/// GroupNorm.
+pub(crate) fn frozen_names(kind: &NormKind, vb: &VarBuilder) -> Vec<String> {
+    let names: &[&str] = match kind {
+        NormKind::FrozenBatchNorm { .. } => &["weight", "bias", "running_mean", "running_var"],
+        NormKind::BatchNorm { .. } => &["running_mean", "running_var"],
+        NormKind::GroupNorm { .. } => &[],
+    };
+    names
+        .iter()
+        .map(|n| format!("{}.{n}", vb.prefix()))
+        .collect()
+}

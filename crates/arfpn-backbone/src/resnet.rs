@@ -1,6 +1,6 @@
 //! ResNet-18/34/50/101 with attention in every residual unit, outputs C2–C5.
 
-use crate::attention::{AttentionFactory, AttentionMap};
+use crate::attention::{AttentionFactory, AttentionMap, AttentionSite, NoAttention};
 use crate::backbone::Backbone;
 use crate::basic_block::BasicBlock;
 use crate::bottleneck::Bottleneck;
@@ -17,6 +17,13 @@ enum Unit {
 }
 
 impl Unit {
+    fn frozen_parameters(&self) -> &[String] {
+        match self {
+            Unit::Basic(b) => b.frozen_parameters(),
+            Unit::Bottleneck(b) => b.frozen_parameters(),
+        }
+    }
+
     fn forward_t(
         &self,
         x: &Tensor,
@@ -81,7 +88,9 @@ impl ResNet {
         Self::with_attention(config, &config.attention.clone(), vb)
     }
 
-    /// Builds the network with a custom attention factory (`config.attention` is ignored).
+    /// Builds the network with a custom attention factory (`config.attention` is ignored;
+    /// `config.attention_stages` says which stages get it). The factory is told each unit's
+    /// [`AttentionSite`].
     pub fn with_attention(
         config: &ResNetConfig,
         attention: &dyn AttentionFactory,
@@ -98,13 +107,23 @@ impl ResNet {
             for u in 0..depth {
                 let stride = if s > 0 && u == 0 { 2 } else { 1 };
                 let vbu = vbs.pp(u);
+                let site = AttentionSite {
+                    stage: s + 1,
+                    unit: u,
+                    channels: config.stage_channels(s),
+                };
+                let module = if config.has_attention(site.stage) {
+                    attention.build(&site, vbu.pp("attention"))?
+                } else {
+                    Box::new(NoAttention)
+                };
                 let unit = match config.block {
                     BlockKind::Basic => Unit::Basic(BasicBlock::new(
                         in_c,
                         planes,
                         stride,
                         &config.norm,
-                        attention,
+                        module,
                         vbu,
                     )?),
                     BlockKind::Bottleneck => Unit::Bottleneck(Bottleneck::new(
@@ -112,7 +131,7 @@ impl ResNet {
                         planes,
                         stride,
                         &config.norm,
-                        attention,
+                        module,
                         vbu,
                     )?),
                 };
@@ -206,5 +225,15 @@ impl Backbone for ResNet {
 
     fn forward_t(&self, images: &Tensor, train: bool) -> Result<FeatureMaps> {
         Ok(self.run(images, train, None)?.1)
+    }
+
+    /// The stem's and every unit's frozen parameters (frozen batch norms, running
+    /// statistics, and what custom attention modules report).
+    fn frozen_parameters(&self) -> Vec<String> {
+        let mut v = self.stem.frozen_parameters().to_vec();
+        for unit in self.stages.iter().flatten() {
+            v.extend_from_slice(unit.frozen_parameters());
+        }
+        v
     }
 }

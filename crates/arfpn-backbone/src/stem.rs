@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 pub struct Stem {
     conv1: Conv2d,
     bn1: Norm,
+    frozen: Vec<String>,
 }
 
 impl Stem {
@@ -32,7 +33,13 @@ impl Stem {
                 vb.pp("conv1"),
             )?,
             bn1: norm::build(norm, out_c, vb.pp("bn1"))?,
+            frozen: norm::frozen_names(norm, &vb.pp("bn1")),
         })
+    }
+
+    /// Full names of `bn1`'s parameters an optimiser must not update.
+    pub fn frozen_parameters(&self) -> &[String] {
+        &self.frozen
     }
 
     /// Output `[N, width, ceil(H/4)', W']` with torchvision's size arithmetic.

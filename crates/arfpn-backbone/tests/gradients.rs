@@ -2,7 +2,10 @@
 //! every attention module. These catch candle's silent-gradient traps (pooling, upsampling,
 //! fused ops) in anything the backbone uses.
 
-use arfpn_backbone::{AttentionKind, BasicBlock, Bottleneck, NormKind, Stem};
+use arfpn_backbone::{
+    Attention, AttentionFactory, AttentionKind, AttentionSite, BasicBlock, Bottleneck, NormKind,
+    Stem,
+};
 use arfpn_testkit::{reseed, uniform, weighted_sum, GradCheck, Target, Tolerance};
 use candle_core::{DType, Device, Result, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -57,7 +60,18 @@ fn attention_params(kind: &AttentionKind) -> Vec<&'static str> {
             "attention.channel.fc2.weight",
             "attention.spatial.conv.weight",
         ],
+        AttentionKind::Custom { name, .. } => panic!("no parameter list for custom `{name}`"),
     }
+}
+
+/// The attention module of a unit with `channels` output channels, under `vb`'s `attention`.
+fn module(kind: &AttentionKind, channels: usize, vb: &VarBuilder) -> Result<Box<dyn Attention>> {
+    let site = AttentionSite {
+        stage: 1,
+        unit: 0,
+        channels,
+    };
+    kind.build(&site, vb.pp("attention"))
 }
 
 #[test]
@@ -66,8 +80,15 @@ fn bottleneck_gradients_with_every_attention() -> Result<()> {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
         // 8 -> 4 planes (16 out), stride 2: exercises conv1..3, the projection and attention.
-        let unit = Bottleneck::new(8, 4, 2, &NormKind::group_norm(2), &kind, vb)
-            .map_err(candle_core::Error::wrap)?;
+        let unit = Bottleneck::new(
+            8,
+            4,
+            2,
+            &NormKind::group_norm(2),
+            module(&kind, 16, &vb)?,
+            vb,
+        )
+        .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 7)?;
         let x = Var::from_tensor(&uniform(3, &[1, 8, 6, 6], DType::F64, &Device::Cpu)?)?;
         let mut params = vec![
@@ -94,8 +115,15 @@ fn basic_block_gradients_with_every_attention() -> Result<()> {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
         // Identity shortcut (same channels, stride 1).
-        let unit = BasicBlock::new(8, 8, 1, &NormKind::group_norm(4), &kind, vb)
-            .map_err(candle_core::Error::wrap)?;
+        let unit = BasicBlock::new(
+            8,
+            8,
+            1,
+            &NormKind::group_norm(4),
+            module(&kind, 8, &vb)?,
+            vb,
+        )
+        .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 11)?;
         // Seed 5 puts a ReLU/max kink within eps of one CBAM probe (central differences
         // straddle it: 4 % off, exact with eps 1e-7); seed 6 does not.
@@ -122,8 +150,8 @@ fn units_with_frozen_batch_norm_gradients() -> Result<()> {
     for kind in [AttentionKind::None, AttentionKind::Channel { reduction: 4 }] {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
-        let unit =
-            Bottleneck::new(8, 4, 2, &frozen, &kind, vb).map_err(candle_core::Error::wrap)?;
+        let unit = Bottleneck::new(8, 4, 2, &frozen, module(&kind, 16, &vb)?, vb)
+            .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 21)?;
         let x = Var::from_tensor(&uniform(23, &[1, 8, 6, 6], DType::F64, &Device::Cpu)?)?;
         let mut params = vec!["conv1.weight", "conv3.weight", "downsample.0.weight"];
@@ -138,8 +166,8 @@ fn units_with_frozen_batch_norm_gradients() -> Result<()> {
 
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
-        let unit =
-            BasicBlock::new(8, 8, 1, &frozen, &kind, vb).map_err(candle_core::Error::wrap)?;
+        let unit = BasicBlock::new(8, 8, 1, &frozen, module(&kind, 8, &vb)?, vb)
+            .map_err(candle_core::Error::wrap)?;
         reseed(&vm, 25)?;
         let x = Var::from_tensor(&uniform(27, &[2, 8, 5, 7], DType::F64, &Device::Cpu)?)?;
         let mut params = vec!["conv1.weight", "conv2.weight"];

@@ -56,6 +56,11 @@ impl BackboneWithFpn {
         &self.fpn
     }
 
+    /// The body's frozen parameters ([`Backbone::frozen_parameters`]); the FPN has none.
+    pub fn frozen_parameters(&self) -> Vec<String> {
+        self.backbone.frozen_parameters()
+    }
+
     /// The FPN's output levels (`p2`–`p6` for a ResNet).
     pub fn output_shapes(&self) -> Vec<ShapeSpec> {
         self.fpn.output_shapes()

@@ -173,6 +173,13 @@ impl Detector {
                 json(&ours.backbone),
             ));
         }
+        if theirs.custom_backbone != ours.custom_backbone {
+            return Err(mismatch(
+                "custom_backbone",
+                json(&theirs.custom_backbone),
+                json(&ours.custom_backbone),
+            ));
+        }
         if theirs.fpn != ours.fpn {
             return Err(mismatch("fpn", json(&theirs.fpn), json(&ours.fpn)));
         }
@@ -296,7 +303,9 @@ impl Checkpoint {
                 ));
             }
         }
-        config.validate()?;
+        config.validate().map_err(|e| {
+            DetectorError::checkpoint(path, format!("its configuration cannot be used: {e}"))
+        })?;
         let mut weights = HashMap::new();
         let mut state = CheckpointState::default();
         for (name, view) in st.tensors() {

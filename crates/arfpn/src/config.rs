@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use arfpn_backbone::ResNetConfig;
+use arfpn_backbone::{CustomBackbone, ResNetConfig};
 use arfpn_fpn::FpnConfig;
 use arfpn_head::RoiHeadConfig;
 use arfpn_rpn::RpnConfig;
@@ -54,7 +54,14 @@ pub struct DetectorConfig {
     /// Foreground class names; the classifier has `classes.len() + 1` outputs.
     pub classes: Vec<String>,
     pub input: InputConfig,
+    /// The attention-residual ResNet body (not used when
+    /// [`custom_backbone`](Self::custom_backbone) is set).
     pub backbone: ResNetConfig,
+    /// A registered backbone ([`arfpn_backbone::register_backbone`]) instead of the ResNet:
+    /// its [`output_shapes`](arfpn_backbone::Backbone::output_shapes) drive the FPN and the
+    /// checks after it, its parameters live under `backbone.body.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_backbone: Option<CustomBackbone>,
     pub fpn: FpnConfig,
     pub rpn: RpnConfig,
     pub roi_heads: RoiHeadConfig,
@@ -69,6 +76,20 @@ impl DetectorConfig {
     /// Number of foreground classes.
     pub fn num_classes(&self) -> usize {
         self.classes.len()
+    }
+
+    /// Uses the backbone registered under `name` ([`arfpn_backbone::register_backbone`])
+    /// with `params`.
+    pub fn with_custom_backbone(
+        mut self,
+        name: impl Into<String>,
+        params: serde_json::Value,
+    ) -> Self {
+        self.custom_backbone = Some(CustomBackbone {
+            name: name.into(),
+            params,
+        });
+        self
     }
 
     /// Replaces the class list.
@@ -101,7 +122,11 @@ impl DetectorConfig {
             }
         }
         self.input.validate()?;
-        self.backbone.validate()?;
+        match &self.custom_backbone {
+            // A registered name; its own parameters are checked when it is built.
+            Some(custom) => custom.check_registered()?,
+            None => self.backbone.validate()?,
+        }
         if self.fpn.out_channels == 0 {
             return Err(DetectorError::config("fpn.out_channels", "must be >= 1"));
         }

@@ -1,12 +1,13 @@
 //! [`Detector`]: image → attention-residual ResNet → FPN → RPN → RoIAlign → Fast R-CNN
 //! head → detections (the paper's Figure 2).
 
+use arfpn_backbone::{ResNet, UnitAttention};
 use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
 use arfpn_fpn::BackboneWithFpn;
 use arfpn_head::RoiHeads;
 use arfpn_nn::{with_matmul_precision, FeatureMap, ImageBatch, MatmulPrecision, SeededVarMap};
 use arfpn_rpn::{Proposals, RegionProposalNetwork};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -115,6 +116,8 @@ pub struct Detector {
     inference: Modules,
     /// Precision of the convolutions' and linear layers' products in [`Detector::detect`].
     precision: MatmulPrecision,
+    /// Variables no optimizer updates, as the modules report them.
+    frozen: HashSet<String>,
 }
 
 /// The three stages of the network.
@@ -126,7 +129,14 @@ struct Modules {
 
 impl Modules {
     fn build(config: &DetectorConfig, vb: VarBuilder) -> Result<Self> {
-        let backbone = BackboneWithFpn::resnet(&config.backbone, &config.fpn, vb.pp("backbone"))?;
+        let vb_backbone = vb.pp("backbone");
+        let backbone = match &config.custom_backbone {
+            Some(custom) => {
+                let body = custom.build(vb_backbone.pp("body"))?;
+                BackboneWithFpn::new(body, &config.fpn, vb_backbone)?
+            }
+            None => BackboneWithFpn::resnet(&config.backbone, &config.fpn, vb_backbone)?,
+        };
         let levels = backbone.output_shapes();
         let rpn = RegionProposalNetwork::new(config.rpn.clone(), &levels, vb.pp("rpn"))?;
         let roi_heads = RoiHeads::new(
@@ -174,6 +184,7 @@ impl Detector {
             .map(|(name, v)| (name, v.as_tensor().detach()))
             .collect();
         let inference = Modules::build(&config, VarBuilder::from_tensors(detached, dtype, device))?;
+        let frozen = backbone.frozen_parameters().into_iter().collect();
         Ok(Self {
             config,
             vars,
@@ -184,6 +195,7 @@ impl Detector {
             roi_heads,
             inference,
             precision: MatmulPrecision::F32,
+            frozen,
         })
     }
 
@@ -245,13 +257,15 @@ impl Detector {
         &self.roi_heads
     }
 
-    /// Variables an optimizer should update: everything except batch-norm statistics and,
-    /// with frozen batch norm, the frozen affine parameters.
+    /// Variables an optimizer should update: every variable except those the modules
+    /// report as frozen ([`Backbone::frozen_parameters`](arfpn_backbone::Backbone::frozen_parameters):
+    /// frozen batch norms, batch-norm statistics, what a custom attention module or
+    /// backbone reports). Parameter names play no part: a custom module's `bn1` trains.
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.vars
             .named_vars()
             .into_iter()
-            .filter(|(name, _)| self.is_trainable(name))
+            .filter(|(name, _)| !self.frozen.contains(name))
             .map(|(_, v)| v)
             .collect()
     }
@@ -262,23 +276,17 @@ impl Detector {
         self.vars
             .named_vars()
             .into_iter()
-            .filter(|(name, v)| self.is_trainable(name) && v.rank() == 1)
+            .filter(|(name, v)| !self.frozen.contains(name) && v.rank() == 1)
             .map(|(_, v)| v)
             .collect()
     }
 
-    fn is_trainable(&self, name: &str) -> bool {
-        if name.ends_with("running_mean") || name.ends_with("running_var") {
-            return false;
-        }
-        if matches!(
-            self.config.backbone.norm,
-            arfpn_backbone::NormKind::FrozenBatchNorm { .. }
-        ) && name.starts_with("backbone.body.")
-        {
-            return !is_backbone_norm(name);
-        }
-        true
+    /// Full names of the variables no optimizer updates (see
+    /// [`trainable_vars`](Self::trainable_vars)), sorted.
+    pub fn frozen_vars(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.frozen.iter().cloned().collect();
+        v.sort();
+        v
     }
 
     fn prepare(&self, images: &ImageBatch) -> Result<Prepared> {
@@ -395,6 +403,38 @@ impl Detector {
         })
     }
 
+    /// The attention maps every residual unit of the ResNet body applies to `image`
+    /// (`[3, H, W]`, RGB in `[0, 1]`, prepared as [`detect`](Self::detect) prepares it):
+    /// the paper's Figure 7, and a custom module's maps
+    /// ([`Attention::forward_with_maps`](arfpn_backbone::Attention::forward_with_maps)).
+    /// Units without attention give empty lists. An error for a custom backbone, which is
+    /// not a ResNet.
+    pub fn attention_maps(&self, image: &Tensor) -> Result<Vec<UnitAttention>> {
+        if self.config.custom_backbone.is_some() {
+            return Err(DetectorError::input(
+                "backbone",
+                "attention maps are recorded by the built-in ResNet body, not a custom backbone",
+            ));
+        }
+        let batch = ImageBatch::from_images(std::slice::from_ref(image), 1)?;
+        let prepared = self.prepare(&batch)?;
+        // The body over detached views of the same weights, as `detect` runs it.
+        let body: HashMap<String, Tensor> = self
+            .vars
+            .named_vars()
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let short = name.strip_prefix("backbone.body.")?.to_string();
+                Some((short, v.as_tensor().detach()))
+            })
+            .collect();
+        let vb = VarBuilder::from_tensors(body, self.dtype, &self.device);
+        let net = ResNet::new(&self.config.backbone, vb)?;
+        let input = prepared.batch.tensor.detach();
+        let trace = with_matmul_precision(self.precision, || net.forward_traced(&input, false))?;
+        Ok(trace.attention)
+    }
+
     /// Detects in one image (`[3, H, W]`, RGB in `[0, 1]`).
     pub fn detect_image(&self, image: &Tensor) -> Result<Detections> {
         let batch = ImageBatch::from_images(std::slice::from_ref(image), 1)?;
@@ -402,16 +442,6 @@ impl Detector {
         d.pop()
             .ok_or_else(|| DetectorError::input("image", "no detections list came back"))
     }
-}
-
-/// Names of the normalisation layers of a torchvision ResNet body: `bn1`, `bn2`, `bn3`
-/// and `downsample.1`.
-fn is_backbone_norm(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('.').collect();
-    parts.windows(2).any(|w| {
-        (w[0].starts_with("bn") && w[0][2..].chars().all(|c| c.is_ascii_digit()))
-            || (w[0] == "downsample" && w[1] == "1")
-    })
 }
 
 fn drop_empty_boxes(gt: GroundTruth) -> GroundTruth {

@@ -168,6 +168,7 @@ pub fn preset<S: AsRef<str>>(
         backbone: resnet
             .with_norm(NormKind::group_norm(32))
             .with_attention(variant.attention()),
+        custom_backbone: None,
         fpn: FpnConfig::default(),
         rpn: RpnConfig::default(),
         roi_heads: RoiHeadConfig::default(),
@@ -202,6 +203,7 @@ fn torchvision_like<S: AsRef<str>>(
         classes: names(classes),
         input: InputConfig::torchvision(),
         backbone: resnet.with_norm(NormKind::frozen_batch_norm()),
+        custom_backbone: None,
         fpn: FpnConfig::default(),
         rpn: RpnConfig {
             anchors: AnchorConfig::torchvision(),
@@ -249,6 +251,7 @@ pub fn cpu_small<S: AsRef<str>>(classes: &[S]) -> DetectorConfig {
             .with_width(32)
             .with_norm(NormKind::group_norm(8))
             .with_attention(AttentionKind::cbam()),
+        custom_backbone: None,
         fpn: FpnConfig {
             out_channels: 64,
             extra_p6: true,

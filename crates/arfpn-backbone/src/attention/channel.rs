@@ -1,6 +1,6 @@
 //! Channel attention: squeeze-and-excitation (Hu et al. 2018), the paper's CARU.
 
-use super::{global_avg_pool, Attention};
+use super::{global_avg_pool, Reweighting};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -87,21 +87,21 @@ impl ChannelAttention {
     }
 }
 
-/// `x * weights(x)` and the `"channel"` map come from the trait's defaults; the end of a
-/// residual unit is one fused op.
-impl Attention for ChannelAttention {
+/// A [`Reweighting`]: `x * weights(x)` and the `"channel"` map come from the blanket
+/// [`Attention`](super::Attention) implementation; the end of a residual unit is one fused op.
+impl Reweighting for ChannelAttention {
     /// The excitation `sigmoid(fc2(relu(fc1(avgpool(x)))))`, shape `[N, C, 1, 1]`.
     fn weights(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::sigmoid(&self.mlp.forward(&global_avg_pool(x)?)?)
     }
 
-    fn map_name(&self) -> Option<&str> {
-        Some("channel")
+    fn map_name(&self) -> &str {
+        "channel"
     }
 
     /// `relu(x · weights(x) + shortcut)` with the gate and the residual end in one op
     /// ([`arfpn_nn::gate_add_relu`]): the gated map is neither written nor kept.
-    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+    fn gate_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
         arfpn_nn::gate_add_relu(x, &self.weights(x)?, shortcut)
     }
 }

@@ -9,10 +9,12 @@
 //! Built-in modules: [`ChannelAttention`] (squeeze-and-excitation, the paper's CARU),
 //! [`SpatialAttention`] (S-ARFPN), [`Cbam`] (channel then spatial, the paper's CSARU) and
 //! [`NoAttention`] (the plain FPN baseline). [`AttentionKind`] is the serialisable choice
-//! among them and is itself a factory. A researcher's own module implements [`Attention`] and
-//! [`AttentionFactory`] in their crate and is passed to
-//! [`ResNet::with_attention`](crate::ResNet::with_attention); see
-//! `examples/custom_attention.rs`.
+//! among them and is itself a factory. A researcher's own module implements [`Attention`]
+//! (or [`Reweighting`]) and [`AttentionFactory`] in their crate, and is registered by name
+//! ([`register_attention`](crate::register_attention)) so that `AttentionKind::Custom { name, params }` builds it in a
+//! whole detector, in its checkpoints and in the commands; see
+//! `examples/custom_attention.rs`. [`ResNetConfig::attention_stages`](crate::ResNetConfig)
+//! puts attention in selected stages only.
 
 mod cbam;
 mod channel;
@@ -38,33 +40,92 @@ pub struct AttentionMap {
     pub tensor: Tensor,
 }
 
-/// A shape-preserving module applied inside a residual unit.
+/// A shape-preserving module applied inside a residual unit: `forward` is all a module
+/// must write. A module that is one reweighting `y = x * w(x)` implements [`Reweighting`]
+/// instead and gets this trait from it.
 ///
-/// Implement **either** [`weights`](Attention::weights) **or** [`forward`](Attention::forward):
-///
-/// * A module that is one reweighting `y = x * w(x)` (squeeze-and-excitation, spatial
-///   attention, most gates) implements `weights` (the `w(x)` that broadcasts against `x`)
-///   and, to expose `w(x)` to [`ResNet::forward_traced`](crate::ResNet::forward_traced),
-///   [`map_name`](Attention::map_name). `forward` and `forward_with_maps` then default to
-///   `x * w(x)` and to that plus one [`AttentionMap`] under the name.
-/// * Any other module implements `forward` (and `forward_with_maps` when it has maps to
-///   show, as [`Cbam`] does); the default `forward_with_maps` then records nothing.
-///
-/// A module that implements neither compiles, but its forward is an error naming both
-/// methods (the defaults do not call each other in a loop).
+/// The other methods are optional: [`forward_with_maps`](Attention::forward_with_maps) to
+/// show maps in [`ResNet::forward_traced`](crate::ResNet::forward_traced) and the
+/// `feature_maps` command, [`frozen_parameters`](Attention::frozen_parameters) for
+/// parameters the optimiser must leave alone, and two speed hooks that only the built-in
+/// modules need ([`is_identity`](Attention::is_identity),
+/// [`forward_add_relu`](Attention::forward_add_relu)).
 ///
 /// ```
-/// use arfpn_backbone::{Attention, AttentionMap};
+/// use arfpn_backbone::Attention;
+/// use candle_core::{Device, Result, Tensor};
+///
+/// /// Doubles every feature.
+/// struct Double;
+/// impl Attention for Double {
+///     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+///         x * 2.0
+///     }
+/// }
+///
+/// let x = Tensor::ones((1, 2, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// assert_eq!(Double.forward(&x)?.sum_all()?.to_scalar::<f32>()?, 36.0);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+///
+/// A type that implements neither this trait's `forward` nor [`Reweighting`] is not an
+/// attention module, and the compiler says so:
+///
+/// ```compile_fail
+/// struct Nothing;
+/// impl arfpn_backbone::Attention for Nothing {}
+/// ```
+pub trait Attention: Send + Sync {
+    /// Reweights `x` (`[N, C, H, W]`); the output has the shape of `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Like [`forward`](Attention::forward), also returning the attention weights it applied
+    /// (for figures). The default returns `forward(x)` and no maps.
+    fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
+        Ok((self.forward(x)?, Vec::new()))
+    }
+
+    /// Full names of this module's parameters that must not be trained (e.g. statistics or
+    /// a fixed prior), as its [`VarBuilder`] named them (`vb.prefix()` + `.` + name). A
+    /// detector's `trainable_vars` leave them out. The default: none.
+    fn frozen_parameters(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Optional speed hook: true when [`forward`](Attention::forward) returns its input
+    /// unchanged (and records no maps), as [`NoAttention`] does. A unit then folds its last
+    /// norm into the residual addition (one fused op for frozen batch norms). Default `false`.
+    fn is_identity(&self) -> bool {
+        false
+    }
+
+    /// Optional speed hook: the end of a residual unit, `max(forward(x) + shortcut, 0)`
+    /// (`shortcut` has the shape of `x`). The default composes
+    /// [`forward`](Attention::forward) and [`arfpn_nn::add_relu`]; the built-in modules
+    /// override it with one fused op, so that their output is not kept for the backward.
+    fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::add_relu(&self.forward(x)?, shortcut)
+    }
+}
+
+/// An attention module that is one reweighting `y = x * w(x)` (squeeze-and-excitation,
+/// spatial attention, most gates): it writes [`weights`](Reweighting::weights) and names its
+/// map, and is an [`Attention`] through a blanket implementation (`forward` is
+/// `x * weights(x)`, `forward_with_maps` adds the weights under
+/// [`map_name`](Reweighting::map_name)).
+///
+/// ```
+/// use arfpn_backbone::{Attention, Reweighting};
 /// use candle_core::{Device, Result, Tensor};
 ///
 /// /// Halves every feature: a constant gate.
 /// struct Half;
-/// impl Attention for Half {
+/// impl Reweighting for Half {
 ///     fn weights(&self, x: &Tensor) -> Result<Tensor> {
 ///         Tensor::new(0.5f32, x.device())?.reshape((1, 1, 1, 1))
 ///     }
-///     fn map_name(&self) -> Option<&str> {
-///         Some("half")
+///     fn map_name(&self) -> &str {
+///         "half"
 ///     }
 /// }
 ///
@@ -72,76 +133,69 @@ pub struct AttentionMap {
 /// let (y, maps) = Half.forward_with_maps(&x)?;
 /// assert_eq!(y.sum_all()?.to_scalar::<f32>()?, 9.0);
 /// assert_eq!(maps[0].name, "half");
-/// assert_eq!(Half.forward(&x)?.sum_all()?.to_scalar::<f32>()?, 9.0);
 /// # Ok::<(), candle_core::Error>(())
 /// ```
-pub trait Attention: Send + Sync {
-    /// The weights `w(x)` of a module that computes `y = x * w(x)`; they broadcast against
-    /// `x` (`[N, C, 1, 1]` per channel, `[N, 1, H, W]` per position). The default is an
-    /// error: modules that are not one reweighting implement [`forward`](Attention::forward)
-    /// instead.
-    fn weights(&self, x: &Tensor) -> Result<Tensor> {
-        let _ = x;
-        candle_core::bail!(
-            "attention module `{}` does not implement `Attention::weights` (it is not one \
-             reweighting x * w(x)); an attention module must implement `weights` or `forward`",
-            std::any::type_name::<Self>()
-        )
+pub trait Reweighting: Send + Sync {
+    /// The weights `w(x)`; they broadcast against `x` (`[N, C, 1, 1]` per channel,
+    /// `[N, 1, H, W]` per position).
+    fn weights(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// The name of the map in [`Attention::forward_with_maps`] (e.g. `"channel"`).
+    fn map_name(&self) -> &str;
+
+    /// See [`Attention::frozen_parameters`]. The default: none.
+    fn frozen_parameters(&self) -> Vec<String> {
+        Vec::new()
     }
 
-    /// The name under which the default [`forward_with_maps`](Attention::forward_with_maps)
-    /// records [`weights`](Attention::weights) (e.g. `"channel"`, `"spatial"`). The default,
-    /// `None`, records nothing.
-    fn map_name(&self) -> Option<&str> {
-        None
+    /// Optional speed hook, see [`Attention::forward_add_relu`]; the default composes
+    /// `x * weights(x)` and [`arfpn_nn::add_relu`].
+    fn gate_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        arfpn_nn::add_relu(&arfpn_nn::gate(x, &self.weights(x)?)?, shortcut)
     }
+}
 
-    /// Reweights `x` (`[N, C, H, W]`); the output has the shape of `x`. The default is
-    /// `x * weights(x)`.
+impl<T: Reweighting> Attention for T {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         arfpn_nn::gate(x, &self.weights(x)?)
     }
 
-    /// Like [`forward`](Attention::forward), also returning the attention weights it applied.
-    /// The default: with a [`map_name`](Attention::map_name), `x * weights(x)` and the weights
-    /// under that name; without one, `forward(x)` and no maps.
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        match self.map_name() {
-            Some(name) => {
-                let w = self.weights(x)?;
-                let y = arfpn_nn::gate(x, &w)?;
-                Ok((
-                    y,
-                    vec![AttentionMap {
-                        name: name.to_string(),
-                        tensor: w,
-                    }],
-                ))
-            }
-            None => Ok((self.forward(x)?, Vec::new())),
-        }
+        let w = self.weights(x)?;
+        let y = arfpn_nn::gate(x, &w)?;
+        let map = AttentionMap {
+            name: self.map_name().to_string(),
+            tensor: w,
+        };
+        Ok((y, vec![map]))
     }
 
-    /// True when [`forward`](Attention::forward) returns its input unchanged (and records no
-    /// maps), as [`NoAttention`] does. A unit then folds its last norm into the residual
-    /// addition (one fused op for frozen batch norms). The default is `false`.
-    fn is_identity(&self) -> bool {
-        false
+    fn frozen_parameters(&self) -> Vec<String> {
+        Reweighting::frozen_parameters(self)
     }
 
-    /// The end of a residual unit: `max(forward(x) + shortcut, 0)` (`shortcut` has the shape
-    /// of `x`). The default composes [`forward`](Attention::forward) and
-    /// [`arfpn_nn::add_relu`]; a module may override it with one fused op ([`Cbam`] and
-    /// [`SpatialAttention`] do, so that their output is not kept for the backward).
     fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::add_relu(&self.forward(x)?, shortcut)
+        self.gate_add_relu(x, shortcut)
     }
 }
 
-/// Builds one attention module per residual unit, for the channel count at the insertion
-/// point. `vb` is already scoped to the unit's `attention` prefix.
+/// Where an attention module is built: the residual unit `layer{stage}.{unit}` and the
+/// channel count at the insertion point (after the unit's last convolution and norm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionSite {
+    /// The stage, 1–4 (`layer1` … `layer4`; outputs C2–C5).
+    pub stage: usize,
+    /// The unit within the stage, from 0.
+    pub unit: usize,
+    /// Channels of the features the module reweights.
+    pub channels: usize,
+}
+
+/// Builds one attention module per residual unit. `vb` is already scoped to the unit's
+/// `attention` prefix (`layer{stage}.{unit}.attention`).
 pub trait AttentionFactory: Send + Sync {
-    fn build(&self, channels: usize, vb: VarBuilder) -> Result<Box<dyn Attention>>;
+    /// The module for the unit at `site`, its parameters created through `vb`.
+    fn build(&self, site: &AttentionSite, vb: VarBuilder) -> Result<Box<dyn Attention>>;
 }
 
 /// The built-in attention modules as a serialisable choice (the paper's variants).
@@ -166,6 +220,14 @@ pub enum AttentionKind {
         reduction: usize,
         kernel_size: usize,
     },
+    /// A module registered by name with [`register_attention`](crate::register_attention), built from `params` (any
+    /// JSON; `null` when absent). A checkpoint records both, so it loads wherever the same
+    /// name is registered.
+    Custom {
+        name: String,
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        params: serde_json::Value,
+    },
 }
 
 impl AttentionKind {
@@ -185,9 +247,22 @@ impl AttentionKind {
         }
     }
 
-    /// Checks the hyper-parameters; the error names the field at fault.
+    /// A module registered with [`register_attention`](crate::register_attention) under `name`, with its parameters.
+    pub fn custom(name: impl Into<String>, params: serde_json::Value) -> Self {
+        Self::Custom {
+            name: name.into(),
+            params,
+        }
+    }
+
+    /// Checks the hyper-parameters; the error names the field at fault. A custom module
+    /// must be registered ([`register_attention`](crate::register_attention)).
     pub fn validate(&self) -> std::result::Result<(), crate::BackboneError> {
         let (reduction, kernel) = match *self {
+            Self::Custom { ref name, .. } => {
+                crate::registry::attention(name)?;
+                (None, None)
+            }
             Self::None => (None, None),
             Self::Channel { reduction } => (Some(reduction), None),
             Self::Spatial { kernel_size } => (None, Some(kernel_size)),
@@ -215,9 +290,17 @@ impl AttentionKind {
 }
 
 impl AttentionFactory for AttentionKind {
-    fn build(&self, channels: usize, vb: VarBuilder) -> Result<Box<dyn Attention>> {
+    fn build(&self, site: &AttentionSite, vb: VarBuilder) -> Result<Box<dyn Attention>> {
         self.validate().map_err(candle_core::Error::wrap)?;
+        let channels = site.channels;
         Ok(match *self {
+            Self::Custom {
+                ref name,
+                ref params,
+            } => {
+                let factory = crate::registry::attention(name).map_err(candle_core::Error::wrap)?;
+                factory(params)?.build(site, vb)?
+            }
             Self::None => Box::new(NoAttention),
             Self::Channel { reduction } => {
                 Box::new(ChannelAttention::new(channels, reduction, vb)?)

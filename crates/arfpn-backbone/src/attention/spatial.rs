@@ -46,6 +46,12 @@ impl SpatialAttention {
         })
     }
 
+    /// The spatial weights `sigmoid(conv([mean_c(x); max_c(x)]))`, shape `[N, 1, H, W]`
+    /// (the composed form of what [`Attention::forward`] applies in one op).
+    pub fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.conv.forward(&Self::descriptor(x)?)?)
+    }
+
     /// The `[N, 2, H, W]` descriptor `[mean over channels; max over channels]` (the max's
     /// gradient is split among ties, see [`max_keepdim_split`](crate::max_keepdim_split)).
     pub fn descriptor(x: &Tensor) -> Result<Tensor> {
@@ -57,7 +63,7 @@ impl SpatialAttention {
 }
 
 /// `forward`, `forward_add_relu` and `forward_with_maps` are [`arfpn_nn::cbam`] without a
-/// channel gate (one fused op on the CPU); `weights` is the composed form.
+/// channel gate (one fused op on the CPU); [`SpatialAttention::weights`] is the composed form.
 impl Attention for SpatialAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         arfpn_nn::cbam(x, None, &self.gate_weights()?)
@@ -74,14 +80,5 @@ impl Attention for SpatialAttention {
             tensor: out.spatial_weights,
         };
         Ok((out.y, vec![map]))
-    }
-
-    /// The spatial weights `sigmoid(conv([mean_c(x); max_c(x)]))`, shape `[N, 1, H, W]`.
-    fn weights(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.conv.forward(&Self::descriptor(x)?)?)
-    }
-
-    fn map_name(&self) -> Option<&str> {
-        Some("spatial")
     }
 }
