@@ -7,7 +7,9 @@
 #   e.g. experiments/run.sh bccd ../shared/data/bccd --preset cpu-small --steps 12000 --crop 384x384
 #
 # Environment: RUNS (default runs/) holds the run directories (not in git); SPLIT (test) is
-# the split scored; SEED (0); ARFPN_BIN (below).
+# the split scored; SEED (0); ARFPN_BIN (below); ARFPN_TRAIN / ARFPN_EVALUATE: other train and
+# evaluate commands, e.g. "target/release/examples/custom_attention train" for a program that
+# registers its own modules (experiments/ablate.sh's `custom` arm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 data=$2; shift 2
@@ -26,14 +28,16 @@ cmd="experiments/run.sh $name $data $*"
 start=$(date +%s)
 resume=()
 [ -d "$run/checkpoints" ] && ls "$run"/checkpoints/*.safetensors >/dev/null 2>&1 && resume=(--resume)
-"$bin/train" --data "$data" --out "$run" --seed "$seed" "${resume[@]}" "$@"
+read -r -a train_cmd <<< "${ARFPN_TRAIN:-$bin/train}"
+read -r -a evaluate_cmd <<< "${ARFPN_EVALUATE:-$bin/evaluate}"
+"${train_cmd[@]}" --data "$data" --out "$run" --seed "$seed" "${resume[@]}" "$@"
 wall=$(( $(date +%s) - start ))
 # Wall time over all sessions of this run, kept beside it.
 total=$(( $(cat "$run/wall_s" 2>/dev/null || echo 0) + wall ))
 echo "$total" > "$run/wall_s"
 ckpt="$run/best.safetensors"
 [ -f "$ckpt" ] || ckpt=$(ls -t "$run"/checkpoints/*.safetensors | head -1)
-"$bin/evaluate" --data "$data" --split "$split" --checkpoint "$ckpt" --json \
+"${evaluate_cmd[@]}" --data "$data" --split "$split" --checkpoint "$ckpt" --json \
     --csv "$out/per_class.csv" --plot "$out/pr_curves.png" > "$run/summary.json"
 steps=$(python3 -c "import json,sys; print(json.load(open('$run/train.json'))['steps'])")
 preset=$(python3 -c "

@@ -27,6 +27,7 @@ ARMS = {
     "wce": "CS-ARFPN + class-weighted cross-entropy",
     "focal": "CS-ARFPN + softmax focal loss (γ = 2)",
     "bf16": "CS-ARFPN trained with bf16 products (AMX; not in the paper)",
+    "custom": "your attention module in place of CBAM (experiments/configs/cpu-small-gated.json)",
 }
 
 

@@ -627,6 +627,59 @@ fn import_torchvision_and_to_png() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The researcher's loop of issue 26: a custom attention module registered by name trains
+/// in the whole detector, is saved, reloaded and evaluated, and shows its maps in the stages
+/// it was placed in; its checkpoint evaluates through `custom_attention evaluate` (which
+/// registers it) and is refused, naming the module, by the plain `evaluate`.
+#[test]
+fn custom_attention_trains_saves_reloads_evaluates_and_shows_its_maps() {
+    let out = tmp("custom-attention");
+    let data = shared_data("bccd-mini");
+    let out_s = out.display().to_string();
+    let mut args = vec!["--steps", "2", "--out", &out_s, "--fresh"];
+    let data_s = data.as_ref().map(|d| d.display().to_string());
+    if let Some(d) = &data_s {
+        args.extend(["--data", d]);
+    }
+    let o = run("custom_attention", &args);
+    let msg = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{msg}");
+    assert!(msg.contains("test mAP@0.5"), "{msg}");
+    for unit in ["layer2.0", "layer3.1", "layer4.1"] {
+        assert!(msg.contains(&format!("{unit} gate [1, ")), "{unit}: {msg}");
+    }
+    assert!(
+        !msg.contains("layer1.0 gate"),
+        "layer1 has no attention: {msg}"
+    );
+    let ckpt = out.join("gated_channel.safetensors");
+    let ckpt_s = ckpt.display().to_string();
+    let Some(data) = data_s else {
+        return;
+    };
+    let eval = [
+        "--data",
+        &data,
+        "--split",
+        "test",
+        "--checkpoint",
+        &ckpt_s,
+        "--json",
+    ];
+    let o = run("custom_attention", &[&["evaluate"][..], &eval[..]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.is_object(), "{v}");
+    let o = run("evaluate", &eval);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("gated_channel") && text(&o).contains("register_attention"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn readme_lists_every_example() {
     let readme =
