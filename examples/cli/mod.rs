@@ -1,5 +1,8 @@
-//! Argument value parsers shared by the examples (`mod cli;` in each). Every parser names
-//! what it expected, so clap's error names the argument and the bad value.
+//! What the examples share (`mod cli;` in each): argument value parsers (every parser names
+//! what it expected, so clap's error names the argument and the bad value), the training
+//! progress display, and the bodies of the `train` and `evaluate` commands
+//! ([`train_cmd`], [`evaluate_cmd`]), which `examples/custom_attention.rs` runs after
+//! registering its module.
 
 #![allow(dead_code)] // each example uses a subset
 

@@ -489,19 +489,52 @@ mod tests {
         Ok(())
     }
 
+    /// The modules' frozen parameters are, for the built-in ResNet, exactly what the
+    /// former name rule froze (every `bn<digits>` and `downsample.1` tensor of the body
+    /// under frozen batch norm, running statistics under trainable batch norm): the set an
+    /// optimizer updates is unchanged for the paper's and torchvision's models.
     #[test]
-    fn backbone_norm_names() {
-        assert!(is_backbone_norm("backbone.body.bn1.weight"));
-        assert!(is_backbone_norm("backbone.body.layer1.0.bn3.bias"));
-        assert!(is_backbone_norm(
-            "backbone.body.layer2.0.downsample.1.weight"
-        ));
-        assert!(!is_backbone_norm(
-            "backbone.body.layer2.0.downsample.0.weight"
-        ));
-        assert!(!is_backbone_norm("backbone.body.layer1.0.conv1.weight"));
-        assert!(!is_backbone_norm(
-            "backbone.body.layer1.0.attention.bnx.weight"
-        ));
+    fn frozen_vars_of_the_resnet_are_its_norms() -> Result<()> {
+        let old_rule = |name: &str| {
+            let parts: Vec<&str> = name.split('.').collect();
+            name.starts_with("backbone.body.")
+                && parts.windows(2).any(|w| {
+                    (w[0].starts_with("bn") && w[0][2..].chars().all(|c| c.is_ascii_digit()))
+                        || (w[0] == "downsample" && w[1] == "1")
+                })
+        };
+        for depth in [18, 50] {
+            let mut cfg = crate::presets::preset(crate::presets::Variant::CArfpn, depth, &["a"])?;
+            cfg.backbone.width = 8;
+            cfg.backbone.norm = arfpn_backbone::NormKind::frozen_batch_norm();
+            let det = Detector::new(cfg.clone(), 0, &Device::Cpu)?;
+            let mut want: Vec<String> = det
+                .vars()
+                .named_vars()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| old_rule(n))
+                .collect();
+            want.sort();
+            assert_eq!(det.frozen_vars(), want, "depth {depth}");
+            cfg.backbone.norm = arfpn_backbone::NormKind::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+            };
+            let det = Detector::new(cfg, 0, &Device::Cpu)?;
+            let frozen = det.frozen_vars();
+            assert!(!frozen.is_empty());
+            assert!(frozen
+                .iter()
+                .all(|n| n.ends_with("running_mean") || n.ends_with("running_var")));
+            let stats = det
+                .vars()
+                .named_vars()
+                .into_iter()
+                .filter(|(n, _)| n.ends_with("running_mean") || n.ends_with("running_var"))
+                .count();
+            assert_eq!(frozen.len(), stats);
+        }
+        Ok(())
     }
 }
