@@ -171,13 +171,11 @@ fn run(a: &Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Train images, test images and class names.
+type Data = (Box<dyn TrainData>, Box<dyn TrainData>, Vec<String>);
+
 /// The train and test images: a VOC dataset's splits, or synthetic smears.
-fn data(
-    dir: Option<&std::path::Path>,
-) -> std::result::Result<
-    (Box<dyn TrainData>, Box<dyn TrainData>, Vec<String>),
-    Box<dyn std::error::Error>,
-> {
+fn data(dir: Option<&std::path::Path>) -> std::result::Result<Data, Box<dyn std::error::Error>> {
     use arfpn_voc::{dataset_labels, splits::list_splits, Labels, LoadOptions, VocDataset};
     if let Some(dir) = dir {
         let labels = dataset_labels(dir, &list_splits(dir)?)?;

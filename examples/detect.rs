@@ -29,7 +29,7 @@ use clap::Parser;
 
 /// Detect and count cells in smear images.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "detect", version)]
 struct Args {
     /// A checkpoint written by `train` or `quickstart`.
     #[arg(long, value_parser = cli::existing_file)]

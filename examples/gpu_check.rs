@@ -21,7 +21,7 @@ use clap::Parser;
 
 /// Runs every op on a CUDA device and on the CPU and compares.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "gpu_check", version)]
 struct Args {
     /// CUDA device, `cuda:N`.
     #[arg(long, default_value = "cuda:0")]

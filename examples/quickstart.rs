@@ -25,7 +25,7 @@ use clap::Parser;
 
 /// Train and evaluate an ARFPN detector on synthetic smears, from nothing.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "quickstart", version)]
 struct Args {
     /// Folder for the dataset, the run (checkpoints, log) and the pictures
     /// (default: target/quickstart).

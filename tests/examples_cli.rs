@@ -85,6 +85,12 @@ fn every_example_answers_help_and_names_a_bad_argument() {
             assert_eq!(o.status.code(), Some(0), "{name} {h}: {}", text(&o));
             assert!(text(&o).contains("Usage:"), "{name} {h}: {}", text(&o));
         }
+        // The help opens with what the command does, not the package's description.
+        let help = text(&run(name, &["--help"]));
+        assert!(
+            !help.contains("cross-crate tests of the arfpn workspace"),
+            "{name} --help: {help}"
+        );
         let o = run(name, &["--bogus-flag"]);
         assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
         assert!(text(&o).contains("--bogus-flag"), "{name}: {}", text(&o));
