@@ -83,7 +83,9 @@ CV_EDGE = 0.25          # voters: |grad| > 0.25 * p99(|grad| outside the mask)
 CV_BLUR = 0.2           # vote map blur sigma = 0.2 r
 CV_TAU = 0.5            # vote threshold tau = 0.5 r / sigma^2 (half a complete 1-px-thick circle)
 CV_MULT = 1.15          # box size / (2 * voted radius)
-CV_CONF = 1.3           # confident when the chosen peak beats its rivals by 30 %
+CV_RATIO = 1.3          # the chosen peak must beat its rivals by 30 % ...
+CV_APEAK = 0.075        # ... and hold >= 7.5 % of the voters on complete-enough circles
+CV_CONF = 1.0           # confidence = min(ratio / 1.3, A_peak / 0.075) (0 if A is largest at the last radius)
 
 def rank_pct(v, p):
     """Value of rank floor(p * (N - 1)) in ascending order (select_nth_unstable in Rust)."""
@@ -133,8 +135,12 @@ def cv_curve(img):
 def vote_size(img):
     """Recommended: continuous-radius gradient vote. Returns (size px, confidence)."""
     R, A = cv_curve(img)
-    r0, conf = pick(R, A)
-    return (CV_MULT * 2 * r0 if r0 else None), conf
+    r0, ratio = pick(R, A)
+    if r0 is None:
+        return None, 0.0
+    apk = float(A[int(np.argmin(np.abs(np.log(R / r0))))])   # score at the grid point nearest r0
+    conf = 0.0 if A[-1] >= A.max() else min(ratio / CV_RATIO, apk / CV_APEAK)
+    return CV_MULT * 2 * r0, conf
 
 DATASETS = ['BCCD', 'TXL-BCCD', 'TXL-BCDD', 'TXL-PBC', 'TXL-Raabin-WBC', 'synth-0.5', 'synth-1', 'synth-2', 'synth-4',
             'BCCD/2.5 bilinear', 'BCCD/2.5 box']
@@ -189,8 +195,29 @@ def main_bench():
     print('\n'.join(L))
     return '\n'.join(L)
 
+def controls():
+    """Negative controls the confidence must flag: BCCD crops too small to hold a whole cell
+    (160x160 px, cells ~100 px: the radius grid stops at 40 px), uniform noise, flat, ramp.
+    Also heavy blur (sigma 6) of BCCD images, where a correct estimate is still possible."""
+    from PIL import Image
+    from data import D
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in open(f'{D}/bccd/ImageSets/Main/test.txt').read().split()[:8]:
+        im = np.asarray(Image.open(f'{D}/bccd/JPEGImages/{i}.jpg').convert('RGB'))
+        cases.append((f'{i} crop 160x160 (cells ~100 px)', im[160:320, 240:400].copy()))
+        cases.append((f'{i} blurred sigma 6', np.stack([ndi.gaussian_filter(im[..., k].astype(np.float32), 6) for k in range(3)], -1).astype(np.uint8)))
+    cases.append(('uniform noise 640x480', rng.integers(0, 256, (480, 640, 3)).astype(np.uint8)))
+    cases.append(('flat 640x480', np.full((480, 640, 3), 200, np.uint8)))
+    cases.append(('ramp 640x480', np.linspace(0, 255, 640)[None, :, None].repeat(480, 0).repeat(3, 2).astype(np.uint8)))
+    for nm, im in cases:
+        s, c = vote_size(im)
+        print(f'| {nm} | {"–" if s is None else f"{s:.1f}"} | {c:.2f} | {"confident" if c >= CV_CONF else "flagged"} |')
+
 if __name__ == '__main__':
-    if len(sys.argv) > 1:
+    if sys.argv[1:] == ['--controls']:
+        controls()
+    elif len(sys.argv) > 1:
         from data import load_rgb
         for p in sys.argv[1:]:
             im = load_rgb(p); t = time.perf_counter(); s, c = vote_size(im)

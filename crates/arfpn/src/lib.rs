@@ -98,6 +98,56 @@ pub use trainer::{
 pub use arfpn_boxes::{BBox, ClassId, Detections, GroundTruth, ImageSize};
 pub use arfpn_nn::{bf16_matmul_available, ImageBatch, MatmulPrecision};
 
+// The parts, each reachable from here, so that a dependent needs only `arfpn` (and every type
+// a public signature of this crate mentions has a path through it).
+pub use arfpn_backbone as backbone;
+pub use arfpn_boxes as boxes;
+pub use arfpn_fpn as fpn;
+pub use arfpn_head as head;
+pub use arfpn_metrics as metrics;
+pub use arfpn_nn as nn;
+pub use arfpn_roi_align as roi_align;
+pub use arfpn_rpn as rpn;
+pub use arfpn_voc as voc;
+pub use candle_core;
+pub use candle_nn;
+
+/// What applications use, in one import: `use arfpn::prelude::*;` — the detector and its
+/// configuration, training, images and boxes, optimizers, the backbone's choices and the
+/// custom-module traits, and candle's `Device`, `DType`, `Tensor` and `Optimizer`.
+///
+/// ```
+/// use arfpn::prelude::*;
+/// let mut config = presets::cpu_small(&["rbc"]);
+/// (config.backbone.width, config.fpn.out_channels) = (8, 16);
+/// config.backbone.attention = AttentionKind::channel();
+/// let detector = Detector::new(config, 0, &Device::Cpu)?;
+/// let mut sgd = SgdMomentum::new(detector.trainable_vars(), SgdConfig::default())?;
+/// let image = Tensor::rand(0f32, 1., (3, 64, 64), &Device::Cpu)?;
+/// let batch = ImageBatch::from_images(&[image], 1)?;
+/// let truth = GroundTruth::new(vec![BBox::new(8.0, 8.0, 30.0, 28.0)], vec![ClassId::new(0)])?;
+/// let losses = detector.forward_train(&batch, &[truth], &mut SplitMix64::new(0))?;
+/// sgd.backward_step(&losses.total)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod prelude {
+    pub use crate::presets::{self, PresetName, Variant};
+    pub use crate::{
+        class_counts, image_tensor, load_image, AugmentConfig, BBox, ClassId, Detections,
+        Detector, DetectorConfig, DetectorError, GroundTruth, ImageBatch, ImageSize,
+        MatmulPrecision, OptimizerConfig, TrainConfig, TrainData, Trainer,
+    };
+    pub use arfpn_backbone::{
+        register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
+        AttentionSite, Backbone, NormKind, ResNetConfig, Reweighting,
+    };
+    pub use arfpn_boxes::SplitMix64;
+    pub use arfpn_nn::{Adam, AdamConfig, LrDecay, LrSchedule, SgdConfig, SgdMomentum};
+    pub use arfpn_voc::RgbImage;
+    pub use candle_core::{DType, Device, Tensor};
+    pub use candle_nn::Optimizer;
+}
+
 /// The README's Rust snippets, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
