@@ -133,9 +133,9 @@ pub use candle_nn;
 pub mod prelude {
     pub use crate::presets::{self, PresetName, Variant};
     pub use crate::{
-        class_counts, image_tensor, load_image, AugmentConfig, BBox, ClassId, Detections,
-        Detector, DetectorConfig, DetectorError, GroundTruth, ImageBatch, ImageSize,
-        MatmulPrecision, OptimizerConfig, TrainConfig, TrainData, Trainer,
+        class_counts, image_tensor, load_image, AugmentConfig, BBox, ClassId, Detections, Detector,
+        DetectorConfig, DetectorError, GroundTruth, ImageBatch, ImageSize, MatmulPrecision,
+        OptimizerConfig, TrainConfig, TrainData, Trainer,
     };
     pub use arfpn_backbone::{
         register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
