@@ -65,6 +65,10 @@ struct Args {
     /// accumulation; runs on CPUs with Intel AMX, f32 elsewhere).
     #[arg(long, default_value = "f32")]
     precision: arfpn::MatmulPrecision,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// the default: a fresh network's first steps can otherwise run several times slower).
+    #[arg(long)]
+    keep_denormals: bool,
 }
 
 fn positive_f32(s: &str) -> Result<f32, String> {
@@ -269,6 +273,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
+    if !a.keep_denormals {
+        arfpn_nn::flush_denormals();
+    }
     let images = collect_images(&a.inputs)?;
     let names = output_names(&images)?;
     std::fs::create_dir_all(a.out.join("annotations"))

@@ -59,6 +59,10 @@ struct Args {
     /// (to measure what that costs or saves).
     #[arg(long)]
     system_malloc: bool,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// the default: a fresh network's first steps can otherwise run several times slower).
+    #[arg(long)]
+    keep_denormals: bool,
 }
 
 fn cpu_time_s() -> f64 {
@@ -93,6 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Before the first tensor op: rayon reads this when its pool starts.
     std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
+    if !args.keep_denormals {
+        // After RAYON_NUM_THREADS: this starts rayon's pool.
+        arfpn_nn::flush_denormals();
+    }
     let preset: PresetName = args.preset.parse()?;
     let mut cfg = preset.config(&arfpn_voc::RBC14_CLASSES)?;
     cfg.input.min_size = None;

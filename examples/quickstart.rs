@@ -47,6 +47,10 @@ struct Args {
     /// Delete a previous quickstart run in --out first.
     #[arg(long)]
     fresh: bool,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// the default: a fresh network's first steps can otherwise run several times slower).
+    #[arg(long)]
+    keep_denormals: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +62,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if !args.keep_denormals {
+        arfpn_nn::flush_denormals();
+    }
     let t0 = Instant::now();
     let data_dir = args.out.join("data");
     let run_dir = args.out.join("run");

@@ -75,6 +75,10 @@ struct Args {
     /// Device: cpu or cuda:N (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// the default: a fresh network's first steps can otherwise run several times slower).
+    #[arg(long)]
+    keep_denormals: bool,
 }
 
 fn device(s: &str) -> Result<Device, Box<dyn std::error::Error>> {
@@ -95,6 +99,9 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let a = Args::parse_from(args);
+    if !a.keep_denormals {
+        arfpn_nn::flush_denormals();
+    }
     let preset: Option<PresetName> = if a.config.is_none() && !a.resume {
         Some(a.preset.parse()?)
     } else {

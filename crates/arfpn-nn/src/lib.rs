@@ -40,6 +40,7 @@ mod amx;
 mod cbam;
 mod conv;
 mod conv_cpu;
+mod denormals;
 mod error;
 mod feature_map;
 mod gate;
@@ -68,6 +69,7 @@ pub use cbam::{
     SpatialGateWeights,
 };
 pub use conv::{conv2d, conv2d_op, Conv2d, Conv2dConfig};
+pub use denormals::{denormals_flushed, flush_denormals};
 pub use error::{LoadError, NnError};
 pub use feature_map::{FeatureMap, FeatureMaps, ShapeSpec};
 pub use gate::{channel_mean, gate, gate_add_relu};
