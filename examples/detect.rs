@@ -56,9 +56,10 @@ struct Args {
     /// Micrometres per pixel of these images (needs the training µm/px in the checkpoint).
     #[arg(long, value_parser = positive_f32)]
     um_per_px: Option<f32>,
-    /// Without --cell-size-px/--um-per-px: estimate the inputs' typical cell size (median over
-    /// all images) and, when it differs from training by more than 1.5×, warn (`warn`, the
-    /// default) or rescale every image by the estimated factor (`auto`); `off` does nothing.
+    /// Without --cell-size-px/--um-per-px: estimate each image's typical cell size and, when
+    /// the estimate is confident and differs from the training size by more than 1.25×, warn
+    /// (`warn`, the default) or rescale that image (`auto`, which also says why it leaves an
+    /// image alone); `off` does nothing.
     #[arg(long, default_value = "warn", value_parser = ["auto", "warn", "off"])]
     rescale: String,
     /// Precision of the network's matrix products: f32, or bf16 (bf16 operands, f32
@@ -78,57 +79,62 @@ fn positive_f32(s: &str) -> Result<f32, String> {
     }
 }
 
-/// The factor to resize every image by so that its cells have the training size, and why.
-/// `estimate` is the median of the per-image estimates (single-image estimates scatter).
-fn scale_for(
-    a: &Args,
-    train: &arfpn::DataInfo,
-    estimate: Option<f32>,
-) -> Result<(f32, String), String> {
+/// The factor given on the command line (`--cell-size-px`, `--um-per-px`), and why; `None`
+/// when each image's own estimate decides (`--rescale`).
+fn given_scale(a: &Args, train: &arfpn::DataInfo) -> Result<Option<(f32, String)>, String> {
+    if a.cell_size_px.is_none() && a.um_per_px.is_none() {
+        return Ok(None);
+    }
     let Some(train_px) = train.cell_size_px else {
-        return Ok((
+        return Ok(Some((
             1.0,
             "the checkpoint records no training cell size: no rescaling".into(),
-        ));
+        )));
     };
     if let Some(px) = a.cell_size_px {
-        return Ok((
+        return Ok(Some((
             train_px / px,
             format!("cells {px:.0} px given, trained at {train_px:.0} px"),
-        ));
+        )));
     }
-    if let Some(um) = a.um_per_px {
-        let Some(train_um) = train.um_per_px else {
-            return Err("--um-per-px needs the training µm/px, which this checkpoint does not record; give --cell-size-px".into());
-        };
-        return Ok((
-            um / train_um,
-            format!("{um} µm/px given, trained at {train_um} µm/px"),
-        ));
-    }
-    if a.rescale == "off" {
-        return Ok((1.0, String::new()));
-    }
-    let Some((est, ratio)) = estimate.and_then(|e| Some((e, train.rescale_for_estimate(e)?)))
-    else {
-        return Ok((1.0, "no cell size could be estimated: no rescaling".into()));
+    let um = a.um_per_px.unwrap_or(1.0);
+    let Some(train_um) = train.um_per_px else {
+        return Err("--um-per-px needs the training µm/px, which this checkpoint does not record; give --cell-size-px".into());
     };
-    // Like with like: the estimator's reading of the training images when recorded.
-    let train_px = train.estimated_cell_px.unwrap_or(train_px);
-    if (1.0 / 1.5..=1.5).contains(&ratio) {
-        return Ok((
-            1.0,
-            format!("estimated cell size {est:.0} px, trained at {train_px:.0} px: no rescaling"),
-        ));
+    Ok(Some((
+        um / train_um,
+        format!("{um} µm/px given, trained at {train_um} µm/px"),
+    )))
+}
+
+/// The factor for one image from its own cell-size estimate (`--rescale warn|auto`): only a
+/// confident estimate that differs from training by more than 1.25× changes anything —
+/// `auto` rescales, `warn` says so; `auto` also says why it leaves an image alone.
+fn estimated_scale(
+    a: &Args,
+    train: &arfpn::DataInfo,
+    image: &arfpn::voc::RgbImage,
+    name: &str,
+) -> f32 {
+    if a.rescale == "off" {
+        return 1.0;
     }
-    let msg = format!("rough estimate of the cell size {est:.0} px (median over the inputs), trained at {train_px:.0} px ({ratio:.2}×)");
-    if a.rescale == "warn" {
-        Ok((
-            1.0,
-            format!("warning: {msg}; not rescaled: give --cell-size-px N (or --rescale auto)"),
-        ))
-    } else {
-        Ok((ratio, format!("{msg}: every image rescaled by {ratio:.2}")))
+    let estimate = arfpn::estimate_cell_size_with_confidence(image);
+    match train.rescale_decision(estimate) {
+        arfpn::RescaleDecision::Rescale { factor, reason } if a.rescale == "auto" => {
+            eprintln!("{name}: {reason}: rescaled by {factor:.2}");
+            factor
+        }
+        arfpn::RescaleDecision::Rescale { reason, .. } => {
+            eprintln!("warning: {name}: {reason}; not rescaled: give --cell-size-px N (or --rescale auto)");
+            1.0
+        }
+        arfpn::RescaleDecision::Keep { reason } => {
+            if a.rescale == "auto" {
+                eprintln!("{name}: {reason}");
+            }
+            1.0
+        }
     }
 }
 
@@ -296,19 +302,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         overlap: (a.tile_size as usize / 4).min(160),
         ..TileConfig::default()
     };
-    // The inputs' typical cell size: the median of per-image estimates.
-    let mut estimates: Vec<f32> = Vec::new();
-    if a.cell_size_px.is_none() && a.um_per_px.is_none() && a.rescale != "off" {
-        for path in &images {
-            if let Ok(img) = arfpn_voc::image_io::load_rgb(path) {
-                estimates.extend(arfpn::estimate_cell_size(&img));
-            }
-        }
-        estimates.sort_by(f32::total_cmp);
-    }
-    let estimate = estimates.get(estimates.len() / 2).copied();
-    let (scale, why) = scale_for(&a, &detector.config().data, estimate)?;
-    if !why.is_empty() {
+    let given = given_scale(&a, &detector.config().data)?;
+    if let Some((_, why)) = &given {
         eprintln!("{why}");
     }
     let mut coco = Vec::new();
@@ -332,6 +327,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 tile: usize::MAX / 4,
                 ..tiles
             }
+        };
+        let scale = match &given {
+            Some((scale, _)) => *scale,
+            None => estimated_scale(
+                &a,
+                &detector.config().data,
+                &img,
+                &path.display().to_string(),
+            ),
         };
         let dets: Detections = detector
             .detect_at_scale(&img, scale, &tiling)?

@@ -686,6 +686,87 @@ fn custom_attention_trains_saves_reloads_evaluates_and_shows_its_maps() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// `detect --rescale` on single BCCD images (issue 31): an in-distribution image gives no
+/// warning and no rescaling; the same image downscaled 2.5× is rescaled back (`auto`) by
+/// 2.5 within 25 %, or warned about (`warn`). Skips without ../shared/data.
+#[test]
+fn detect_rescales_only_confident_mismatches_on_single_bccd_images() {
+    use arfpn::{presets, DataInfo, Detector};
+    let Some(data) = shared_data("bccd-mini") else {
+        return;
+    };
+    let out = tmp("rescale");
+    std::fs::create_dir_all(&out).unwrap();
+    let opts = arfpn_voc::LoadOptions::lenient(arfpn_voc::Labels::Discover);
+    let ds = arfpn_voc::VocDataset::open(&data, "train", &opts).unwrap();
+    let truth: Vec<arfpn::GroundTruth> = ds
+        .samples()
+        .iter()
+        .map(|s| arfpn::GroundTruth {
+            boxes: s.boxes(),
+            classes: s.classes(),
+        })
+        .collect();
+    let mut cfg = presets::cpu_small(ds.labels().names());
+    (cfg.backbone.width, cfg.fpn.out_channels) = (8, 16);
+    let mut det = Detector::new(cfg, 0, &candle_core::Device::Cpu).unwrap();
+    det.set_data_info(DataInfo {
+        cell_size_px: arfpn::typical_cell_size(&truth),
+        ..Default::default()
+    });
+    let ckpt = out.join("bccd-scale.safetensors");
+    det.save(&ckpt).unwrap();
+    let item = ds.load(0).unwrap();
+    let native = out.join("native.png");
+    item.image.save(&native).unwrap();
+    let (w, h) = (item.image.width(), item.image.height());
+    let small = image::imageops::resize(
+        &item.image,
+        (w as f32 / 2.5).round() as u32,
+        (h as f32 / 2.5).round() as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let small_path = out.join("small.png");
+    small.save(&small_path).unwrap();
+    let detect = |image: &Path, mode: &str| {
+        let o = run(
+            "detect",
+            &[
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                image.to_str().unwrap(),
+                "--out",
+                out.join(format!("det-{mode}")).to_str().unwrap(),
+                "--rescale",
+                mode,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let msg = detect(&native, "warn");
+    assert!(!msg.contains("warning"), "{msg}");
+    let msg = detect(&native, "auto");
+    assert!(
+        msg.contains("no rescaling") && !msg.contains("rescaled by"),
+        "{msg}"
+    );
+    let msg = detect(&small_path, "warn");
+    assert!(
+        msg.contains("warning") && msg.contains("not rescaled"),
+        "{msg}"
+    );
+    let msg = detect(&small_path, "auto");
+    let factor: f32 = msg
+        .split("rescaled by ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no factor in {msg}"));
+    assert!((2.0..=3.125).contains(&factor), "{msg}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn readme_lists_every_example() {
     let readme =

@@ -1,7 +1,7 @@
 """Prototype single-image red-cell size estimators for arfpn issue 31.
 
 Run (venv with numpy scipy pillow):
-    python experiments/cell-size/estimate.py            # full benchmark -> results.md
+    python experiments/cell-size/estimate.py            # full benchmark table (stdout; raw rows -> results.pkl)
     python experiments/cell-size/estimate.py IMG.jpg    # one image: size px, confidence
 Data: BCCD test, TXL-PBC test (per source) from ../shared/data (ARFPN_DATA), synthetic smears
 (make_synthetic --profile realistic, cell scale 0.5/1/2/4, 20 images each; 500x375 for 0.5/1,
@@ -9,8 +9,11 @@ Data: BCCD test, TXL-PBC test (per source) from ../shared/data (ARFPN_DATA), syn
 Helpers: data.py (VOC loading), bench.py (truth + table), methods.py (all methods incl. the
 faithful port of scale.rs `estimate_cell_size` as `baseline`).
 
-Recommended method = `vote_size` (gradient radial-symmetry voting, a small Hough-for-circles):
-see results.md for the exact specification.
+Recommended method = `vote_size` (gradient voting for circle centres, a small Hough for circles,
+on one continuous geometric radius grid: for each candidate radius R the image is resized so that R
+becomes 8 px, which makes the score scale-covariant; WBC nuclei / platelets / dark debris masked).
+The previous octave-pyramid variant is kept as `vote_size_pyramid`. Spec: results.md.
+    python experiments/cell-size/estimate.py --controls   # negative controls for the confidence
 """
 import sys, time
 import numpy as np

@@ -32,7 +32,8 @@
 //! | `augment.rs` | [`AugmentConfig`]: flips, random crops |
 //! | `draw.rs` | [`draw_detections`]: boxes in class colours |
 //! | `field.rs` | [`detect_tiled`], [`TileConfig`]: whole fields in overlapping tiles, merged so each cell counts once |
-//! | `scale.rs` | [`DataInfo`] (training cell size), [`estimate_cell_size`], `detect_at_scale` |
+//! | `cell_size.rs` | [`estimate_cell_size_with_confidence`]: a single image's red-cell size (gradient voting for circle centres) |
+//! | `scale.rs` | [`DataInfo`] (training cell size), [`DataInfo::rescale_decision`], `detect_at_scale` |
 //! | `export.rs` | [`coco_results`], [`voc_annotation`], [`class_counts`] |
 //!
 //! Training, step by step (the `Trainer` wraps this):
@@ -59,6 +60,7 @@
 //! ```
 
 mod augment;
+mod cell_size;
 mod checkpoint;
 mod config;
 mod detector;
@@ -77,6 +79,7 @@ mod torchvision;
 mod trainer;
 
 pub use augment::{augment, AugmentConfig};
+pub use cell_size::{estimate_cell_size, estimate_cell_size_with_confidence, CellSizeEstimate};
 pub use checkpoint::{write_atomic, Checkpoint, CheckpointState, LoadReport, STATE_PREFIX};
 pub use config::{DetectorConfig, LossWeights};
 pub use detector::{Detector, DetectorLosses, Inspection, LossValues};
@@ -87,7 +90,9 @@ pub use export::{class_counts, coco_results, voc_annotation, CocoResult};
 pub use field::{detect_tiled, TileConfig};
 pub use image::{image_tensor, load_image};
 pub use input::InputConfig;
-pub use scale::{estimate_cell_size, median_cell_estimate, typical_cell_size, DataInfo};
+pub use scale::{
+    median_cell_estimate, typical_cell_size, DataInfo, RescaleDecision, RESCALE_TOLERANCE,
+};
 pub use tiled_data::{CropRect, TiledData};
 pub use trainer::{
     detect_all, epoch_entries, latest_checkpoint, plot_log, step_schedule, EvalEvent,

@@ -1,16 +1,19 @@
-//! Magnification: the cell size a detector was trained at, a cheap estimate of the cell size
-//! in a new image, and detection at a rescaled size.
+//! Magnification: the cell size a detector was trained at, what to do with an image whose
+//! cells look larger or smaller ([`DataInfo::rescale_decision`]), and detection at a rescaled
+//! size.
 //!
 //! Microscopes and cameras differ (BCCD's red cells are ≈ 105 px across, other 1000× sets'
 //! ≈ 39 px), and a detector only works near the scale it was trained at. The checkpoint
-//! records the training data's typical cell size ([`DataInfo`]); `detect` rescales each image
-//! to it, from a given size, a given µm per pixel, or [`estimate_cell_size`].
+//! records the training data's typical cell size from its annotations ([`DataInfo`]);
+//! `detect` rescales each image to it, from a given size, a given µm per pixel, or a
+//! confident single-image estimate ([`estimate_cell_size_with_confidence`](crate::estimate_cell_size_with_confidence)).
 
 use arfpn_boxes::{BBox, Detections, GroundTruth, ImageSize};
 use arfpn_voc::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::{Detector, DetectorError, Result, TileConfig};
+use crate::cell_size::estimate_cell_size;
+use crate::{CellSizeEstimate, Detector, DetectorError, Result, TileConfig};
 
 /// What the detector knows about its training data's scale (stored in the checkpoint).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -21,28 +24,94 @@ pub struct DataInfo {
     /// Micrometres per pixel of the training images, when the dataset states it.
     pub um_per_px: Option<f32>,
     /// Median of [`estimate_cell_size`] over (a sample of) the training images: the
-    /// reference an input image's estimate is compared with, so that the estimator's own
-    /// bias (touching cells merging, pale cells vanishing) cancels out.
+    /// estimator's own reading of the training data, kept for reference (decisions compare
+    /// an image's estimate with the annotated [`cell_size_px`](Self::cell_size_px), which
+    /// the estimator is calibrated to).
     pub estimated_cell_px: Option<f32>,
 }
 
+/// Images whose estimated cell size is within this factor of the training size are not
+/// rescaled.
+pub const RESCALE_TOLERANCE: f32 = 1.25;
+
+/// What to do with one image's scale ([`DataInfo::rescale_decision`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RescaleDecision {
+    /// Keep the image as it is, and why.
+    Keep {
+        /// Why (no training size, no or an unconfident estimate, or the sizes match).
+        reason: String,
+    },
+    /// The cells differ from training by more than [`RESCALE_TOLERANCE`] according to a
+    /// confident estimate: resize the image by `factor` (training size / estimate).
+    Rescale {
+        /// Training cell size / estimated cell size.
+        factor: f32,
+        /// The sizes compared.
+        reason: String,
+    },
+}
+
 impl DataInfo {
-    /// The factor to resize an image by so that its cells match the training scale, given
-    /// the [`estimate_cell_size`] of the input (one image's, or the median over a set).
-    /// Compares like with like: the training images' estimate when it was recorded, else
-    /// the annotated [`cell_size_px`](Self::cell_size_px). `None` when neither is known or
-    /// the estimate is not a positive number.
+    /// The factor to resize an image by so that its cells match the training scale, given an
+    /// estimate of its cell size (pixels): the annotated training size
+    /// ([`cell_size_px`](Self::cell_size_px)) over the estimate. `None` when the training
+    /// size is unknown or the estimate is not a positive number.
     ///
     /// ```
-    /// let info = arfpn::DataInfo { cell_size_px: Some(100.0), estimated_cell_px: Some(90.0), ..Default::default() };
-    /// assert_eq!(info.rescale_for_estimate(45.0), Some(2.0));
+    /// let info = arfpn::DataInfo { cell_size_px: Some(100.0), ..Default::default() };
+    /// assert_eq!(info.rescale_for_estimate(50.0), Some(2.0));
     /// ```
     pub fn rescale_for_estimate(&self, estimate: f32) -> Option<f32> {
         if !(estimate.is_finite() && estimate > 0.0) {
             return None;
         }
-        let reference = self.estimated_cell_px.or(self.cell_size_px)?;
-        Some(reference / estimate)
+        Some(self.cell_size_px? / estimate)
+    }
+
+    /// Whether to rescale an image given its estimate: only for a
+    /// [confident](CellSizeEstimate::confident) estimate that differs from the training size
+    /// by more than [`RESCALE_TOLERANCE`]; otherwise [`RescaleDecision::Keep`] says why.
+    ///
+    /// ```
+    /// use arfpn::{CellSizeEstimate, DataInfo, RescaleDecision};
+    /// let info = DataInfo { cell_size_px: Some(100.0), ..Default::default() };
+    /// let sure = |size_px| Some(CellSizeEstimate { size_px, confidence: 1.5 });
+    /// assert!(matches!(info.rescale_decision(sure(110.0)), RescaleDecision::Keep { .. }));
+    /// assert_eq!(
+    ///     info.rescale_decision(sure(40.0)),
+    ///     RescaleDecision::Rescale { factor: 2.5, reason: "estimated cell size 40 px (confidence 1.50), trained at 100 px: 2.50×".into() }
+    /// );
+    /// let unsure = Some(CellSizeEstimate { size_px: 40.0, confidence: 0.6 });
+    /// assert!(matches!(info.rescale_decision(unsure), RescaleDecision::Keep { .. }));
+    /// ```
+    pub fn rescale_decision(&self, estimate: Option<CellSizeEstimate>) -> RescaleDecision {
+        let keep = |reason: String| RescaleDecision::Keep { reason };
+        let Some(train) = self.cell_size_px else {
+            return keep("the checkpoint records no training cell size: no rescaling".into());
+        };
+        let Some(e) = estimate else {
+            return keep("no cell size could be estimated: no rescaling".into());
+        };
+        let Some(factor) = self.rescale_for_estimate(e.size_px) else {
+            return keep("no cell size could be estimated: no rescaling".into());
+        };
+        let sizes = format!(
+            "estimated cell size {:.0} px (confidence {:.2}), trained at {train:.0} px",
+            e.size_px, e.confidence
+        );
+        if !e.confident() {
+            return keep(format!(
+                "{sizes}: the estimate is not confident, no rescaling"
+            ));
+        }
+        if (1.0 / RESCALE_TOLERANCE..=RESCALE_TOLERANCE).contains(&factor) {
+            return keep(format!("{sizes}: no rescaling"));
+        }
+        RescaleDecision::Rescale {
+            factor,
+            reason: format!("{sizes}: {factor:.2}×"),
+        }
     }
 }
 
@@ -79,104 +148,6 @@ fn median(v: &mut [f32]) -> Option<f32> {
     }
     v.sort_by(f32::total_cmp);
     Some(v[v.len() / 2])
-}
-
-/// A cheap estimate of the typical cell size (pixels) in a smear photograph. Stained cells
-/// are more saturated than the background, so pixels whose saturation
-/// `(max − min) / max` is above Otsu's threshold are "cell"; 4-connected blobs are found and
-/// the median `sqrt(width · height)` of their bounding boxes is returned (a cell's pale centre
-/// does not shrink its bounding box). Blobs touching the border, and blobs smaller than
-/// 0.05 % of the image (noise, platelets, stain specks), are not measured. Touching cells
-/// merge into one blob, so on crowded fields this overestimates somewhat; it is meant to
-/// catch a 1.5× mismatch, not to measure. `None` for an image without contrast or blobs.
-pub fn estimate_cell_size(image: &RgbImage) -> Option<f32> {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    if w < 8 || h < 8 {
-        return None;
-    }
-    let sat: Vec<u8> = image
-        .pixels()
-        .map(|p| {
-            let max = p[0].max(p[1]).max(p[2]) as u32;
-            let min = p[0].min(p[1]).min(p[2]) as u32;
-            (255 * (max - min)).checked_div(max).unwrap_or(0) as u8
-        })
-        .collect();
-    let t = otsu(&sat)?;
-    let fg: Vec<bool> = sat.iter().map(|&v| v >= t).collect();
-    let min_area = 16usize.max(w * h / 2000);
-    let mut seen = vec![false; w * h];
-    let mut sizes = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..w * h {
-        if !fg[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let (mut x0, mut y0, mut x1, mut y1, mut area) = (w, h, 0, 0, 0usize);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            area += 1;
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-            let mut visit = |j: usize| {
-                if fg[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
-        }
-        let touches = x0 == 0 || y0 == 0 || x1 + 1 == w || y1 + 1 == h;
-        if area >= min_area && !touches {
-            sizes.push((((x1 - x0 + 1) * (y1 - y0 + 1)) as f32).sqrt());
-        }
-    }
-    median(&mut sizes)
-}
-
-/// Otsu's threshold of 8-bit values (`None` when all values are equal).
-fn otsu(values: &[u8]) -> Option<u8> {
-    let mut hist = [0u64; 256];
-    for &v in values {
-        hist[v as usize] += 1;
-    }
-    let total = values.len() as f64;
-    let sum_all: f64 = hist
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| i as f64 * c as f64)
-        .sum();
-    let (mut w0, mut sum0, mut best, mut best_t) = (0f64, 0f64, -1f64, None);
-    for (t, &c) in hist.iter().enumerate() {
-        w0 += c as f64;
-        sum0 += t as f64 * c as f64;
-        let w1 = total - w0;
-        if w0 == 0.0 || w1 == 0.0 {
-            continue;
-        }
-        let (m0, m1) = (sum0 / w0, (sum_all - sum0) / w1);
-        let between = w0 * w1 * (m0 - m1) * (m0 - m1);
-        if between > best {
-            best = between;
-            best_t = Some((t + 1).min(255) as u8);
-        }
-    }
-    best_t
 }
 
 impl Detector {
@@ -225,77 +196,133 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arfpn_voc::synthetic::{render_image, SyntheticConfig};
+    use crate::estimate_cell_size_with_confidence;
+    use arfpn_voc::synthetic::{render_image, SmearProfile, SyntheticConfig};
 
-    #[test]
-    fn otsu_splits_two_levels() {
-        let v: Vec<u8> = [10u8; 50]
+    /// The median box side of the cells not cut by the image border.
+    fn annotated(objects: &[arfpn_voc::Object], w: f32, h: f32) -> f32 {
+        let mut v: Vec<f32> = objects
             .iter()
-            .chain([200u8; 50].iter())
-            .copied()
+            .map(|o| o.bbox)
+            .filter(|b| b.x1 > 2.0 && b.y1 > 2.0 && b.x2 < w - 2.0 && b.y2 < h - 2.0)
+            .map(|b| (b.width() * b.height()).sqrt())
             .collect();
-        let t = otsu(&v).expect("two levels");
-        assert!(t > 10 && t <= 200, "{t}");
-        assert_eq!(otsu(&[7u8; 20]), None);
+        median(&mut v).expect("cells")
     }
 
-    /// The estimate follows the magnification: the same smear rendered at twice the size
-    /// reads about twice as large, and it lands near the boxes' own median size.
+    /// Synthetic smears (the realistic profile) at known cell scales: every single-image
+    /// estimate within 25 % of the annotated size, and confident.
     #[test]
-    fn estimate_tracks_the_cell_scale() {
-        let s = render_image(&SyntheticConfig::default(), 5).expect("render");
-        let gt = GroundTruth {
-            boxes: s.objects.iter().map(|o| o.bbox).collect(),
-            classes: s.objects.iter().map(|o| o.class).collect(),
+    fn single_image_estimates_at_known_scales() {
+        for (scale, (w, h), seeds) in [(1.0, (320, 240), 0..3u64), (2.0, (480, 360), 10..12)] {
+            let cfg = SyntheticConfig {
+                width: w,
+                height: h,
+                cell_scale: scale,
+                profile: SmearProfile::Realistic,
+                ..SyntheticConfig::default()
+            };
+            for seed in seeds {
+                let s = render_image(&cfg, seed).expect("render");
+                let truth = annotated(&s.objects, w as f32, h as f32);
+                let e = estimate_cell_size_with_confidence(&s.image).expect("an estimate");
+                let ratio = e.size_px / truth;
+                assert!(
+                    (0.75..=1.25).contains(&ratio) && e.confident(),
+                    "scale {scale}, seed {seed}: {e:?} vs annotated {truth} px ({ratio:.2})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decisions_rescale_only_confident_mismatches() {
+        let info = DataInfo {
+            cell_size_px: Some(100.0),
+            ..Default::default()
         };
-        let truth = typical_cell_size([&gt]).expect("boxes");
-        let est = estimate_cell_size(&s.image).expect("blobs");
-        let big =
-            image::imageops::resize(&s.image, 1000, 750, image::imageops::FilterType::Triangle);
-        let est2 = estimate_cell_size(&big).expect("blobs");
-        let ratio = est2 / est;
-        assert!(
-            (1.7..=2.3).contains(&ratio),
-            "2× image: {est} -> {est2} ({ratio})"
+        let est = |size_px, confidence| {
+            Some(CellSizeEstimate {
+                size_px,
+                confidence,
+            })
+        };
+        let keep = |d: RescaleDecision, needle: &str| match d {
+            RescaleDecision::Keep { reason } => assert!(reason.contains(needle), "{reason}"),
+            other => panic!("{other:?}"),
+        };
+        keep(info.rescale_decision(est(121.0, 2.0)), "no rescaling");
+        keep(info.rescale_decision(est(81.0, 2.0)), "no rescaling");
+        keep(info.rescale_decision(est(40.0, 0.9)), "not confident");
+        keep(
+            info.rescale_decision(None),
+            "no cell size could be estimated",
         );
-        assert!(
-            (0.6..=1.6).contains(&(est / truth)),
-            "estimate {est} px vs boxes' median {truth} px"
+        keep(
+            DataInfo::default().rescale_decision(est(40.0, 2.0)),
+            "records no training cell size",
         );
+        match info.rescale_decision(est(200.0, 1.0)) {
+            RescaleDecision::Rescale { factor, .. } => assert_eq!(factor, 0.5),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
 #[cfg(test)]
 mod bccd {
-    /// On real smears (BCCD, ../shared/data/bccd-mini) single-image estimates scatter
-    /// (0.3–1.9× the annotated size: pale RBCs merge or vanish), but the median over a set of
-    /// images lands within 1.5× — which is how `detect` uses it. Skips with a printed
-    /// reason without the data.
+    use crate::{estimate_cell_size_with_confidence, DataInfo, RescaleDecision};
+
+    /// BCCD (../shared/data/bccd-mini): a single in-distribution image gives no rescaling
+    /// against the annotated training size, and the same image downscaled 2.5× is rescaled
+    /// back by 2.5 within 25 %. Skips with a printed reason without the data.
     #[test]
-    fn estimate_is_near_the_annotated_size_on_bccd() {
+    fn bccd_image_is_kept_and_its_downscaled_copy_rescaled_back() {
         let Some(root) = arfpn_testkit::shared_data("bccd-mini") else {
             return;
         };
         let opts = arfpn_voc::LoadOptions::lenient(arfpn_voc::Labels::Discover);
         let ds = arfpn_voc::VocDataset::open(&root, "train", &opts).expect("bccd-mini train");
-        let mut estimates = Vec::new();
-        let mut truth = Vec::new();
-        for i in 0..ds.len() {
+        let truth: Vec<arfpn_boxes::GroundTruth> = (0..ds.len())
+            .map(|i| {
+                let s = &ds.samples()[i];
+                arfpn_boxes::GroundTruth {
+                    boxes: s.boxes(),
+                    classes: s.classes(),
+                }
+            })
+            .collect();
+        let info = DataInfo {
+            cell_size_px: crate::typical_cell_size(&truth),
+            ..Default::default()
+        };
+        for i in 0..2 {
             let item = ds.load(i).expect("decodes");
-            let est = super::estimate_cell_size(&item.image).expect("blobs");
-            estimates.push(est);
-            truth.extend(
-                item.sample
-                    .objects
-                    .iter()
-                    .map(|o| (o.bbox.width() * o.bbox.height()).sqrt()),
+            let e = estimate_cell_size_with_confidence(&item.image);
+            eprintln!(
+                "{}: {e:?}, trained at {:?}",
+                item.sample.id, info.cell_size_px
             );
-            eprintln!("{}: estimate {est:.0} px", item.sample.id);
+            assert!(
+                matches!(info.rescale_decision(e), RescaleDecision::Keep { .. }),
+                "{:?}",
+                info.rescale_decision(e)
+            );
+            let (w, h) = (item.image.width(), item.image.height());
+            let small = image::imageops::resize(
+                &item.image,
+                (w as f32 / 2.5).round() as u32,
+                (h as f32 / 2.5).round() as u32,
+                image::imageops::FilterType::Triangle,
+            );
+            match info.rescale_decision(estimate_cell_size_with_confidence(&small)) {
+                RescaleDecision::Rescale { factor, .. } => assert!(
+                    (2.5 / 1.25..=2.5 * 1.25).contains(&factor),
+                    "{}: factor {factor}",
+                    item.sample.id
+                ),
+                other => panic!("{}: {other:?}", item.sample.id),
+            }
         }
-        let est = super::median(&mut estimates).expect("images");
-        let annotated = super::median(&mut truth).expect("boxes");
-        let ratio = est / annotated;
-        eprintln!("median estimate {est:.0} px, annotated median {annotated:.0} px ({ratio:.2}x)");
-        assert!((1.0 / 1.5..=1.5).contains(&ratio), "{est} vs {annotated}");
     }
 }
