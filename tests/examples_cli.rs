@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const EXAMPLES: [&str; 16] = [
+const EXAMPLES: [&str; 17] = [
     "backbone_timing",
+    "cell_size_accuracy",
     "custom_attention",
     "dataset_stats",
     "detect",

@@ -76,7 +76,8 @@ pub fn estimate_cell_size_with_confidence(image: &RgbImage) -> Option<CellSizeEs
     let (qmed, gbg) = colour_references(image);
     let mut radii = Vec::new();
     let mut scores = Vec::new();
-    let mut resized: Option<((u32, u32), RgbImage)> = None;
+    // The edges and the mask of the current working size (radii below ~6 px share one).
+    let mut edges: Option<((u32, u32), Edges)> = None;
     for j in 0.. {
         let r = R0 * STEP.powi(j);
         if r > MAX_FRAC * w.min(h) as f32 {
@@ -89,21 +90,22 @@ pub fn estimate_cell_size_with_confidence(image: &RgbImage) -> Option<CellSizeEs
             ((w as f32 * s).round() as u32).max(1),
             ((h as f32 * s).round() as u32).max(1),
         );
-        let work = if (ww, wh) == (w, h) {
-            image
-        } else {
-            if resized.as_ref().map(|(size, _)| *size) != Some((ww, wh)) {
+        if edges.as_ref().map(|(size, _)| *size) != Some((ww, wh)) {
+            let work = if (ww, wh) == (w, h) {
+                Edges::new(image, qmed, gbg)
+            } else {
                 let img =
                     image::imageops::resize(image, ww, wh, image::imageops::FilterType::Triangle);
-                resized = Some(((ww, wh), img));
-            }
-            match &resized {
-                Some((_, img)) => img,
-                None => image,
-            }
+                Edges::new(&img, qmed, gbg)
+            };
+            edges = Some(((ww, wh), work));
+        }
+        let score = match &edges {
+            Some((_, e)) => e.score(r * ww as f32 / w as f32),
+            None => 0.0,
         };
         radii.push(r);
-        scores.push(score(work, qmed, gbg, r * ww as f32 / w as f32));
+        scores.push(score);
     }
     pick(&radii, &scores)
 }
@@ -138,61 +140,77 @@ fn rank(v: &mut [f32], p: f32) -> f32 {
     *v.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
-/// `A(r)` on one working image (`r` in its pixels).
-fn score(image: &RgbImage, qmed: f32, gbg: f32, r: f32) -> f32 {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let green: Vec<f32> = image.pixels().map(|p| p[1] as f32).collect();
-    let purple: Vec<f32> = image
-        .pixels()
-        .map(|p| p[2] as f32 - p[1] as f32 - qmed)
-        .collect();
-    let g = gaussian(&green, w, h, 1.0);
-    let q = gaussian(&purple, w, h, 1.0);
-    let (gx, gy) = sobel(&g, w, h);
-    let mag: Vec<f32> = gx.iter().zip(&gy).map(|(x, y)| x.hypot(*y)).collect();
-    let seed: Vec<bool> = q
-        .iter()
-        .zip(&g)
-        .map(|(&q, &g)| q > PURPLE || g < DARK * gbg)
-        .collect();
-    let mask = dilate4(seed, w, h, DILATE);
-    let mut free: Vec<f32> = mag
-        .iter()
-        .zip(&mask)
-        .filter(|(_, &m)| !m)
-        .map(|(&v, _)| v)
-        .collect();
-    if free.is_empty() {
-        return 0.0;
+/// What the votes of every radius at one working size share: the voters (index and unit
+/// gradient) and the mask.
+struct Edges {
+    w: usize,
+    h: usize,
+    voters: Vec<(usize, f32, f32)>,
+    mask: Vec<bool>,
+}
+
+impl Edges {
+    fn new(image: &RgbImage, qmed: f32, gbg: f32) -> Self {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let green: Vec<f32> = image.pixels().map(|p| p[1] as f32).collect();
+        let purple: Vec<f32> = image
+            .pixels()
+            .map(|p| p[2] as f32 - p[1] as f32 - qmed)
+            .collect();
+        let g = gaussian(&green, w, h, 1.0);
+        let q = gaussian(&purple, w, h, 1.0);
+        let (gx, gy) = sobel(&g, w, h);
+        let mag: Vec<f32> = gx.iter().zip(&gy).map(|(x, y)| x.hypot(*y)).collect();
+        let seed: Vec<bool> = q
+            .iter()
+            .zip(&g)
+            .map(|(&q, &g)| q > PURPLE || g < DARK * gbg)
+            .collect();
+        let mask = dilate4(seed, w, h, DILATE);
+        let mut free: Vec<f32> = mag
+            .iter()
+            .zip(&mask)
+            .filter(|(_, &m)| !m)
+            .map(|(&v, _)| v)
+            .collect();
+        let threshold = EDGE * rank(&mut free, 0.99);
+        let voters = if free.is_empty() {
+            Vec::new()
+        } else {
+            (0..w * h)
+                .filter(|&i| !mask[i] && mag[i] > threshold)
+                .map(|i| (i, gx[i] / mag[i], gy[i] / mag[i]))
+                .collect()
+        };
+        Self { w, h, voters, mask }
     }
-    let threshold = EDGE * rank(&mut free, 0.99);
-    let mut votes = vec![0f32; w * h];
-    let mut voters = 0usize;
-    for i in 0..w * h {
-        if mask[i] || mag[i] <= threshold {
-            continue;
+
+    /// `A(r)` (`r` in this working image's pixels).
+    fn score(&self, r: f32) -> f32 {
+        let (w, h) = (self.w, self.h);
+        if self.voters.is_empty() {
+            return 0.0;
         }
-        voters += 1;
-        let (x, y) = ((i % w) as f32, (i / w) as f32);
-        let tx = (x - r * gx[i] / mag[i]).round_ties_even();
-        let ty = (y - r * gy[i] / mag[i]).round_ties_even();
-        if tx >= 0.0 && ty >= 0.0 && (tx as usize) < w && (ty as usize) < h {
-            votes[ty as usize * w + tx as usize] += 1.0;
+        let mut votes = vec![0f32; w * h];
+        for &(i, ux, uy) in &self.voters {
+            let (x, y) = ((i % w) as f32, (i / w) as f32);
+            let tx = (x - r * ux).round_ties_even();
+            let ty = (y - r * uy).round_ties_even();
+            if tx >= 0.0 && ty >= 0.0 && (tx as usize) < w && (ty as usize) < h {
+                votes[ty as usize * w + tx as usize] += 1.0;
+            }
         }
+        let sigma = BLUR * r;
+        let v = gaussian(&votes, w, h, sigma);
+        let tau = TAU * r / (sigma * sigma);
+        let sum: f64 = v
+            .iter()
+            .zip(&self.mask)
+            .filter(|(_, &m)| !m)
+            .map(|(&v, _)| (v - tau).max(0.0) as f64)
+            .sum();
+        (sum / self.voters.len() as f64) as f32
     }
-    if voters == 0 {
-        return 0.0;
-    }
-    let sigma = BLUR * r;
-    let v = gaussian(&votes, w, h, sigma);
-    let tau = TAU * r / (sigma * sigma);
-    let sum: f64 = v
-        .iter()
-        .zip(&mask)
-        .filter(|(_, &m)| !m)
-        .map(|(&v, _)| (v - tau).max(0.0) as f64)
-        .sum();
-    (sum / voters as f64) as f32
 }
 
 /// The peak of the score curve, its parabolic refinement and the confidence.
@@ -277,16 +295,24 @@ fn reflect(i: isize, n: usize) -> usize {
 }
 
 fn convolve_rows(src: &[f32], w: usize, h: usize, k: &[f32]) -> Vec<f32> {
-    let radius = (k.len() / 2) as isize;
+    let radius = k.len() / 2;
     let mut out = vec![0f32; w * h];
     for y in 0..h {
         let row = &src[y * w..(y + 1) * w];
-        for x in 0..w {
-            let mut acc = 0f32;
-            for (t, &kv) in k.iter().enumerate() {
-                acc += kv * row[reflect(x as isize + t as isize - radius, w)];
-            }
-            out[y * w + x] = acc;
+        let dst = &mut out[y * w..(y + 1) * w];
+        for (x, d) in dst.iter_mut().enumerate() {
+            *d = if x >= radius && x + radius < w {
+                row[x - radius..=x + radius]
+                    .iter()
+                    .zip(k)
+                    .map(|(v, kv)| v * kv)
+                    .sum()
+            } else {
+                k.iter()
+                    .enumerate()
+                    .map(|(t, kv)| kv * row[reflect((x + t) as isize - radius as isize, w)])
+                    .sum()
+            };
         }
     }
     out
