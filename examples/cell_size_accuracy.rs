@@ -98,11 +98,11 @@ fn print_row(name: &str, rows: &[Row]) {
     );
 }
 
-/// (image, red-cell boxes) of a VOC split.
-fn voc(
-    root: &Path,
-    split: &str,
-) -> Result<Vec<(String, RgbImage, Vec<BBox>)>, Box<dyn std::error::Error>> {
+/// An image of a VOC split: id, pixels, red-cell boxes.
+type Annotated = (String, RgbImage, Vec<BBox>);
+
+/// The images of a VOC split with their red-cell boxes.
+fn voc(root: &Path, split: &str) -> Result<Vec<Annotated>, Box<dyn std::error::Error>> {
     let ds = VocDataset::open(root, split, &LoadOptions::lenient(Labels::Discover))?;
     let rbc = ds
         .labels()

@@ -395,7 +395,7 @@ mod tests {
         seed[3 * 7 + 3] = true;
         let d = dilate4(seed, 7, 7, 2);
         assert_eq!(d.iter().filter(|v| **v).count(), 13);
-        assert!(d[3 * 7 + 1] && d[2 * 7 + 2] && !d[1 * 7 + 1]);
+        assert!(d[3 * 7 + 1] && d[2 * 7 + 2] && !d[7 + 1]);
     }
 
     #[test]
