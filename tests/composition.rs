@@ -1,6 +1,6 @@
-//! Cross-crate tests: the parts fit together the way the detector (next round) will compose
-//! them, through their public APIs and the workspace conventions (typed boxes, foreground
-//! class ids, feature maps that carry their strides).
+//! Cross-crate tests: the parts fit together the way the detector (`arfpn::Detector`)
+//! composes them, through their public APIs and the workspace conventions (typed boxes,
+//! foreground class ids, feature maps that carry their strides).
 
 use std::path::PathBuf;
 
