@@ -3,7 +3,7 @@
 use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
-use crate::residual::{attend_and_add, Downsample};
+use crate::residual::{attend_and_add, unit_frozen_parameters, Downsample};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -43,14 +43,13 @@ impl BasicBlock {
             ..Default::default()
         };
         let downsample = Downsample::if_needed(in_c, planes, stride, norm, vb.pp("downsample"))?;
-        let mut frozen: Vec<String> = ["bn1", "bn2"]
-            .iter()
-            .flat_map(|n| norm::frozen_names(norm, &vb.pp(*n)))
-            .collect();
-        if downsample.is_some() {
-            frozen.extend(norm::frozen_names(norm, &vb.pp("downsample").pp("1")));
-        }
-        frozen.extend(attention.frozen_parameters());
+        let frozen = unit_frozen_parameters(
+            norm,
+            &vb,
+            &["bn1", "bn2"],
+            downsample.as_ref(),
+            attention.as_ref(),
+        );
         Ok(Self {
             conv1: conv2d(
                 in_c,

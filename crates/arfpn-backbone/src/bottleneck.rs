@@ -3,7 +3,7 @@
 use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
-use crate::residual::{attend_and_add, Downsample};
+use crate::residual::{attend_and_add, unit_frozen_parameters, Downsample};
 use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -44,14 +44,13 @@ impl Bottleneck {
         };
         let one = Conv2dConfig::default();
         let downsample = Downsample::if_needed(in_c, out_c, stride, norm, vb.pp("downsample"))?;
-        let mut frozen: Vec<String> = ["bn1", "bn2", "bn3"]
-            .iter()
-            .flat_map(|n| norm::frozen_names(norm, &vb.pp(*n)))
-            .collect();
-        if downsample.is_some() {
-            frozen.extend(norm::frozen_names(norm, &vb.pp("downsample").pp("1")));
-        }
-        frozen.extend(attention.frozen_parameters());
+        let frozen = unit_frozen_parameters(
+            norm,
+            &vb,
+            &["bn1", "bn2", "bn3"],
+            downsample.as_ref(),
+            attention.as_ref(),
+        );
         Ok(Self {
             conv1: conv2d(
                 in_c,

@@ -127,26 +127,29 @@ fn listed(v: Vec<String>) -> String {
     }
 }
 
-pub(crate) fn attention(name: &str) -> crate::Result<AttentionConstructor> {
-    let r = attentions().read().unwrap_or_else(|e| e.into_inner());
+/// The constructor registered under `name` in `registry`, or the error naming what is
+/// registered and which function registers (`kind`, `register`).
+fn lookup<T: Clone>(
+    registry: &RwLock<HashMap<String, T>>,
+    name: &str,
+    kind: &'static str,
+    register: &'static str,
+) -> crate::Result<T> {
+    let r = registry.read().unwrap_or_else(|e| e.into_inner());
     r.get(name)
         .cloned()
         .ok_or_else(|| BackboneError::NotRegistered {
-            kind: "attention module",
+            kind,
             name: name.to_string(),
-            register: "register_attention",
+            register,
             registered: listed(sorted(r.keys())),
         })
 }
 
+pub(crate) fn attention(name: &str) -> crate::Result<AttentionConstructor> {
+    lookup(attentions(), name, "attention module", "register_attention")
+}
+
 pub(crate) fn backbone(name: &str) -> crate::Result<BackboneConstructor> {
-    let r = backbones().read().unwrap_or_else(|e| e.into_inner());
-    r.get(name)
-        .cloned()
-        .ok_or_else(|| BackboneError::NotRegistered {
-            kind: "backbone",
-            name: name.to_string(),
-            register: "register_backbone",
-            registered: listed(sorted(r.keys())),
-        })
+    lookup(backbones(), name, "backbone", "register_backbone")
 }

@@ -86,3 +86,24 @@ pub(crate) fn attend_and_add(
         None => attention.forward_add_relu(&y, &shortcut),
     }
 }
+
+/// The frozen parameters of a residual unit built under `vb`: its norms `norms` (e.g.
+/// `bn1`, `bn2`), the projection's norm `downsample.1` when it has one, and what its
+/// attention module reports.
+pub(crate) fn unit_frozen_parameters(
+    kind: &NormKind,
+    vb: &VarBuilder,
+    norms: &[&str],
+    downsample: Option<&Downsample>,
+    attention: &dyn Attention,
+) -> Vec<String> {
+    let mut frozen: Vec<String> = norms
+        .iter()
+        .flat_map(|n| norm::frozen_names(kind, &vb.pp(*n)))
+        .collect();
+    if downsample.is_some() {
+        frozen.extend(norm::frozen_names(kind, &vb.pp("downsample").pp("1")));
+    }
+    frozen.extend(attention.frozen_parameters());
+    frozen
+}
