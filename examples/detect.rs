@@ -21,8 +21,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arfpn::{
-    class_colour, coco_results, draw_detections, voc_annotation, Detections, Detector, ImageSize,
-    TileConfig,
+    class_colour, coco_results, draw_detections, voc_annotation, Detections, Detector, FieldTiling,
+    ImageSize,
 };
 use candle_core::Device;
 use clap::Parser;
@@ -297,10 +297,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut detector = Detector::load(&a.checkpoint, &Device::Cpu)?;
     detector.set_matmul_precision(a.precision);
     let classes = detector.classes().to_vec();
-    let tiles = TileConfig {
+    let tiles = FieldTiling {
         tile: a.tile_size as usize,
         overlap: (a.tile_size as usize / 4).min(160),
-        ..TileConfig::default()
+        ..FieldTiling::default()
     };
     let given = given_scale(&a, &detector.config().data)?;
     if let Some((_, why)) = &given {
@@ -323,7 +323,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let tiling = if a.tile == "auto" {
             tiles
         } else {
-            TileConfig {
+            FieldTiling {
                 tile: usize::MAX / 4,
                 ..tiles
             }

@@ -206,12 +206,12 @@ impl arfpn::TrainObserver for Progress {
                 b.set_position(e.step as u64);
                 b.set_message(format!(
                     "loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s",
-                    l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr, e.images_per_s
+                    l.total, l.loss_objectness, l.loss_rpn_box_reg, l.loss_classifier, l.loss_box_reg, e.lr, e.images_per_s
                 ));
             }
             None => eprintln!(
                 "step {:>6}/{} loss {:.3} (rpn {:.3}/{:.3}, cls {:.3}, box {:.3}) lr {:.2e} {:.2} img/s, {:.0} s, eta {:.0} s",
-                e.step, e.steps, l.total, l.rpn_objectness, l.rpn_box, l.cls, l.box_reg, e.lr,
+                e.step, e.steps, l.total, l.loss_objectness, l.loss_rpn_box_reg, l.loss_classifier, l.loss_box_reg, e.lr,
                 e.images_per_s, e.elapsed_s, e.eta_s
             ),
         }

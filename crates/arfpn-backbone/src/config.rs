@@ -40,6 +40,7 @@ impl BlockKind {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResNetConfig {
+    /// Basic units (ResNet-18/34) or bottlenecks (ResNet-50/101).
     pub block: BlockKind,
     /// Residual units in `layer1..layer4`.
     pub stage_depths: [usize; 4],
@@ -47,8 +48,12 @@ pub struct ResNetConfig {
     pub width: usize,
     /// Image channels (3 for RGB).
     pub in_channels: usize,
+    /// The normalisation after every convolution (default: GroupNorm, 32 groups). Its group
+    /// count must divide `width`.
     #[serde(default)]
     pub norm: NormKind,
+    /// The attention module in each residual unit (default none, the plain FPN baseline):
+    /// channel (C-ARFPN), spatial (S-ARFPN), CBAM (CS-ARFPN) or a registered custom one.
     #[serde(default)]
     pub attention: AttentionKind,
     /// The stages (1–4, `layer1` … `layer4`) whose residual units carry `attention`; the
@@ -99,18 +104,24 @@ impl ResNetConfig {
         }
     }
 
+    /// Sets [`width`](Self::width) (planes of the stem and `layer1`); not validated here.
     pub fn with_width(mut self, width: usize) -> Self {
         self.width = width;
         self
     }
+    /// Sets [`stage_depths`](Self::stage_depths) (units in `layer1..layer4`); not validated
+    /// here.
     pub fn with_stage_depths(mut self, stage_depths: [usize; 4]) -> Self {
         self.stage_depths = stage_depths;
         self
     }
+    /// Sets [`norm`](Self::norm); not validated here.
     pub fn with_norm(mut self, norm: NormKind) -> Self {
         self.norm = norm;
         self
     }
+    /// Sets [`attention`](Self::attention) (in the stages of
+    /// [`attention_stages`](Self::attention_stages), all by default); not validated here.
     pub fn with_attention(mut self, attention: AttentionKind) -> Self {
         self.attention = attention;
         self

@@ -4,17 +4,27 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong while building, loading or running a backbone.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackboneError {
     /// A configuration value is unusable; `field` names it (e.g. `stage_depths[2]`).
     #[error("invalid backbone config `{field}`: {reason}")]
-    Config { field: String, reason: String },
-    /// The input tensor does not fit the backbone.
+    Config {
+        /// The field's path in the configuration, e.g. `stage_depths[2]`, `width`,
+        /// `attention.kernel_size`, `norm.groups`.
+        field: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The input does not fit the backbone: the message says how (not `[N, C, H, W]`, the
+    /// wrong channel count, an empty image; or, from loading, an empty or poisoned `VarMap`).
     #[error("invalid backbone input: {0}")]
     Input(String),
     /// A weights file could not be read.
     #[error("cannot load weights from {path}: {source}")]
     Load {
+        /// The weights file.
         path: PathBuf,
+        /// Why it could not be read or parsed as safetensors.
         #[source]
         source: candle_core::Error,
     },
@@ -23,9 +33,14 @@ pub enum BackboneError {
         "weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}"
     )]
     ShapeMismatch {
+        /// The weights file.
         path: PathBuf,
+        /// The tensor's name in the file (and the parameter's in the model), e.g.
+        /// `layer1.0.conv1.weight`.
         name: String,
+        /// The shape of the model's parameter.
         expected: Vec<usize>,
+        /// The shape of the tensor in the file.
         found: Vec<usize>,
     },
     /// A configuration (or a checkpoint's) names a custom module that this program has not
@@ -68,6 +83,7 @@ impl From<arfpn_nn::LoadError> for BackboneError {
             },
             LoadError::Candle(e) => Self::Candle(e),
             e @ (LoadError::Poisoned | LoadError::EmptyVarMap) => Self::Input(e.to_string()),
+            other => Self::Input(other.to_string()),
         }
     }
 }

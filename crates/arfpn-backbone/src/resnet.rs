@@ -42,6 +42,8 @@ impl Unit {
 pub struct UnitAttention {
     /// The unit's parameter prefix, e.g. `"layer2.0"`.
     pub unit: String,
+    /// The maps its attention module returned, in the module's order (`channel` then
+    /// `spatial` for CBAM); empty without attention.
     pub maps: Vec<AttentionMap>,
 }
 
@@ -147,6 +149,7 @@ impl ResNet {
         })
     }
 
+    /// The configuration the network was built from.
     pub fn config(&self) -> &ResNetConfig {
         &self.config
     }

@@ -17,9 +17,13 @@ use crate::ImageSize;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
+    /// Left edge in pixels (the left side of the leftmost covered pixel).
     pub x1: f32,
+    /// Top edge in pixels (the top side of the topmost covered pixel).
     pub y1: f32,
+    /// Right edge in pixels, exclusive: one past the last covered pixel column.
     pub x2: f32,
+    /// Bottom edge in pixels, exclusive: one past the last covered pixel row.
     pub y2: f32,
 }
 

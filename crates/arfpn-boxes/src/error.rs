@@ -2,16 +2,26 @@
 
 /// Bad input to a box operation: the message names the argument at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BoxError {
     /// An argument is outside its documented range (`name` is the argument or field).
     #[error("invalid `{name}`: {reason}")]
-    InvalidArgument { name: &'static str, reason: String },
+    InvalidArgument {
+        /// The argument or struct field at fault, e.g. `"low_threshold"`.
+        name: &'static str,
+        /// What is wrong with it, including the offending value.
+        reason: String,
+    },
     /// Two slices that must be parallel have different lengths.
     #[error("length mismatch: `{left}` has {left_len} elements but `{right}` has {right_len}")]
     LengthMismatch {
+        /// The name of the first slice (the reference length).
         left: &'static str,
+        /// The number of elements in `left`.
         left_len: usize,
+        /// The name of the slice whose length disagrees with `left`.
         right: &'static str,
+        /// The number of elements in `right`.
         right_len: usize,
     },
 }

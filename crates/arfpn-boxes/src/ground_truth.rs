@@ -15,7 +15,9 @@ use crate::{BBox, BoxError, ClassId};
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroundTruth {
+    /// One box per object, corner coordinates in the image's pixels.
     pub boxes: Vec<BBox>,
+    /// The foreground class of each object, parallel to `boxes`.
     pub classes: Vec<ClassId>,
 }
 
@@ -67,8 +69,13 @@ impl GroundTruth {
 /// image's own pixels.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detections {
+    /// One box per detection, corner coordinates in the image's pixels.
     pub boxes: Vec<BBox>,
+    /// The confidence of each detection, parallel to `boxes` (the detector reports its
+    /// softmax class probability, in `[0, 1]`). Highest first by convention;
+    /// [`Detections::new`] does not check the order.
     pub scores: Vec<f32>,
+    /// The predicted foreground class of each detection, parallel to `boxes`.
     pub classes: Vec<ClassId>,
 }
 

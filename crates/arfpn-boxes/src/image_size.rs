@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ImageSize {
+    /// Number of pixel rows (the extent along `y`).
     pub height: usize,
+    /// Number of pixel columns (the extent along `x`).
     pub width: usize,
 }
 

@@ -59,8 +59,13 @@ impl Match {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Matcher {
+    /// A best IoU at or above this (inclusive) makes a prediction foreground; in `(0, 1]`.
     pub high_threshold: f32,
+    /// A best IoU strictly below this makes a prediction background; in
+    /// `[0, high_threshold]`. Equal thresholds leave no ignore band.
     pub low_threshold: f32,
+    /// Also match every ground truth's best-overlapping predictions, whatever their IoU
+    /// (see the type docs).
     pub allow_low_quality_matches: bool,
 }
 

@@ -41,7 +41,10 @@ impl BalancedSample {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BalancedSampler {
+    /// The most predictions sampled per image, positives and negatives together.
     pub batch_size_per_image: usize,
+    /// The largest share of the batch given to positives, in `[0, 1]`; the number of
+    /// positives is `batch_size_per_image * positive_fraction` rounded down.
     pub positive_fraction: f32,
 }
 

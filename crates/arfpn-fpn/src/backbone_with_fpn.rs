@@ -48,10 +48,12 @@ impl BackboneWithFpn {
         Self::new(Box::new(body), config, vb)
     }
 
+    /// The body (e.g. the ResNet), whose outputs feed the FPN.
     pub fn backbone(&self) -> &dyn Backbone {
         self.backbone.as_ref()
     }
 
+    /// The FPN on top of the body.
     pub fn fpn(&self) -> &Fpn {
         &self.fpn
     }

@@ -22,13 +22,20 @@ use crate::{HeadError, Result};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BoxHeadConfig {
     /// Two fully connected layers of `representation_size` (torchvision: 1024).
-    TwoMlp { representation_size: usize },
+    TwoMlp {
+        /// Width of `fc6` and `fc7`, hence of the head's output.
+        representation_size: usize,
+    },
     /// `num_convs` 3×3 convolutions of `conv_dim` channels, each GroupNorm(`norm_groups`) +
     /// ReLU, then one fully connected layer of `fc_dim` (detectron2's `4conv1fc`: 4, 256, 1024).
     ConvFc {
+        /// Number of 3×3 convolutions (0 gives a single fc on the pooled features).
         num_convs: usize,
+        /// Output channels of each convolution.
         conv_dim: usize,
+        /// Width of the fully connected layer, hence of the head's output.
         fc_dim: usize,
+        /// GroupNorm groups of each convolution; must divide `conv_dim`.
         norm_groups: usize,
     },
 }
@@ -62,6 +69,9 @@ pub struct TwoMlpHead {
 }
 
 impl TwoMlpHead {
+    /// The two layers for flattened inputs of `in_features` (`C × s × s` of the pooled
+    /// features) and outputs of `representation_size`, with parameters `fc6.*` and `fc7.*`
+    /// taken from (or created in) `vb`.
     pub fn new(in_features: usize, representation_size: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             fc6: linear(
@@ -81,6 +91,8 @@ impl TwoMlpHead {
         })
     }
 
+    /// `[K, C, s, s]` pooled features (any shape `[K, ...]` with `in_features` elements per
+    /// RoI) → `[K, representation_size]`, after a ReLU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
         let x = arfpn_nn::relu(&self.fc6.forward(&x)?)?;
@@ -98,6 +110,11 @@ pub struct ConvFcHead {
 }
 
 impl ConvFcHead {
+    /// The head for pooled features of `in_channels` channels and `output_size × output_size`
+    /// bins: `num_convs` 3×3 convolutions (padding 1, no bias) of `conv_dim` channels, each
+    /// followed by GroupNorm with `norm_groups` groups (eps 1e-5) and ReLU, then `fc1` to
+    /// `fc_dim`. Parameters are taken from (or created in) `vb`. Fails with
+    /// [`HeadError::Config`] when `norm_groups` does not divide `conv_dim`.
     pub fn new(
         in_channels: usize,
         output_size: usize,
@@ -144,6 +161,7 @@ impl ConvFcHead {
         Ok(Self { convs, fc })
     }
 
+    /// `[K, in_channels, s, s]` → `[K, fc_dim]`, after a ReLU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, norm) in &self.convs {
@@ -156,7 +174,9 @@ impl ConvFcHead {
 /// A built box head.
 #[derive(Clone, Debug)]
 pub enum BoxHead {
+    /// Built from [`BoxHeadConfig::TwoMlp`].
     TwoMlp(TwoMlpHead),
+    /// Built from [`BoxHeadConfig::ConvFc`].
     ConvFc(ConvFcHead),
 }
 

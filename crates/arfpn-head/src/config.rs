@@ -19,7 +19,9 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RoiHeadConfig {
+    /// Which FPN levels the RoIs are pooled from, and how (RoIAlign over P2–P5, 7×7).
     pub pooler: PoolerConfig,
+    /// The box head between the pooler and the predictor (torchvision's `TwoMLPHead`, 1024).
     pub box_head: BoxHeadConfig,
     /// IoU at or above which a RoI is foreground (0.5).
     pub fg_iou_thresh: f32,
@@ -33,7 +35,9 @@ pub struct RoiHeadConfig {
     pub box_coder_weights: [f32; 4],
     /// Smooth-L1 `beta` of the box loss (1/9, torchvision).
     pub smooth_l1_beta: f32,
+    /// The classification term of the loss (plain cross-entropy, as torchvision).
     pub classification_loss: ClassificationLoss,
+    /// Inference settings: score threshold, NMS, detections per image.
     pub postprocess: PostProcessConfig,
 }
 

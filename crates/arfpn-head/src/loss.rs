@@ -24,11 +24,19 @@ pub enum ClassificationLoss {
     CrossEntropy,
     /// Cross-entropy with one weight per column (`K + 1` values, background last), PyTorch's
     /// `weight=` semantics. [`class_weights_from_counts`] derives them from frequencies.
-    WeightedCrossEntropy { weights: Vec<f32> },
+    WeightedCrossEntropy {
+        /// One finite, non-negative weight per classifier column: the `K` classes in order,
+        /// then background.
+        weights: Vec<f32>,
+    },
     /// Softmax focal loss `-α_t (1 - p_t)^γ ln p_t` (Lin et al. 2017), mean over RoIs;
     /// `alpha`: optional `K + 1` per-column factors.
     Focal {
+        /// Focusing exponent `γ`, finite and ≥ 0 (Lin et al. use 2; 0 without `alpha` is
+        /// plain cross-entropy).
         gamma: f64,
+        /// Per-column factors `α` (`K + 1` finite values ≥ 0, background last); `None`
+        /// weighs every column 1.
         #[serde(default)]
         alpha: Option<Vec<f32>>,
     },
@@ -93,10 +101,12 @@ pub fn class_weights_from_counts(counts: &[usize]) -> Vec<f32> {
 /// The two box-head loss terms (scalars).
 #[derive(Clone, Debug)]
 pub struct RoiHeadLosses {
-    pub classification: Tensor,
+    /// The configured [`ClassificationLoss`] over the sampled RoIs of the batch (background
+    /// is column `K`).
+    pub loss_classifier: Tensor,
     /// Smooth-L1 over the positives' four deltas of their class, summed and divided by the
     /// number of sampled RoIs (torchvision).
-    pub box_regression: Tensor,
+    pub loss_box_reg: Tensor,
 }
 
 /// torchvision's `fastrcnn_loss` (with the configurable classification term) for the
@@ -163,7 +173,7 @@ pub fn fast_rcnn_loss(
         (smooth_l1(&pred, &target, smooth_l1_beta)?.sum_all()? / r as f64)?
     };
     Ok(RoiHeadLosses {
-        classification,
-        box_regression,
+        loss_classifier: classification,
+        loss_box_reg: box_regression,
     })
 }

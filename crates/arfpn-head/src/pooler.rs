@@ -31,6 +31,8 @@ impl Sampling {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolKind {
+    /// Mask R-CNN's bilinear RoIAlign (through [`arfpn_roi_align::MultiScaleRoIAlign`]) with
+    /// the configured `sampling` and `aligned`; the default.
     #[default]
     RoiAlign,
     /// Fast R-CNN's max pooling over quantised bins (`sampling` and `aligned` unused).
@@ -53,9 +55,11 @@ pub struct PoolerConfig {
     pub levels: Vec<String>,
     /// Pooled bins per side (7).
     pub output_size: usize,
+    /// RoIAlign samples per bin side (detectron2: adaptive; torchvision: fixed 2).
     pub sampling: Sampling,
     /// RoIAlign's half-pixel shift (detectron2 `true`, torchvision `false`).
     pub aligned: bool,
+    /// RoIAlign (default) or RoIPool.
     pub kind: PoolKind,
 }
 

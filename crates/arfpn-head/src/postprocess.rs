@@ -40,6 +40,8 @@ impl Default for PostProcessConfig {
 }
 
 impl PostProcessConfig {
+    /// Checks that `score_thresh` and `nms_thresh` lie in `[0, 1]` and `min_size` is finite
+    /// and ≥ 0; the error names the field (`postprocess.*`).
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.score_thresh) {
             return Err(HeadError::config(

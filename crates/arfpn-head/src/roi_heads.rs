@@ -63,10 +63,12 @@ impl RoiHeads {
         })
     }
 
+    /// The configuration the head was built with.
     pub fn config(&self) -> &RoiHeadConfig {
         &self.config
     }
 
+    /// Foreground classes `K` (the classifier has `K + 1` columns, background last).
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }

@@ -13,6 +13,7 @@ pub struct RoiTargets {
     pub labels: Vec<u32>,
     /// Regression target per positive (`regression[i]` for `boxes[i]`, `i < num_positive`).
     pub regression: Vec<Deltas>,
+    /// Number of foreground RoIs: the first `num_positive` entries of `boxes` and `labels`.
     pub num_positive: usize,
 }
 

@@ -54,7 +54,7 @@ fn check(config: RoiHeadConfig) -> Res {
         let l = heads
             .forward_train(&feats, &proposals, &gt, &mut SplitMix64::new(9))
             .map_err(candle_core::Error::wrap)?;
-        l.classification + l.box_regression
+        l.loss_classifier + l.loss_box_reg
     };
     let fc6 = vars
         .named_vars()

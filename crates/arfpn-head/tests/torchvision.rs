@@ -102,8 +102,8 @@ fn roi_heads_match_torchvision() -> Res {
             .collect(),
     )?;
     let losses = heads.forward_train(&features, &proposals, &[gt], &mut SplitMix64::new(0))?;
-    let cls = losses.classification.to_scalar::<f64>()?;
-    let reg = losses.box_regression.to_scalar::<f64>()?;
+    let cls = losses.loss_classifier.to_scalar::<f64>()?;
+    let reg = losses.loss_box_reg.to_scalar::<f64>()?;
     let tv_cls = get("expected.loss_classifier")?.to_vec1::<f64>()?[0];
     let tv_reg = get("expected.loss_box_reg")?.to_vec1::<f64>()?[0];
     assert!(

@@ -69,10 +69,20 @@ pub struct CocoStats {
     /// AP @[.5:.95], all areas, last maxDets (pycocotools' `summarize` hard-codes 100 here,
     /// giving -1 for other caps; this uses the last cap, as detectron2's `COCOevalMaxDets`).
     pub ap: Option<f64>,
+    /// AP at IoU 0.5 (PASCAL-style), all areas, last maxDets; `None` also when 0.5 is not
+    /// among [`CocoOptions::iou_thresholds`].
     pub ap50: Option<f64>,
+    /// AP at IoU 0.75 (strict), all areas, last maxDets; `None` also when 0.75 is not among
+    /// [`CocoOptions::iou_thresholds`].
     pub ap75: Option<f64>,
+    /// AP @[.5:.95] of small objects (area range 1 of [`CocoOptions::area_ranges`], by
+    /// default up to 32² pixels), last maxDets.
     pub ap_small: Option<f64>,
+    /// AP @[.5:.95] of medium objects (area range 2, by default 32² to 96² pixels), last
+    /// maxDets.
     pub ap_medium: Option<f64>,
+    /// AP @[.5:.95] of large objects (area range 3, by default above 96² pixels), last
+    /// maxDets.
     pub ap_large: Option<f64>,
     /// AR with maxDets\[0\] (1).
     pub ar1: Option<f64>,
@@ -80,8 +90,11 @@ pub struct CocoStats {
     pub ar10: Option<f64>,
     /// AR with maxDets\[2\] (100 by default).
     pub ar_max: Option<f64>,
+    /// AR @[.5:.95] of small objects (area range 1), last maxDets.
     pub ar_small: Option<f64>,
+    /// AR @[.5:.95] of medium objects (area range 2), last maxDets.
     pub ar_medium: Option<f64>,
+    /// AR @[.5:.95] of large objects (area range 3), last maxDets.
     pub ar_large: Option<f64>,
 }
 
@@ -120,13 +133,18 @@ pub struct CocoClassResult {
 /// Everything `COCOeval.accumulate()` and `summarize()` produce.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CocoResult {
+    /// The options the evaluation ran with; they give the sizes `T` (IoU thresholds) and
+    /// `R` (recall thresholds) of the arrays below, and the meaning of each index.
     pub options: CocoOptions,
+    /// Number of foreground classes `K` (the array dimension `K`).
     pub num_classes: usize,
     /// `eval['precision']`, shape `[T, R, K, A, M]` row-major, -1 where undefined.
     pub precision: Vec<f64>,
     /// `eval['recall']`, shape `[T, K, A, M]` row-major, -1 where undefined.
     pub recall: Vec<f64>,
+    /// The twelve summary numbers of `COCOeval.summarize()`.
     pub stats: CocoStats,
+    /// AP, AP50 and AP75 of each class, indexed by class (`num_classes` entries).
     pub per_class: Vec<CocoClassResult>,
 }
 

@@ -12,6 +12,8 @@ use crate::{Dataset, Detection, GtBox, MetricsError, Rect};
 /// `imgIds` and `catIds`); class names are the categories' `name`s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CocoGt {
+    /// The ground truth (and, after [`CocoGt::add_results`], the detections) with images
+    /// and classes renumbered to dense indices; boxes are COCO `[x, y, w, h]` in pixels.
     pub dataset: Dataset,
     /// COCO `id` of each image index.
     pub image_ids: Vec<i64>,

@@ -10,8 +10,11 @@ use crate::{voc_iou, BoxConvention, Dataset, MetricsError};
 /// `K` ground truth that no detection matched (misses); `[K][K]` is always 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConfusionMatrix {
+    /// Names of the `K` foreground classes, in class-index order (background has no
+    /// entry).
     pub class_names: Vec<String>,
-    /// Row-major counts.
+    /// Row-major counts, `(K + 1) * (K + 1)` entries; entry `t * (K + 1) + p` is
+    /// [`ConfusionMatrix::get`]`(t, p)`.
     pub counts: Vec<usize>,
 }
 

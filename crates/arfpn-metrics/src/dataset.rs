@@ -11,6 +11,7 @@ pub struct GtBox {
     pub image: usize,
     /// Foreground class, `0..Dataset::num_classes`.
     pub class: usize,
+    /// The box in the image's pixel coordinates.
     pub rect: Rect,
     /// "Do not care" box (VOC `difficult`, COCO `ignore`): a detection matched to it is
     /// neither a true nor a false positive, and it does not count towards recall.
@@ -67,6 +68,7 @@ pub struct Detection {
     pub image: usize,
     /// Predicted foreground class, `0..Dataset::num_classes`.
     pub class: usize,
+    /// The predicted box in the image's pixel coordinates.
     pub rect: Rect,
     /// Confidence; higher ranks first. Ties keep input order (stable sort).
     pub score: f64,
@@ -91,10 +93,14 @@ impl Detection {
 /// concatenation over images (in image-index order) stably.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
+    /// Number of images; [`GtBox::image`] and [`Detection::image`] index `0..num_images`.
+    /// Images without any box still count (they can only add false positives).
     pub num_images: usize,
     /// Class names, one per class; `num_classes()` is their count.
     pub class_names: Vec<String>,
+    /// All ground-truth boxes of all images, in input order.
     pub gts: Vec<GtBox>,
+    /// All detections of all images, in input ("file") order.
     pub dets: Vec<Detection>,
 }
 

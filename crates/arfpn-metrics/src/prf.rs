@@ -7,6 +7,7 @@ use crate::PrCurve;
 /// Precision, recall and F1 of the detections with `score >= threshold`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PrfPoint {
+    /// The score cut: detections scoring at least this (inclusive) are kept.
     pub threshold: f64,
     /// True positives among the kept detections.
     pub tp: usize,

@@ -15,6 +15,7 @@ use crate::{
 pub struct ReportOptions {
     /// VOC matching options; `method` is ignored (both methods are computed).
     pub voc: VocOptions,
+    /// Options of the COCO evaluation.
     pub coco: CocoOptions,
     /// Score threshold of the P/R/F1 columns and of the confusion matrix (0.5).
     pub score_threshold: f64,
@@ -33,13 +34,21 @@ impl Default for ReportOptions {
 /// One class's row of the report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassReport {
+    /// The class name, from [`Dataset::class_names`].
     pub name: String,
+    /// Number of ground-truth boxes that count for recall (VOC difficult policy applied).
     pub npos: usize,
-    /// All detections of the class at the VOC IoU threshold.
+    /// True positives over all detections of the class (no score threshold) at the VOC IoU
+    /// threshold.
     pub tp: usize,
+    /// False positives over all detections of the class (no score threshold) at the VOC
+    /// IoU threshold.
     pub fp: usize,
+    /// VOC2007 11-point AP; `None` when the class has no ground truth that counts.
     pub voc07_ap: Option<f64>,
+    /// VOC2010+ all-point AP; `None` when the class has no ground truth that counts.
     pub voc_ap: Option<f64>,
+    /// COCO AP, AP50 and AP75 of the class.
     pub coco: CocoClassResult,
     /// P/R/F1 at [`ReportOptions::score_threshold`] (VOC matching).
     pub at_threshold: PrfPoint,
@@ -50,11 +59,18 @@ pub struct ClassReport {
 /// VOC07, VOC all-point and COCO results, per-class P/R/F1 and the confusion matrix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The options the report was computed with.
     pub options: ReportOptions,
+    /// VOC evaluation with [`VocMethod::ElevenPoint`] (VOC2007 AP).
     pub voc07: VocResult,
+    /// VOC evaluation with [`VocMethod::AllPoint`] (VOC2010+ AP).
     pub voc: VocResult,
+    /// The full COCO evaluation.
     pub coco: CocoResult,
+    /// One row per class, in class-index order.
     pub classes: Vec<ClassReport>,
+    /// Class-agnostically matched confusion matrix at the VOC IoU threshold and
+    /// [`ReportOptions::score_threshold`].
     pub confusion: ConfusionMatrix,
 }
 

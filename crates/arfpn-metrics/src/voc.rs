@@ -37,11 +37,17 @@ pub enum DifficultPolicy {
 /// reproduce the devkit on VOC's inclusive pixel indices).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VocOptions {
+    /// Which AP definition to compute (all-point by default).
     pub method: VocMethod,
     /// Matching threshold (0.5).
     pub iou_threshold: f64,
+    /// Whether an IoU equal to `iou_threshold` matches (`>=`, the devkit's default) or not
+    /// (`>`).
     pub comparison: IouComparison,
+    /// How widths and heights are measured in the IoU: continuous `x2 - x1` (default) or
+    /// VOC's inclusive `x2 - x1 + 1`.
     pub convention: BoxConvention,
+    /// How ground truth marked `ignore` (VOC `difficult`) or `crowd` is treated.
     pub difficult: DifficultPolicy,
 }
 
@@ -60,7 +66,10 @@ impl Default for VocOptions {
 /// How one detection was judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// The first detection (in rank order) to match a not-yet-taken ground-truth box.
     TruePositive,
+    /// Best IoU below the threshold, no ground truth in the image, or a duplicate on a box
+    /// already taken.
     FalsePositive,
     /// Best match is an ignored (difficult) box.
     Ignored,
@@ -97,6 +106,7 @@ pub struct VocClassResult {
     pub fp: usize,
     /// Detections neither TP nor FP (matched to an ignored box).
     pub ignored: usize,
+    /// The class's precision/recall curve, one point per non-ignored detection.
     pub curve: PrCurve,
     /// Every detection of this class as `(index into Dataset::dets, outcome)`, in rank
     /// order (descending score, ties in input order).
@@ -106,6 +116,7 @@ pub struct VocClassResult {
 /// VOC result for all classes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VocResult {
+    /// The options the evaluation ran with.
     pub options: VocOptions,
     /// One entry per class, in class order.
     pub per_class: Vec<VocClassResult>,

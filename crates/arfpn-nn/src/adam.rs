@@ -10,10 +10,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdamConfig {
+    /// Learning rate (step size), ≥ 0; default 1e-3.
     pub lr: f64,
+    /// Decay rate β1 of the first-moment (mean) estimate, in [0, 1); default 0.9.
     pub beta1: f64,
+    /// Decay rate β2 of the second-moment (uncentred variance) estimate, in [0, 1);
+    /// default 0.999.
     pub beta2: f64,
+    /// Added to the denominator's square root for numerical stability, > 0; default 1e-8.
     pub eps: f64,
+    /// L2 penalty: `weight_decay·p` is added to each gradient before the moments are updated
+    /// (not decoupled as in AdamW), ≥ 0; default 0.
     pub weight_decay: f64,
 }
 
@@ -65,6 +72,8 @@ pub struct Adam {
 pub type AdamState = (Option<Tensor>, Option<Tensor>, u64);
 
 impl Adam {
+    /// The hyper-parameters in use, including a learning rate changed with
+    /// `set_learning_rate`.
     pub fn config(&self) -> AdamConfig {
         self.config
     }

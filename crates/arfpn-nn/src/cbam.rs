@@ -38,9 +38,13 @@ use crate::{amax_keepdim, channel_mean, conv2d_op, gate, Conv2dConfig};
 /// `fc2_bias [C]`.
 #[derive(Clone, Copy, Debug)]
 pub struct ChannelGateWeights<'a> {
+    /// Squeeze (C → h hidden units) weight, `[h, C, 1, 1]`; a ReLU follows this layer.
     pub fc1_weight: &'a Tensor,
+    /// Squeeze bias, `[h]`.
     pub fc1_bias: &'a Tensor,
+    /// Excitation (h → C) weight, `[C, h, 1, 1]`; its output goes into the sigmoid.
     pub fc2_weight: &'a Tensor,
+    /// Excitation bias, `[C]`.
     pub fc2_bias: &'a Tensor,
 }
 
@@ -48,7 +52,9 @@ pub struct ChannelGateWeights<'a> {
 /// channels, then the maximum), `conv_bias [1]`, `k` odd, padding `k / 2`.
 #[derive(Clone, Copy, Debug)]
 pub struct SpatialGateWeights<'a> {
+    /// `[1, 2, k, k]`: input channel 0 sees the channel mean, channel 1 the channel maximum.
     pub conv_weight: &'a Tensor,
+    /// `[1]`.
     pub conv_bias: &'a Tensor,
 }
 

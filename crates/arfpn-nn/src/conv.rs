@@ -41,9 +41,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Conv2dConfig {
+    /// Step of the kernel, in input pixels, along both H and W (≥ 1; default 1).
     pub stride: usize,
+    /// Zero rows/columns added on each side of H and W (default 0).
     pub padding: usize,
+    /// Spacing between kernel taps, in input pixels (≥ 1; default 1, a dense kernel).
     pub dilation: usize,
+    /// Number of channel groups (≥ 1; default 1): input and output channels are split into
+    /// `groups` blocks and each output block sees only its input block. Both channel counts
+    /// must be divisible by it.
     pub groups: usize,
 }
 
@@ -487,12 +493,15 @@ impl Conv2d {
             config,
         }
     }
+    /// The kernel, `[O, C/groups, kh, kw]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+    /// The bias, `[O]`, if the layer has one.
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+    /// Stride, padding, dilation and groups.
     pub fn config(&self) -> Conv2dConfig {
         self.config
     }

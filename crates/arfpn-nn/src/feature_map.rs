@@ -12,12 +12,16 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShapeSpec {
+    /// The level's name, e.g. `"c2"` for a backbone stage or `"p3"` for an FPN level.
     pub name: String,
+    /// Channels `C` of the level's `[N, C, H, W]` maps.
     pub channels: usize,
+    /// Input pixels per feature-map cell along H and W (4 for `c2`/`p2`, 8 for `c3`/`p3`, …).
     pub stride: usize,
 }
 
 impl ShapeSpec {
+    /// A spec with these fields.
     pub fn new(name: impl Into<String>, channels: usize, stride: usize) -> Self {
         Self {
             name: name.into(),
@@ -31,12 +35,17 @@ impl ShapeSpec {
 /// feature-map cell).
 #[derive(Clone, Debug)]
 pub struct FeatureMap {
+    /// The level's name, as in its [`ShapeSpec`] (`"c2"`, `"p3"`, …).
     pub name: String,
+    /// Input pixels per feature-map cell along H and W.
     pub stride: usize,
+    /// The map, `[N, C, H, W]`.
     pub tensor: Tensor,
 }
 
 impl FeatureMap {
+    /// Wraps `tensor` (`[N, C, H, W]`) as the level `name` with this stride; nothing is
+    /// checked.
     pub fn new(name: impl Into<String>, stride: usize, tensor: Tensor) -> Self {
         Self {
             name: name.into(),

@@ -13,10 +13,18 @@ pub enum LrDecay {
     Constant,
     /// `base_lr · gamma^(number of milestones <= iteration)` (PyTorch's `MultiStepLR`,
     /// detectron2's `WarmupMultiStepLR`). The paper: milestones `[60000, 80000]`, gamma 0.1.
-    MultiStep { milestones: Vec<usize>, gamma: f64 },
+    MultiStep {
+        /// Iterations at which the rate is multiplied by `gamma`, strictly ascending.
+        milestones: Vec<usize>,
+        /// Factor applied at each milestone, in `(0, 1]`.
+        gamma: f64,
+    },
     /// `min_lr + (base_lr − min_lr)·(1 + cos(π·min(iteration, total)/total))/2`, i.e. half a
     /// cosine from `base_lr` at 0 to `min_lr` at `total_iters` (then flat).
-    Cosine { total_iters: usize },
+    Cosine {
+        /// Iterations over which the rate falls to `min_lr` (> 0).
+        total_iters: usize,
+    },
 }
 
 /// A learning-rate schedule: `lr_at(iteration)` for iterations counted from 0.
@@ -34,10 +42,18 @@ pub enum LrDecay {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LrSchedule {
+    /// The rate after warm-up and before any decay (finite, ≥ 0).
     pub base_lr: f64,
+    /// Iterations of linear warm-up (0: none).
     pub warmup_iters: usize,
+    /// Multiplier of the rate at iteration 0, rising linearly to 1 at `warmup_iters`; in
+    /// `[0, 1]`.
     pub warmup_factor: f64,
+    /// How the rate falls after warm-up (it is computed from iteration 0 and multiplied by
+    /// the warm-up factor).
     pub decay: LrDecay,
+    /// The floor: `lr_at` never returns less (finite, ≥ 0). Also the end point of
+    /// [`LrDecay::Cosine`].
     pub min_lr: f64,
 }
 

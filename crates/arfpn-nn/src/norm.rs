@@ -321,9 +321,13 @@ pub fn batch_norm2d(
 }
 
 impl BatchNorm2d {
+    /// The running per-channel mean, `[C]`, used in evaluation and updated by every training
+    /// forward.
     pub fn running_mean(&self) -> &Tensor {
         self.inner.running_mean()
     }
+    /// The running per-channel (unbiased) variance, `[C]`, used in evaluation and updated by
+    /// every training forward.
     pub fn running_var(&self) -> &Tensor {
         self.inner.running_var()
     }

@@ -18,13 +18,27 @@ use serde::{Deserialize, Serialize};
 pub enum NormKind {
     /// GroupNorm (Wu & He 2018): the sound default for training from scratch at batch size 1,
     /// as the paper does. `groups` must divide every normalised channel count.
-    GroupNorm { groups: usize, eps: f64 },
+    GroupNorm {
+        /// Number of channel groups sharing one mean and variance per sample.
+        groups: usize,
+        /// Added to the variance before the square root (PyTorch's default 1e-5).
+        eps: f64,
+    },
     /// Batch norm with fixed statistics and affine (torchvision `FrozenBatchNorm2d`), for
     /// imported ImageNet weights. torchvision's detection weights use `eps = 0.0`, its ImageNet
     /// classifiers `1e-5`.
-    FrozenBatchNorm { eps: f64 },
+    FrozenBatchNorm {
+        /// Added to `running_var` before the square root.
+        eps: f64,
+    },
     /// Trainable batch norm; statistics are updated when `train` is true.
-    BatchNorm { eps: f64, momentum: f64 },
+    BatchNorm {
+        /// Added to the variance before the square root (PyTorch's default 1e-5).
+        eps: f64,
+        /// Weight of the batch statistics in each running-statistics update, in `[0, 1]`
+        /// (PyTorch's default 0.1).
+        momentum: f64,
+    },
 }
 
 impl Default for NormKind {
@@ -75,8 +89,11 @@ impl NormKind {
 /// A built normalisation layer of a [`NormKind`].
 #[derive(Clone, Debug)]
 pub enum Norm {
+    /// Built from [`NormKind::GroupNorm`].
     Group(GroupNorm),
+    /// Built from [`NormKind::FrozenBatchNorm`].
     Frozen(FrozenBatchNorm2d),
+    /// Built from [`NormKind::BatchNorm`].
     Batch(BatchNorm2d),
 }
 

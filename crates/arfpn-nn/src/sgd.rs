@@ -14,9 +14,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SgdConfig {
+    /// Learning rate (finite, ≥ 0; default 0.0025).
     pub lr: f64,
+    /// Momentum factor (finite, ≥ 0; default 0.9); 0 is plain SGD.
     pub momentum: f64,
+    /// L2 penalty: `weight_decay·p` is added to each gradient before the momentum update
+    /// (finite, ≥ 0; default 1e-4).
     pub weight_decay: f64,
+    /// Nesterov momentum (needs `momentum > 0`; default false).
     pub nesterov: bool,
 }
 

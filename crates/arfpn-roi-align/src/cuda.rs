@@ -16,11 +16,17 @@ const ROI_POOL_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/roi_pool.ptx"
 pub(crate) struct Launch {
     /// Number of output elements of the kernel's work (K * C * PH * PW for all four kernels).
     pub total: usize,
+    /// Channels `C` of the feature map.
     pub c: usize,
+    /// Height `H` of the feature map.
     pub h: usize,
+    /// Width `W` of the feature map.
     pub w: usize,
+    /// Output bins along the height.
     pub ph: usize,
+    /// Output bins along the width.
     pub pw: usize,
+    /// `spatial_scale`: feature-map pixels per image pixel.
     pub scale: f64,
     /// RoIAlign only.
     pub sampling_ratio: i32,

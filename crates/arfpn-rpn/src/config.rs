@@ -17,6 +17,7 @@ use crate::{AnchorConfig, ProposalParams, Result, RpnError};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RpnConfig {
+    /// Anchor sizes and aspect ratios per level ([`AnchorConfig::rbc_dense`] by default).
     pub anchors: AnchorConfig,
     /// IoU at or above which an anchor is foreground (0.7).
     pub fg_iou_thresh: f32,

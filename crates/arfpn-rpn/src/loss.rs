@@ -6,20 +6,21 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::{Result, RpnError, RpnTargets};
 
-/// The two RPN loss terms (scalars, differentiable with respect to the head).
+/// The two RPN loss terms (scalars, differentiable with respect to the head), named as in
+/// torchvision's loss dict.
 #[derive(Clone, Debug)]
 pub struct RpnLosses {
     /// Mean binary cross-entropy over all sampled anchors of the batch.
-    pub objectness: Tensor,
+    pub loss_objectness: Tensor,
     /// Smooth-L1 summed over positive anchors and their 4 deltas, divided by the number of
     /// sampled anchors (positives and negatives) of the batch.
-    pub box_reg: Tensor,
+    pub loss_rpn_box_reg: Tensor,
 }
 
 impl RpnLosses {
-    /// `objectness + box_reg`.
+    /// `loss_objectness + loss_rpn_box_reg`.
     pub fn total(&self) -> Result<Tensor> {
-        Ok((&self.objectness + &self.box_reg)?)
+        Ok((&self.loss_objectness + &self.loss_rpn_box_reg)?)
     }
 }
 
@@ -81,8 +82,8 @@ pub fn rpn_loss(
     let zero = || Tensor::zeros((), dtype, dev);
     if sampled.is_empty() {
         return Ok(RpnLosses {
-            objectness: zero()?,
-            box_reg: zero()?,
+            loss_objectness: zero()?,
+            loss_rpn_box_reg: zero()?,
         });
     }
     let num_sampled = sampled.len();
@@ -102,8 +103,8 @@ pub fn rpn_loss(
         (smooth_l1(&pred, &target, smooth_l1_beta)?.sum_all()? / num_sampled as f64)?
     };
     Ok(RpnLosses {
-        objectness: objectness_loss,
-        box_reg,
+        loss_objectness: objectness_loss,
+        loss_rpn_box_reg: box_reg,
     })
 }
 

@@ -77,8 +77,12 @@ impl Proposals {
 /// One level of one image: anchors with their objectness logits and deltas (parallel).
 #[derive(Clone, Copy, Debug)]
 pub struct LevelPredictions<'a> {
+    /// The level's anchors, `(x1, y1, x2, y2)` in image pixels.
     pub anchors: &'a [BBox],
+    /// Objectness logit of each anchor (before the sigmoid).
     pub objectness: &'a [f32],
+    /// Predicted box deltas of each anchor, decoded with the `coder` given to
+    /// [`select_proposals`].
     pub deltas: &'a [Deltas],
 }
 

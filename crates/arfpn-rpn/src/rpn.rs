@@ -30,6 +30,8 @@ pub struct HeadOutputs {
 pub struct RpnTrainOutput {
     /// Proposals per image (training top-k values), detached from the graph.
     pub proposals: Vec<Proposals>,
+    /// Objectness and box-regression losses over the anchors sampled against the ground
+    /// truth.
     pub losses: RpnLosses,
 }
 

@@ -262,8 +262,8 @@ fn loss_hand_values_and_zero_when_predictions_equal_targets() {
     let obj = Tensor::from_vec(obj, (2, 5), &dev).unwrap();
     let del = Tensor::from_vec(del, (2, 5, 4), &dev).unwrap();
     let l = rpn_loss(&obj, &del, &targets, 1.0 / 9.0).unwrap();
-    assert_eq!(l.box_reg.to_scalar::<f32>().unwrap(), 0.0);
-    assert!(l.objectness.to_scalar::<f32>().unwrap() < 1e-15);
+    assert_eq!(l.loss_rpn_box_reg.to_scalar::<f32>().unwrap(), 0.0);
+    assert!(l.loss_objectness.to_scalar::<f32>().unwrap() < 1e-15);
     // Wrong deltas: sum of smooth-L1 over positives / 5 sampled anchors.
     let zero_del = Tensor::zeros((2, 5, 4), DType::F32, &dev).unwrap();
     let l = rpn_loss(&obj, &zero_del, &targets, 1.0 / 9.0).unwrap();
@@ -281,7 +281,7 @@ fn loss_hand_values_and_zero_when_predictions_equal_targets() {
         .map(|&d| sl1(d))
         .sum::<f32>()
         / 5.0;
-    assert!((l.box_reg.to_scalar::<f32>().unwrap() - want).abs() < 1e-6);
+    assert!((l.loss_rpn_box_reg.to_scalar::<f32>().unwrap() - want).abs() < 1e-6);
     // Bad shapes and indices are errors.
     assert!(rpn_loss(&obj, &zero_del, &targets[..1], 1.0 / 9.0).is_err());
     let oob = vec![
@@ -403,8 +403,8 @@ fn training_forward_with_empty_and_degenerate_ground_truth() {
         let out = rpn
             .forward_train(&maps, &sizes, &gt, &mut SplitMix64::new(1))
             .unwrap();
-        assert_eq!(out.losses.box_reg.to_scalar::<f32>().unwrap(), 0.0);
-        let o = out.losses.objectness.to_scalar::<f32>().unwrap();
+        assert_eq!(out.losses.loss_rpn_box_reg.to_scalar::<f32>().unwrap(), 0.0);
+        let o = out.losses.loss_objectness.to_scalar::<f32>().unwrap();
         assert!(o.is_finite() && o > 0.0);
         assert_eq!(out.proposals.len(), 2);
         // The second image is 20 px high: proposals are clipped to it.
@@ -416,7 +416,7 @@ fn training_forward_with_empty_and_degenerate_ground_truth() {
     let out = rpn
         .forward_train(&maps, &sizes, &gt(), &mut SplitMix64::new(1))
         .unwrap();
-    assert!(out.losses.box_reg.to_scalar::<f32>().unwrap() > 0.0);
+    assert!(out.losses.loss_rpn_box_reg.to_scalar::<f32>().unwrap() > 0.0);
     // Deterministic for a seed.
     let again = rpn
         .forward_train(&maps, &sizes, &gt(), &mut SplitMix64::new(1))

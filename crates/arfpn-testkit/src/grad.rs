@@ -101,12 +101,16 @@ impl Probes {
 /// One checked variable: a name for the report, the variable, its probes.
 #[derive(Clone, Debug)]
 pub struct Target<'a> {
+    /// How reports and errors refer to the variable (e.g. `"conv1.weight"`).
     pub name: String,
+    /// The variable to perturb; it must be f64.
     pub var: &'a Var,
+    /// Which of its elements are checked.
     pub probes: Probes,
 }
 
 impl<'a> Target<'a> {
+    /// A target with these fields.
     pub fn new(name: impl Into<String>, var: &'a Var, probes: Probes) -> Self {
         Self {
             name: name.into(),
@@ -134,11 +138,16 @@ impl<'a> Target<'a> {
 /// One probed element: both derivatives and what the tolerance allowed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeResult {
+    /// The name of the target the element belongs to.
     pub target: String,
+    /// The element's flat (row-major) index in the target.
     pub index: usize,
     /// The central difference `(f(x + eps) - f(x - eps)) / (2 eps)`.
     pub numeric: f64,
+    /// The element of candle's gradient from `backward()` at the unperturbed point.
     pub autograd: f64,
+    /// The largest `|numeric - autograd|` the tolerance accepts for this pair
+    /// ([`Tolerance::allowed`]).
     pub allowed: f64,
 }
 
@@ -187,6 +196,8 @@ impl fmt::Display for ProbeResult {
 /// Every probe of a passed check.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GradReport {
+    /// One entry per probed element, target by target in the order given, each in its
+    /// probes' order.
     pub probes: Vec<ProbeResult>,
 }
 
@@ -227,11 +238,14 @@ impl GradReport {
 /// [`TestkitError::GradientMismatch`] naming the worst. Checked tensors must be f64.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GradCheck {
+    /// The step added to and subtracted from each probed element (e.g. `1e-6`).
     pub eps: f64,
+    /// When a numeric and an autograd derivative agree.
     pub tolerance: Tolerance,
 }
 
 impl GradCheck {
+    /// A check with step `eps` and acceptance rule `tolerance`.
     pub fn new(eps: f64, tolerance: Tolerance) -> Self {
         Self { eps, tolerance }
     }

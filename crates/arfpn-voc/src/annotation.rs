@@ -16,11 +16,18 @@ use crate::labels::LabelSet;
 /// see [`crate::coords`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VocObject {
+    /// `<name>`: the class name as written (trimmed), not yet resolved to a [`ClassId`].
     pub name: String,
     /// `<pose>`; `"Unspecified"` when absent.
     pub pose: String,
+    /// `<truncated>` (`0`/`1` or `false`/`true`; false when absent): the object continues
+    /// past the image border.
     pub truncated: bool,
+    /// `<difficult>` (`0`/`1` or `false`/`true`; false when absent): hard to recognise;
+    /// evaluation ignores it.
     pub difficult: bool,
+    /// `<bndbox>` converted to continuous corner coordinates in pixels (`xmin - 1`,
+    /// `ymin - 1`, `xmax`, `ymax`; see [`crate::coords`]).
     pub bbox: BBox,
 }
 
@@ -31,10 +38,13 @@ pub struct VocAnnotation {
     pub folder: String,
     /// `<filename>`: the image file inside `JPEGImages/`.
     pub filename: String,
+    /// `<size><width>`: the image width in pixels.
     pub width: u32,
+    /// `<size><height>`: the image height in pixels.
     pub height: u32,
     /// `<size><depth>`; 3 when absent.
     pub depth: u32,
+    /// The `<object>` elements, in document order.
     pub objects: Vec<VocObject>,
 }
 
@@ -43,8 +53,12 @@ pub struct VocAnnotation {
 /// kept object its index in the file (for error messages naming `object[i]`).
 #[derive(Debug)]
 pub struct ParsedAnnotation {
+    /// The annotation with the usable objects only.
     pub annotation: VocAnnotation,
+    /// One entry per `<object>` left out, in document order.
     pub object_errors: Vec<ObjectError>,
+    /// For each object in `annotation.objects`, its 0-based index among the file's
+    /// `<object>` elements (parallel to `annotation.objects`).
     pub source_index: Vec<usize>,
 }
 
@@ -55,6 +69,7 @@ pub struct ObjectError {
     pub index: usize,
     /// Its `<name>`, when it had one (so statistics can still count it).
     pub name: Option<String>,
+    /// Why it was left out, naming the file and the field (`object[i]/...`).
     pub error: VocError,
 }
 
@@ -63,6 +78,7 @@ pub struct ObjectError {
 pub struct Object {
     /// Continuous corner coordinates in the image's pixels.
     pub bbox: BBox,
+    /// The object's foreground class: the position of its name in the [`LabelSet`].
     pub class: ClassId,
     /// VOC `difficult`: evaluation ignores it (neither TP nor FP); COCO export writes it as
     /// `ignore = 1` (see [`crate::coco`]).
@@ -78,8 +94,11 @@ pub struct Sample {
     pub id: String,
     /// Path of the image file.
     pub image_path: PathBuf,
+    /// Image width in pixels (as annotated; checked against the file when loading).
     pub width: u32,
+    /// Image height in pixels (as annotated; checked against the file when loading).
     pub height: u32,
+    /// The image's objects, in annotation order.
     pub objects: Vec<Object>,
 }
 

@@ -49,8 +49,13 @@ pub enum ImageCheck {
 /// Options of [`VocDataset::open`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoadOptions {
+    /// Where the label set comes from: a fixed list, or discovered from the split.
     pub labels: Labels,
+    /// Whether the first problem fails loading ([`Mode::Strict`], default) or is reported
+    /// and skipped ([`Mode::Lenient`]).
     pub mode: Mode,
+    /// How much of each image file is checked while opening (default
+    /// [`ImageCheck::Header`]).
     pub image_check: ImageCheck,
     /// Same-class box pairs with IoU above this are reported as near-duplicates
     /// (warnings, both kept); `None` disables the check. Default 0.8.
@@ -526,7 +531,9 @@ impl VocDataset {
 /// A decoded image with its (cloned) annotation.
 #[derive(Clone, Debug)]
 pub struct LoadedImage {
+    /// The image's annotation (id, path, size, objects), as in the dataset.
     pub sample: Sample,
+    /// The decoded pixels, 8-bit RGB, `sample.width × sample.height`.
     pub image: RgbImage,
 }
 

@@ -37,8 +37,11 @@ pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 /// What [`check_image_file`] learnt from a file's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// Width in pixels, as declared in the header.
     pub width: u32,
+    /// Height in pixels, as declared in the header.
     pub height: u32,
+    /// The format detected from the file's content (not its extension).
     pub format: ImageFormat,
 }
 

@@ -48,19 +48,33 @@ pub const RBC14_CLASSES: [&str; 14] = [
 /// The [`ClassId`]s of [`RBC14_CLASSES`] (`LabelSet::rbc14()` order), by name.
 pub mod rbc {
     use arfpn_boxes::ClassId;
+    /// `schistocyte` (id 0): broken RBC, irregular "fragment".
     pub const SCHISTOCYTE: ClassId = ClassId::new(0);
+    /// `spherocyte` (id 1): small, dense, no central pallor.
     pub const SPHEROCYTE: ClassId = ClassId::new(1);
+    /// `stomatocyte` (id 2): slit-shaped ("mouth") central pallor.
     pub const STOMATOCYTE: ClassId = ClassId::new(2);
+    /// `target_cell` (id 3): "shooting target": central dot and ring.
     pub const TARGET_CELL: ClassId = ClassId::new(3);
+    /// `hypochromic` (id 4): little haemoglobin: large pale centre.
     pub const HYPOCHROMIC: ClassId = ClassId::new(4);
+    /// `elliptocyte` (id 5): elongated, ellipse-shaped.
     pub const ELLIPTOCYTE: ClassId = ClassId::new(5);
+    /// `normal` (id 6): normal RBC, about 21×21 px.
     pub const NORMAL: ClassId = ClassId::new(6);
+    /// `overlap` (id 7): overlapping RBCs (one box around the pair).
     pub const OVERLAP: ClassId = ClassId::new(7);
+    /// `hyperchromic` (id 8): much haemoglobin: dark, little pallor.
     pub const HYPERCHROMIC: ClassId = ClassId::new(8);
+    /// `microcyte` (id 9): smaller than 18×18 px.
     pub const MICROCYTE: ClassId = ClassId::new(9);
+    /// `macrocyte` (id 10): larger than 24×24 px.
     pub const MACROCYTE: ClassId = ClassId::new(10);
+    /// `teardrop` (id 11): dacrocyte: drop shape with a tail.
     pub const TEARDROP: ClassId = ClassId::new(11);
+    /// `basophilic_stippling` (id 12): dark blue-purple dots inside the cell.
     pub const BASOPHILIC_STIPPLING: ClassId = ClassId::new(12);
+    /// `edge` (id 13): cell cut by the image border.
     pub const EDGE: ClassId = ClassId::new(13);
 }
 

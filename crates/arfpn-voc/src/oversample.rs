@@ -39,7 +39,9 @@ pub fn rare_classes(samples: &[Sample], num_classes: usize, max_share: f32) -> V
 /// One entry of an oversampled epoch: sample `index`, flipped or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Augmented {
+    /// Index of the sample in the slice the plan was made from.
     pub index: usize,
+    /// Whether this entry is the horizontally mirrored copy (id suffixed `_flip`).
     pub flip: bool,
 }
 

@@ -11,6 +11,7 @@ use crate::error::{Action, VocError};
 /// Summary statistics of one split.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SplitStats {
+    /// The split's name (the `ImageSets/Main/<split>.txt` stem).
     pub split: String,
     /// Images listed in the split file.
     pub images_listed: usize,
@@ -26,10 +27,12 @@ pub struct SplitStats {
     pub image_sizes: BTreeMap<(u32, u32), usize>,
     /// Kept box widths and heights per class (continuous pixels), sorted ascending.
     pub box_widths: BTreeMap<String, Vec<f32>>,
+    /// Kept box heights per class (continuous pixels), sorted ascending.
     pub box_heights: BTreeMap<String, Vec<f32>>,
     /// Kept images with no kept box of a class, per class.
     pub images_without: BTreeMap<String, usize>,
-    /// Number of problems per kind (variant name) and action.
+    /// Number of problems per kind ([`error_kind`], e.g. `"DegenerateBox"`) and action
+    /// (the [`Action`] variant name, e.g. `"DroppedObject"`).
     pub problems: BTreeMap<(String, String), usize>,
 }
 

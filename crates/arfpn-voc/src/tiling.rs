@@ -21,7 +21,11 @@ use crate::error::{Result, VocError};
 /// - `visible == 1`: kept unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EdgePolicy {
+    /// The smallest visible fraction of a cut object's box area (`0..=1`) for it to be
+    /// kept in a crop (inclusive); default 0.3.
     pub min_visible: f32,
+    /// The class given to objects kept but cut by the crop border; `None` keeps their own
+    /// class.
     pub relabel_as: Option<ClassId>,
 }
 
@@ -45,8 +49,13 @@ pub enum CropFate {
     /// Kept: the box clipped to the crop, in the crop's coordinates; `cut` when the crop
     /// border cut it (then `class` is [`EdgePolicy::relabel_as`] if that is set).
     Kept {
+        /// The box clipped to the crop, in crop pixel coordinates (origin at the crop's
+        /// top-left corner).
         bbox: BBox,
+        /// The object's class, or [`EdgePolicy::relabel_as`] when it was cut and that is
+        /// set.
         class: ClassId,
+        /// Whether the crop border cut the box (less than all of it is inside).
         cut: bool,
     },
 }
@@ -91,10 +100,15 @@ impl EdgePolicy {
 /// Crop size, overlap and edge policy.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TileConfig {
+    /// Crop width in pixels (positive; an image narrower than this gets one crop of its
+    /// own width).
     pub tile_width: u32,
+    /// Crop height in pixels (positive; an image lower than this gets one crop of its own
+    /// height).
     pub tile_height: u32,
     /// Fraction of a tile shared with its neighbour, in `[0, 1)`.
     pub overlap: f32,
+    /// What happens to the objects a crop border cuts.
     pub edge: EdgePolicy,
 }
 
@@ -113,8 +127,9 @@ impl Default for TileConfig {
 /// One crop of a sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tile {
-    /// Top-left corner of the crop in the source image.
+    /// Left edge of the crop in the source image, in pixels (`x` of its top-left corner).
     pub x: u32,
+    /// Top edge of the crop in the source image, in pixels (`y` of its top-left corner).
     pub y: u32,
     /// The crop's annotation: id `"{id}_x{x}_y{y}"`, size of the crop, boxes in crop
     /// coordinates (the `image_path` is the source image's).

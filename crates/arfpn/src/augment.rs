@@ -18,6 +18,8 @@ pub struct AugmentConfig {
     /// whole). A box cut by the crop is kept, clipped, when at least `min_visible` of its
     /// area stays inside; otherwise it is dropped.
     pub crop: Option<[usize; 2]>,
+    /// Fraction of a box's area, in `[0, 1]`, that must stay inside a random crop for the
+    /// box to be kept (0.5 by default). Only used with `crop`.
     pub min_visible: f32,
     /// The class of a cell cut by the image border (the paper's "edge cell"): a box the
     /// crop cuts becomes this class, so that crop borders are labelled as image borders are.

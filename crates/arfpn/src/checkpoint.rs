@@ -25,13 +25,19 @@ pub const STATE_PREFIX: &str = "state.";
 /// [`STATE_PREFIX`]) and metadata strings.
 #[derive(Clone, Debug, Default)]
 pub struct CheckpointState {
+    /// Named tensors stored beside the weights; every name must start with [`STATE_PREFIX`].
+    /// [`Checkpoint::read`] returns them sorted by name.
     pub tensors: Vec<(String, Tensor)>,
+    /// Safetensors metadata entries; keys starting with `arfpn.` are reserved (saving with one
+    /// is an error, and reading leaves them out).
     pub metadata: HashMap<String, String>,
 }
 
 /// A checkpoint read from disk.
 pub struct Checkpoint {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// The detector configuration stored in its metadata, already validated.
     pub config: DetectorConfig,
     /// Model weights by name.
     pub weights: HashMap<String, Tensor>,

@@ -16,20 +16,27 @@ use crate::{DetectorError, InputConfig, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LossWeights {
-    pub rpn_objectness: f32,
-    pub rpn_box: f32,
-    pub cls: f32,
-    #[serde(rename = "box")]
-    pub box_reg: f32,
+    /// Weight of [`DetectorLosses::loss_objectness`](crate::DetectorLosses::loss_objectness).
+    #[serde(alias = "rpn_objectness")]
+    pub loss_objectness: f32,
+    /// Weight of [`DetectorLosses::loss_rpn_box_reg`](crate::DetectorLosses::loss_rpn_box_reg).
+    #[serde(alias = "rpn_box")]
+    pub loss_rpn_box_reg: f32,
+    /// Weight of [`DetectorLosses::loss_classifier`](crate::DetectorLosses::loss_classifier).
+    #[serde(alias = "cls")]
+    pub loss_classifier: f32,
+    /// Weight of [`DetectorLosses::loss_box_reg`](crate::DetectorLosses::loss_box_reg).
+    #[serde(alias = "box")]
+    pub loss_box_reg: f32,
 }
 
 impl Default for LossWeights {
     fn default() -> Self {
         Self {
-            rpn_objectness: 1.0,
-            rpn_box: 1.0,
-            cls: 1.0,
-            box_reg: 1.0,
+            loss_objectness: 1.0,
+            loss_rpn_box_reg: 1.0,
+            loss_classifier: 1.0,
+            loss_box_reg: 1.0,
         }
     }
 }
@@ -53,6 +60,7 @@ pub struct DetectorConfig {
     pub name: String,
     /// Foreground class names; the classifier has `classes.len() + 1` outputs.
     pub classes: Vec<String>,
+    /// Preprocessing before the backbone: normalisation, optional resizing, padding.
     pub input: InputConfig,
     /// The attention-residual ResNet body (not used when
     /// [`custom_backbone`](Self::custom_backbone) is set).
@@ -62,9 +70,13 @@ pub struct DetectorConfig {
     /// checks after it, its parameters live under `backbone.body.*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_backbone: Option<CustomBackbone>,
+    /// The feature pyramid on top of the backbone (output channels, extra P6 level).
     pub fpn: FpnConfig,
+    /// The region proposal network: anchors, matching, sampling and proposal filtering.
     pub rpn: RpnConfig,
+    /// The RoI heads: pooling, box head, sampling and the final score/NMS filtering.
     pub roi_heads: RoiHeadConfig,
+    /// Weights of the four loss terms summed into the training loss (all 1 by default).
     #[serde(default)]
     pub loss_weights: LossWeights,
     /// The training data's scale (typical cell size), recorded by the trainer.
@@ -134,10 +146,10 @@ impl DetectorConfig {
         self.roi_heads.validate(self.num_classes())?;
         let w = self.loss_weights;
         for (field, v) in [
-            ("loss_weights.rpn_objectness", w.rpn_objectness),
-            ("loss_weights.rpn_box", w.rpn_box),
-            ("loss_weights.cls", w.cls),
-            ("loss_weights.box", w.box_reg),
+            ("loss_weights.loss_objectness", w.loss_objectness),
+            ("loss_weights.loss_rpn_box_reg", w.loss_rpn_box_reg),
+            ("loss_weights.loss_classifier", w.loss_classifier),
+            ("loss_weights.loss_box_reg", w.loss_box_reg),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(DetectorError::config(
@@ -160,14 +172,25 @@ impl DetectorConfig {
         serde_json::from_str(text).map_err(|e| DetectorError::config("(json)", e.to_string()))
     }
 
-    /// TOML.
+    /// TOML. Without the crate's `toml` feature this is an error saying so.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| DetectorError::config("(toml)", e.to_string()))
+        #[cfg(feature = "toml")]
+        return toml::to_string_pretty(self)
+            .map_err(|e| DetectorError::config("(toml)", e.to_string()));
+        #[cfg(not(feature = "toml"))]
+        Err(no_toml())
     }
 
-    /// Parses TOML.
+    /// Parses TOML (unknown fields are an error). Without the crate's `toml` feature this is
+    /// an error saying so.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| DetectorError::config("(toml)", e.to_string()))
+        #[cfg(feature = "toml")]
+        return toml::from_str(text).map_err(|e| DetectorError::config("(toml)", e.to_string()));
+        #[cfg(not(feature = "toml"))]
+        {
+            let _ = text;
+            Err(no_toml())
+        }
     }
 
     /// Reads a `.json` or `.toml` file (by extension) and validates it.
@@ -209,4 +232,12 @@ impl DetectorConfig {
         };
         std::fs::write(path, text).map_err(|e| DetectorError::io(path, e))
     }
+}
+
+#[cfg(not(feature = "toml"))]
+fn no_toml() -> DetectorError {
+    DetectorError::config(
+        "(toml)",
+        "this build of arfpn has no TOML support: enable the `toml` feature, or use JSON",
+    )
 }

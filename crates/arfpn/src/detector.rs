@@ -16,28 +16,38 @@ use crate::input::{prepare, Prepared};
 use crate::{DetectorConfig, DetectorError, Result};
 
 /// The four losses of a training step and their weighted total (the tensor to back-propagate).
+/// The terms carry torchvision's names (the keys of `FasterRCNN`'s loss dict).
 #[derive(Clone, Debug)]
 pub struct DetectorLosses {
     /// RPN objectness: binary cross-entropy over the sampled anchors.
-    pub rpn_objectness: Tensor,
+    pub loss_objectness: Tensor,
     /// RPN box regression: smooth-L1 over the positive anchors / sampled anchors.
-    pub rpn_box: Tensor,
+    pub loss_rpn_box_reg: Tensor,
     /// Fast R-CNN classification over the sampled RoIs.
-    pub cls: Tensor,
+    pub loss_classifier: Tensor,
     /// Fast R-CNN box regression over the foreground RoIs / sampled RoIs.
-    pub box_reg: Tensor,
+    pub loss_box_reg: Tensor,
     /// `Σ weight · term` with the configuration's [`LossWeights`](crate::LossWeights).
     pub total: Tensor,
 }
 
-/// The losses as numbers (for logs and progress bars).
+/// The losses as numbers (for logs and progress bars), named as torchvision names them.
+/// Logs written before the rename (`rpn_objectness`, `rpn_box`, `cls`, `box`) still read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossValues {
-    pub rpn_objectness: f32,
-    pub rpn_box: f32,
-    pub cls: f32,
-    #[serde(rename = "box")]
-    pub box_reg: f32,
+    /// [`DetectorLosses::loss_objectness`].
+    #[serde(alias = "rpn_objectness")]
+    pub loss_objectness: f32,
+    /// [`DetectorLosses::loss_rpn_box_reg`].
+    #[serde(alias = "rpn_box")]
+    pub loss_rpn_box_reg: f32,
+    /// [`DetectorLosses::loss_classifier`].
+    #[serde(alias = "cls")]
+    pub loss_classifier: f32,
+    /// [`DetectorLosses::loss_box_reg`].
+    #[serde(alias = "box")]
+    pub loss_box_reg: f32,
+    /// [`DetectorLosses::total`]: the weighted sum of the four terms.
     pub total: f32,
 }
 
@@ -45,10 +55,10 @@ impl LossValues {
     /// The named terms whose value is not finite (empty when all are).
     pub fn non_finite(&self) -> Vec<&'static str> {
         [
-            ("rpn_objectness", self.rpn_objectness),
-            ("rpn_box", self.rpn_box),
-            ("cls", self.cls),
-            ("box", self.box_reg),
+            ("loss_objectness", self.loss_objectness),
+            ("loss_rpn_box_reg", self.loss_rpn_box_reg),
+            ("loss_classifier", self.loss_classifier),
+            ("loss_box_reg", self.loss_box_reg),
             ("total", self.total),
         ]
         .into_iter()
@@ -63,10 +73,10 @@ impl DetectorLosses {
     pub fn values(&self) -> Result<LossValues> {
         let s = |t: &Tensor| -> Result<f32> { Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()?) };
         Ok(LossValues {
-            rpn_objectness: s(&self.rpn_objectness)?,
-            rpn_box: s(&self.rpn_box)?,
-            cls: s(&self.cls)?,
-            box_reg: s(&self.box_reg)?,
+            loss_objectness: s(&self.loss_objectness)?,
+            loss_rpn_box_reg: s(&self.loss_rpn_box_reg)?,
+            loss_classifier: s(&self.loss_classifier)?,
+            loss_box_reg: s(&self.loss_box_reg)?,
             total: s(&self.total)?,
         })
     }
@@ -222,6 +232,9 @@ impl Detector {
         self.precision
     }
 
+    /// The configuration the detector was built from (validated), with the
+    /// [`data`](DetectorConfig::data) description a [`Trainer`](crate::Trainer) records; it
+    /// is what [`save`](Self::save) writes into a checkpoint.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }
@@ -236,6 +249,8 @@ impl Detector {
         &self.config.classes
     }
 
+    /// The device the weights live on; the images given to [`detect`](Self::detect) and
+    /// [`forward_train`](Self::forward_train) must be on it.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -245,14 +260,24 @@ impl Detector {
         &self.vars
     }
 
+    /// The backbone and FPN of the training path ([`forward_train`](Self::forward_train)),
+    /// parameters under `backbone.*`. [`detect`](Self::detect) runs a twin of this module
+    /// built over detached views of the same weights, so both compute the same features, but
+    /// a forward pass through this one records a backward graph.
     pub fn backbone(&self) -> &BackboneWithFpn {
         &self.backbone
     }
 
+    /// The region proposal network of the training path, parameters under `rpn.*` (as for
+    /// [`backbone`](Self::backbone), `detect` runs a twin over detached views of the same
+    /// weights).
     pub fn rpn(&self) -> &RegionProposalNetwork {
         &self.rpn
     }
 
+    /// The RoI heads (pooler, box head, box predictor) of the training path, parameters under
+    /// `roi_heads.*` (as for [`backbone`](Self::backbone), `detect` runs a twin over detached
+    /// views of the same weights).
     pub fn roi_heads(&self) -> &RoiHeads {
         &self.roi_heads
     }
@@ -346,15 +371,15 @@ impl Detector {
             .roi_heads
             .forward_train(&features, &proposals, &gt, rng)?;
         let w = self.config.loss_weights;
-        let total = ((((&rpn.losses.objectness * w.rpn_objectness as f64)?
-            + (&rpn.losses.box_reg * w.rpn_box as f64)?)?
-            + (&head.classification * w.cls as f64)?)?
-            + (&head.box_regression * w.box_reg as f64)?)?;
+        let total = ((((&rpn.losses.loss_objectness * w.loss_objectness as f64)?
+            + (&rpn.losses.loss_rpn_box_reg * w.loss_rpn_box_reg as f64)?)?
+            + (&head.loss_classifier * w.loss_classifier as f64)?)?
+            + (&head.loss_box_reg * w.loss_box_reg as f64)?)?;
         Ok(DetectorLosses {
-            rpn_objectness: rpn.losses.objectness,
-            rpn_box: rpn.losses.box_reg,
-            cls: head.classification,
-            box_reg: head.box_regression,
+            loss_objectness: rpn.losses.loss_objectness,
+            loss_rpn_box_reg: rpn.losses.loss_rpn_box_reg,
+            loss_classifier: head.loss_classifier,
+            loss_box_reg: head.loss_box_reg,
             total,
         })
     }

@@ -9,10 +9,14 @@ use crate::{DetectorError, Result};
 /// One record of a COCO results file (`loadRes` format): `bbox` is `[x, y, width, height]`
 /// in pixels, `category_id` is the class index + 1 ([`ClassId::coco_id`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CocoResult {
+pub struct CocoDetection {
+    /// The image's id in the COCO ground truth, as given to [`coco_results`].
     pub image_id: u64,
+    /// COCO category id: the detection's [`ClassId`] index + 1 (0 is background).
     pub category_id: i64,
+    /// `[x, y, width, height]` in the image's pixels, `(x, y)` the top-left corner.
     pub bbox: [f32; 4],
+    /// The detection's score: the classifier's probability for its class, in `[0, 1]`.
     pub score: f32,
 }
 
@@ -24,13 +28,13 @@ pub struct CocoResult {
 /// let r = arfpn::coco_results(&d, 42);
 /// assert_eq!((r[0].image_id, r[0].category_id, r[0].bbox), (42, 1, [1.0, 2.0, 10.0, 5.0]));
 /// ```
-pub fn coco_results(detections: &Detections, image_id: u64) -> Vec<CocoResult> {
+pub fn coco_results(detections: &Detections, image_id: u64) -> Vec<CocoDetection> {
     detections
         .boxes
         .iter()
         .zip(&detections.scores)
         .zip(&detections.classes)
-        .map(|((b, &score), c)| CocoResult {
+        .map(|((b, &score), c)| CocoDetection {
             image_id,
             category_id: c.coco_id(),
             bbox: [b.x1, b.y1, b.width(), b.height()],

@@ -17,7 +17,7 @@ use crate::{image_tensor, Detector, DetectorError, Result};
 
 /// Tiling of a large field.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TileConfig {
+pub struct FieldTiling {
     /// Tile side in pixels (the training crop size is a good choice).
     pub tile: usize,
     /// Overlap of neighbouring tiles; must exceed the largest cell.
@@ -32,7 +32,7 @@ pub struct TileConfig {
     pub parallel: bool,
 }
 
-impl Default for TileConfig {
+impl Default for FieldTiling {
     fn default() -> Self {
         Self {
             tile: 512,
@@ -44,7 +44,7 @@ impl Default for TileConfig {
     }
 }
 
-impl TileConfig {
+impl FieldTiling {
     fn validate(&self) -> Result<()> {
         if self.tile < 32 || self.overlap * 2 >= self.tile {
             return Err(DetectorError::config(
@@ -76,10 +76,10 @@ fn origins(len: usize, tile: usize, overlap: usize) -> Vec<usize> {
 
 /// Runs `detect` on every tile of `image` and merges the results (see the module docs).
 /// `detect` receives a tile and its top-left corner `[x, y]` in the field, and returns
-/// detections in the tile's pixels. With [`TileConfig::parallel`] the tiles are detected
+/// detections in the tile's pixels. With [`FieldTiling::parallel`] the tiles are detected
 /// concurrently on rayon's pool; the result does not depend on it (tiles are merged in
 /// row-major order either way).
-pub fn detect_tiled<F>(image: &RgbImage, config: &TileConfig, detect: F) -> Result<Detections>
+pub fn detect_tiled<F>(image: &RgbImage, config: &FieldTiling, detect: F) -> Result<Detections>
 where
     F: Fn(&RgbImage, [usize; 2]) -> Result<Detections> + Sync,
 {
@@ -139,12 +139,12 @@ where
 impl Detector {
     /// Detects in a whole field of any size: directly when it fits in one tile, else tile by
     /// tile with [`detect_tiled`].
-    pub fn detect_field(&self, image: &RgbImage, config: &TileConfig) -> Result<Detections> {
+    pub fn detect_field(&self, image: &RgbImage, config: &FieldTiling) -> Result<Detections> {
         config.validate()?;
         if image.width() as usize <= config.tile && image.height() as usize <= config.tile {
             return self.detect_image(&image_tensor(image, self.device())?);
         }
-        let config = TileConfig {
+        let config = FieldTiling {
             parallel: config.parallel && self.device().is_cpu(),
             ..*config
         };

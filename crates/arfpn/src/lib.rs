@@ -31,10 +31,21 @@
 //! | `trainer.rs` | [`Trainer`], [`TrainConfig`]: SGD/Adam, schedule, clipping, NaN guard, eval, resumable checkpoints |
 //! | `augment.rs` | [`AugmentConfig`]: flips, random crops |
 //! | `draw.rs` | [`draw_detections`]: boxes in class colours |
-//! | `field.rs` | [`detect_tiled`], [`TileConfig`]: whole fields in overlapping tiles, merged so each cell counts once |
+//! | `field.rs` | [`detect_tiled`], [`FieldTiling`]: whole fields in overlapping tiles, merged so each cell counts once |
 //! | `cell_size.rs` | [`estimate_cell_size_with_confidence`]: a single image's red-cell size (gradient voting for circle centres) |
 //! | `scale.rs` | [`DataInfo`] (training cell size), [`DataInfo::rescale_decision`], `detect_at_scale` |
 //! | `export.rs` | [`coco_results`], [`voc_annotation`], [`class_counts`] |
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `train` | on | [`Trainer`], [`TrainData`], augmentation, tiled training data, evaluation ([`voc_map`]), loss and mAP plots; brings `arfpn-metrics` and `plotters` |
+//! | `toml` | on | TOML detector configs ([`DetectorConfig::from_toml`]); JSON always works |
+//! | `cuda` | off | candle's CUDA backend and the CUDA RoIAlign kernels (the device stays a run-time choice) |
+//!
+//! An application that only loads a checkpoint and detects (counts, draws, exports) depends
+//! on `arfpn = { version = "0.1", default-features = false }`.
 //!
 //! Training, step by step (the `Trainer` wraps this):
 //!
@@ -59,6 +70,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "train")]
 mod augment;
 mod cell_size;
 mod checkpoint;
@@ -66,6 +78,7 @@ mod config;
 mod detector;
 mod draw;
 mod error;
+#[cfg(feature = "train")]
 mod evaluate;
 mod export;
 mod field;
@@ -74,10 +87,13 @@ mod input;
 pub mod presets;
 mod pretrained;
 mod scale;
+#[cfg(feature = "train")]
 mod tiled_data;
 mod torchvision;
+#[cfg(feature = "train")]
 mod trainer;
 
+#[cfg(feature = "train")]
 pub use augment::{augment, AugmentConfig};
 pub use cell_size::{estimate_cell_size, estimate_cell_size_with_confidence, CellSizeEstimate};
 pub use checkpoint::{write_atomic, Checkpoint, CheckpointState, LoadReport, STATE_PREFIX};
@@ -85,15 +101,27 @@ pub use config::{DetectorConfig, LossWeights};
 pub use detector::{Detector, DetectorLosses, Inspection, LossValues};
 pub use draw::{class_colour, draw_detections, CLASS_COLOURS};
 pub use error::{DetectorError, Result};
+#[cfg(feature = "train")]
 pub use evaluate::{metrics_dataset, voc_map};
-pub use export::{class_counts, coco_results, voc_annotation, CocoResult};
-pub use field::{detect_tiled, TileConfig};
+pub use export::{class_counts, coco_results, voc_annotation, CocoDetection};
+pub use field::{detect_tiled, FieldTiling};
+
+/// The old name of [`FieldTiling`] (whole-field inference tiles), renamed because
+/// `arfpn_voc::tiling::TileConfig` (training crops) is another thing.
+#[deprecated(since = "0.1.0", note = "renamed `FieldTiling`")]
+pub type TileConfig = FieldTiling;
+/// The old name of [`CocoDetection`] (one record of a COCO results file), renamed because
+/// `arfpn_metrics::CocoResult` is a COCOeval summary.
+#[deprecated(since = "0.1.0", note = "renamed `CocoDetection`")]
+pub type CocoResult = CocoDetection;
 pub use image::{image_tensor, load_image};
 pub use input::InputConfig;
 pub use scale::{
     median_cell_estimate, typical_cell_size, DataInfo, RescaleDecision, RESCALE_TOLERANCE,
 };
+#[cfg(feature = "train")]
 pub use tiled_data::{CropRect, TiledData};
+#[cfg(feature = "train")]
 pub use trainer::{
     detect_all, epoch_entries, latest_checkpoint, plot_log, step_schedule, EvalEvent,
     OptimizerConfig, OversampleConfig, Silent, SkipEvent, StepEvent, TrainConfig, TrainData,
@@ -109,6 +137,7 @@ pub use arfpn_backbone as backbone;
 pub use arfpn_boxes as boxes;
 pub use arfpn_fpn as fpn;
 pub use arfpn_head as head;
+#[cfg(feature = "train")]
 pub use arfpn_metrics as metrics;
 pub use arfpn_nn as nn;
 pub use arfpn_roi_align as roi_align;
@@ -138,10 +167,11 @@ pub use candle_nn;
 pub mod prelude {
     pub use crate::presets::{self, PresetName, Variant};
     pub use crate::{
-        class_counts, image_tensor, load_image, AugmentConfig, BBox, ClassId, Detections, Detector,
+        class_counts, image_tensor, load_image, BBox, ClassId, Detections, Detector,
         DetectorConfig, DetectorError, GroundTruth, ImageBatch, ImageSize, MatmulPrecision,
-        OptimizerConfig, TrainConfig, TrainData, Trainer,
     };
+    #[cfg(feature = "train")]
+    pub use crate::{AugmentConfig, OptimizerConfig, TrainConfig, TrainData, Trainer};
     pub use arfpn_backbone::{
         register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
         AttentionSite, Backbone, NormKind, ResNetConfig, Reweighting,

@@ -83,7 +83,14 @@ impl fmt::Display for Variant {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PresetName {
-    Model { variant: Variant, depth: usize },
+    /// `<variant>-r<depth>`, built by [`preset`].
+    Model {
+        /// Which attention the residual units carry.
+        variant: Variant,
+        /// ResNet depth: 18, 34, 50 or 101.
+        depth: usize,
+    },
+    /// `cpu-small`, built by [`cpu_small`].
     CpuSmall,
 }
 

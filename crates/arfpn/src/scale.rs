@@ -13,7 +13,7 @@ use arfpn_voc::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::cell_size::estimate_cell_size;
-use crate::{CellSizeEstimate, Detector, DetectorError, Result, TileConfig};
+use crate::{CellSizeEstimate, Detector, DetectorError, FieldTiling, Result};
 
 /// What the detector knows about its training data's scale (stored in the checkpoint).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -163,7 +163,7 @@ impl Detector {
         &self,
         image: &RgbImage,
         scale: f32,
-        tiles: &TileConfig,
+        tiles: &FieldTiling,
     ) -> Result<Detections> {
         if !(scale.is_finite() && scale > 0.0) {
             return Err(DetectorError::input(

@@ -16,10 +16,15 @@ use crate::{DetectorError, Result};
 /// One crop: the image it comes from and its rectangle there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CropRect {
+    /// Index of the source image in the wrapped [`TrainData`].
     pub image: usize,
+    /// Left edge in the source image, in pixels.
     pub x: u32,
+    /// Top edge in the source image, in pixels.
     pub y: u32,
+    /// Width in pixels (the tile width, or the image's when it is narrower).
     pub width: u32,
+    /// Height in pixels (the tile height, or the image's when it is shorter).
     pub height: u32,
 }
 

@@ -30,15 +30,27 @@ use crate::{image_tensor, voc_map, Detector, DetectorError, LossValues, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OptimizerConfig {
+    /// Momentum SGD ([`SgdMomentum`]).
     Sgd {
+        /// Momentum factor; 0 is plain SGD.
         momentum: f64,
+        /// L2 penalty coefficient added to the gradients (biases and normalisation
+        /// parameters are left out unless [`TrainConfig::decay_norm_and_bias`]).
         weight_decay: f64,
+        /// Nesterov momentum (needs `momentum > 0`).
         nesterov: bool,
     },
+    /// Adam ([`Adam`]).
     Adam {
+        /// Decay rate of the first-moment (mean) estimate, in `[0, 1)`.
         beta1: f64,
+        /// Decay rate of the second-moment estimate, in `[0, 1)`.
         beta2: f64,
+        /// Added to the denominator for numerical stability, > 0.
         eps: f64,
+        /// L2 penalty coefficient added to the gradients before the moments (not decoupled
+        /// as in AdamW); biases and normalisation parameters are left out unless
+        /// [`TrainConfig::decay_norm_and_bias`].
         weight_decay: f64,
     },
 }
@@ -109,7 +121,10 @@ pub struct TrainConfig {
     pub steps: usize,
     /// Images per step (of any sizes; padded into one batch).
     pub batch_size: usize,
+    /// The optimizer and its settings (momentum SGD by default).
     pub optimizer: OptimizerConfig,
+    /// Learning rate per step (warm-up, then decay), evaluated at the 0-based index of the
+    /// step about to run; see also [`step_schedule`].
     pub schedule: LrSchedule,
     /// Apply weight decay to biases and normalisation parameters too (detectron2: no).
     pub decay_norm_and_bias: bool,
@@ -119,6 +134,8 @@ pub struct TrainConfig {
     /// paper: 500×375 with 30 % overlap, `TileConfig::default()`); each crop is one item of
     /// the data order, and [`augment`](Self::augment) then applies to the crops.
     pub tiles: Option<arfpn_voc::tiling::TileConfig>,
+    /// Flips and random crops applied to each training image (or crop) every time it is
+    /// drawn.
     pub augment: AugmentConfig,
     /// The paper's rare-class oversampling: images holding a class whose share of all
     /// training objects is below `max_share` appear `1 + copies` times per epoch (each copy
@@ -256,7 +273,10 @@ pub fn step_schedule(base_lr: f64, steps: usize) -> LrSchedule {
 
 /// Training or validation images with their ground truth.
 pub trait TrainData: Send + Sync {
+    /// Number of items (images, or crops for [`TiledData`](crate::TiledData)); indices run
+    /// over `0..len()`.
     fn len(&self) -> usize;
+    /// Whether there are no items.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -332,45 +352,76 @@ impl TrainData for VocDataset {
     }
 }
 
-/// One logged training step.
+/// One logged training step: sent every [`TrainConfig::log_every`] steps and after the
+/// run's last step, for steps that updated the weights (a skipped step sends a
+/// [`SkipEvent`] instead); also written to `log.jsonl`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepEvent {
+    /// The step just done, counted from 1 (so also the number of steps done, resumed runs
+    /// included).
     pub step: usize,
+    /// The run's total step count ([`TrainConfig::steps`]).
     pub steps: usize,
+    /// The losses of this step's batch alone (not averaged), before the weight update.
     pub losses: LossValues,
+    /// The learning rate this step used.
     pub lr: f64,
+    /// Global L2 norm of the gradient over the trainable variables, before clipping.
     pub grad_norm: f64,
+    /// Images per second since the previous `StepEvent` (or the start of
+    /// [`Trainer::run`]), counting skipped steps' images and the time spent evaluating and
+    /// checkpointing in between.
     pub images_per_s: f64,
+    /// Seconds since this [`Trainer::run`] call started (time before a resume not included).
     pub elapsed_s: f64,
+    /// Estimated seconds until `steps`, at this `run` call's average time per step.
     pub eta_s: f64,
 }
 
-/// One evaluation.
+/// One evaluation on the validation data (whole images, one at a time): sent every
+/// [`TrainConfig::eval_every`] steps and after the run's last step, when validation data
+/// was given; also written to `log.jsonl`.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalEvent {
+    /// Steps done when the evaluation ran (counted from 1, as [`StepEvent::step`]).
     pub step: usize,
-    /// VOC all-point mAP@0.5.
+    /// VOC all-point mAP@0.5, in `[0, 1]`; 0 when no class has validation ground truth.
     pub map50: f64,
     /// `(class, AP)` for classes with ground truth.
     pub per_class: Vec<(String, f64)>,
+    /// Whether `map50` beats every earlier evaluation of the run (the first always does);
+    /// the trainer then writes `best.safetensors`. Otherwise the evaluation counts towards
+    /// [`TrainConfig::early_stop_patience`].
     pub best: bool,
 }
 
-/// A skipped step: its loss or gradient was not finite.
+/// A skipped step: its loss or gradient was not finite, so the weights were not updated.
+/// Sent for every such step; after [`TrainConfig::max_bad_steps`] in a row the trainer
+/// writes a checkpoint and stops with [`DetectorError::Diverged`].
 #[derive(Clone, Debug, Serialize)]
 pub struct SkipEvent {
+    /// The skipped step, counted from 1 (it still counts as done).
     pub step: usize,
-    /// The non-finite loss terms, or `["gradient"]`.
+    /// The non-finite loss terms, by their [`LossValues`] names (`loss_objectness`, …,
+    /// `total`), or `["gradient"]` when the losses were finite but the gradient norm was not.
     pub terms: Vec<String>,
+    /// Steps skipped so far in the run, resumed runs included.
     pub skipped_total: usize,
 }
 
 /// Receives the trainer's events (a progress bar, a GUI, a test). Every method has an
 /// empty default.
 pub trait TrainObserver {
+    /// A logged step (see [`StepEvent`] for when), after it is written to `log.jsonl`.
     fn on_step(&mut self, _event: &StepEvent) {}
+    /// An evaluation (see [`EvalEvent`] for when), after it is written to `log.jsonl` and
+    /// before `best.safetensors` is written.
     fn on_eval(&mut self, _event: &EvalEvent) {}
+    /// A skipped step, after it is written to `log.jsonl`.
     fn on_skip(&mut self, _event: &SkipEvent) {}
+    /// A checkpoint written to `path` (`checkpoints/step-XXXXXXXX.safetensors`) after `step`
+    /// steps: every [`TrainConfig::checkpoint_every`] steps, at the end of the run and
+    /// before stopping on divergence (not for `best.safetensors`).
     fn on_checkpoint(&mut self, _step: usize, _path: &Path) {}
 }
 
@@ -381,12 +432,20 @@ impl TrainObserver for Silent {}
 /// How a run ended.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainSummary {
+    /// Steps done in the whole run (resumed runs included, skipped steps counted).
     pub steps_done: usize,
+    /// Steps skipped for non-finite losses or gradients in the whole run.
     pub skipped_steps: usize,
+    /// The best validation mAP@0.5 of the run; `None` if it never evaluated.
     pub best_map50: Option<f64>,
+    /// The checkpoint written at the end of the run.
     pub last_checkpoint: Option<PathBuf>,
+    /// Stopped because [`TrainConfig::early_stop_patience`] evaluations in a row did not
+    /// improve the best mAP.
     pub stopped_early: bool,
+    /// Stopped because the [`stop_flag`](Trainer::stop_flag) was set.
     pub interrupted: bool,
+    /// Seconds this [`Trainer::run`] call took.
     pub wall_s: f64,
 }
 
@@ -456,12 +515,9 @@ impl Trainer {
     ) -> Result<Self> {
         let run_dir = run_dir.as_ref().to_path_buf();
         if latest_checkpoint(&run_dir)?.is_some() {
-            return Err(DetectorError::input(
-                "run_dir",
-                format!(
-                    "{} already holds checkpoints: resume it, or choose a new folder",
-                    run_dir.display()
-                ),
+            return Err(DetectorError::run_dir(
+                &run_dir,
+                "it already holds checkpoints: resume it, or choose a new folder",
             ));
         }
         if detector.config().data.cell_size_px.is_none() {
@@ -508,12 +564,8 @@ impl Trainer {
         steps: Option<usize>,
     ) -> Result<Self> {
         let run_dir = run_dir.as_ref().to_path_buf();
-        let path = latest_checkpoint(&run_dir)?.ok_or_else(|| {
-            DetectorError::input(
-                "run_dir",
-                format!("{} holds no checkpoint to resume", run_dir.display()),
-            )
-        })?;
+        let path = latest_checkpoint(&run_dir)?
+            .ok_or_else(|| DetectorError::run_dir(&run_dir, "it holds no checkpoint to resume"))?;
         let ckpt = Checkpoint::read(&path, device)?;
         let mut progress: Progress = ckpt
             .state
@@ -628,6 +680,7 @@ impl Trainer {
         })
     }
 
+    /// The detector being trained (its weights are the latest step's).
     pub fn detector(&self) -> &Detector {
         &self.detector
     }
@@ -637,6 +690,8 @@ impl Trainer {
         self.detector
     }
 
+    /// The training settings in effect; for a resumed run, those stored in its checkpoint
+    /// (with `steps` replaced when [`resume`](Self::resume) was given one).
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
@@ -709,18 +764,12 @@ impl Trainer {
                     if self.progress.bad_in_a_row >= self.config.max_bad_steps {
                         let path = self.write_checkpoint()?;
                         observer.on_checkpoint(self.progress.step, &path);
-                        return Err(DetectorError::input(
-                            "training",
-                            format!(
-                                "{} steps in a row had a non-finite loss or gradient (last: \
-                                 step {}, {}); stopped. Lower the learning rate or enable \
-                                 clip_grad_norm; the last good weights are in {}",
-                                self.progress.bad_in_a_row,
-                                ev.step,
-                                ev.terms.join(", "),
-                                path.display()
-                            ),
-                        ));
+                        return Err(DetectorError::Diverged {
+                            bad_steps: self.progress.bad_in_a_row,
+                            step: ev.step,
+                            terms: ev.terms.join(", "),
+                            checkpoint: path,
+                        });
                     }
                 }
             }
@@ -1009,9 +1058,18 @@ pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<PathBuf>> {
 pub fn plot_log(run_dir: &Path) -> Result<()> {
     let log = run_dir.join("log.jsonl");
     let text = std::fs::read_to_string(&log).map_err(|e| DetectorError::io(&log, e))?;
-    let terms = ["total", "rpn_objectness", "rpn_box", "cls", "box"];
-    let mut losses: Vec<(String, Vec<(f64, f64)>)> =
-        terms.iter().map(|t| (t.to_string(), Vec::new())).collect();
+    // (name in the plot and in today's logs, name in logs written before the rename)
+    let terms = [
+        ("total", "total"),
+        ("loss_objectness", "rpn_objectness"),
+        ("loss_rpn_box_reg", "rpn_box"),
+        ("loss_classifier", "cls"),
+        ("loss_box_reg", "box"),
+    ];
+    let mut losses: Vec<(String, Vec<(f64, f64)>)> = terms
+        .iter()
+        .map(|t| (t.0.to_string(), Vec::new()))
+        .collect();
     let mut map = vec![("val mAP@0.5".to_string(), Vec::new())];
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -1023,8 +1081,9 @@ pub fn plot_log(run_dir: &Path) -> Result<()> {
         };
         match v["event"].as_str() {
             Some("step") => {
-                for (k, t) in terms.iter().enumerate() {
-                    if let Some(x) = data["losses"][t].as_f64() {
+                for (k, (t, old)) in terms.iter().enumerate() {
+                    let l = &data["losses"];
+                    if let Some(x) = l[t].as_f64().or_else(|| l[old].as_f64()) {
                         losses[k].1.push((step, x));
                     }
                 }

@@ -77,8 +77,8 @@ fn training_losses_are_finite_and_fall() -> Res {
         let losses = det.forward_train(&batch, &truth, &mut rng)?;
         let v = losses.values()?;
         assert!(v.non_finite().is_empty(), "{v:?}");
-        assert!(v.rpn_objectness > 0.0 && v.cls > 0.0);
-        let sum = v.rpn_objectness + v.rpn_box + v.cls + v.box_reg;
+        assert!(v.loss_objectness > 0.0 && v.loss_classifier > 0.0);
+        let sum = v.loss_objectness + v.loss_rpn_box_reg + v.loss_classifier + v.loss_box_reg;
         assert!((sum - v.total).abs() <= 1e-5 * sum.max(1.0), "{v:?}");
         first.get_or_insert(v.total);
         last = v.total;
@@ -92,8 +92,8 @@ fn training_losses_are_finite_and_fall() -> Res {
 #[test]
 fn loss_weights_scale_the_total() -> Res {
     let mut cfg = tiny(&["a", "b"]);
-    cfg.loss_weights.cls = 0.0;
-    cfg.loss_weights.rpn_box = 2.0;
+    cfg.loss_weights.loss_classifier = 0.0;
+    cfg.loss_weights.loss_rpn_box_reg = 2.0;
     let det = Detector::new(cfg, 1, &Device::Cpu)?;
     let batch = ImageBatch::from_images(&[image(1, 64, 64)?], 1)?;
     let v = det
@@ -103,7 +103,7 @@ fn loss_weights_scale_the_total() -> Res {
             &mut SplitMix64::new(0),
         )?
         .values()?;
-    let expected = v.rpn_objectness + 2.0 * v.rpn_box + v.box_reg;
+    let expected = v.loss_objectness + 2.0 * v.loss_rpn_box_reg + v.loss_box_reg;
     assert!((v.total - expected).abs() < 1e-5, "{v:?}");
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arfpn::{detect_tiled, Detections, TileConfig};
+use arfpn::{detect_tiled, Detections, FieldTiling};
 use arfpn_boxes::{iou_matrix, BBox, ImageSize};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 
@@ -18,10 +18,10 @@ fn every_planted_cell_is_found_once() -> Result<(), Box<dyn std::error::Error>> 
     let field = render_image(&cfg, 3)?;
     let truth: Vec<BBox> = field.objects.iter().map(|o| o.bbox).collect();
     assert!(truth.len() > 1000, "{} cells", truth.len());
-    let tiles = TileConfig {
+    let tiles = FieldTiling {
         tile: 400,
         overlap: 96,
-        ..TileConfig::default()
+        ..FieldTiling::default()
     };
     let calls = AtomicUsize::new(0);
     let raw = AtomicUsize::new(0);
@@ -50,7 +50,7 @@ fn every_planted_cell_is_found_once() -> Result<(), Box<dyn std::error::Error>> 
     // Tiles of 400 at x = 0, 304, 608, 912, 1000 and y = 0, 304, 600.
     assert_eq!(calls.load(Ordering::Relaxed), 15);
     // Detecting the tiles one after another gives the same merged result.
-    let serial = TileConfig {
+    let serial = FieldTiling {
         parallel: false,
         ..tiles
     };

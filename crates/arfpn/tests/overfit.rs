@@ -4,7 +4,7 @@
 
 use arfpn::{
     bf16_matmul_available, image_tensor, median_cell_estimate, presets, typical_cell_size, voc_map,
-    BBox, DataInfo, Detector, GroundTruth, ImageBatch, MatmulPrecision, TileConfig,
+    BBox, DataInfo, Detector, FieldTiling, GroundTruth, ImageBatch, MatmulPrecision,
 };
 use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
@@ -187,7 +187,7 @@ fn cpu_small_overfits_two_synthetic_images() -> Result<(), Box<dyn std::error::E
         .rescale_for_estimate(estimate)
         .expect("a training reference");
     assert!((0.4..=0.6).contains(&factor), "rescale factor {factor}");
-    let tiles = TileConfig::default();
+    let tiles = FieldTiling::default();
     let rescaled = big
         .iter()
         .map(|b| det.detect_at_scale(b, factor, &tiles))

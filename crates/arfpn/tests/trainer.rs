@@ -125,15 +125,24 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
     assert_eq!(kept, 2);
     // A fresh trainer refuses a folder with checkpoints; resuming an empty one fails.
     let det = Detector::new(tiny(&classes()), 1, &dev)?;
-    assert!(Trainer::new(
+    let fresh = Trainer::new(
         det,
         config(5, OptimizerConfig::default()),
         Box::new(data(1)?),
         None,
-        &dir_b
-    )
-    .is_err());
-    assert!(Trainer::resume(tmp("empty"), Box::new(data(1)?), None, &dev, None).is_err());
+        &dir_b,
+    );
+    assert!(
+        matches!(&fresh, Err(arfpn::DetectorError::RunDir { path, .. }) if *path == dir_b),
+        "{:?}",
+        fresh.err()
+    );
+    let empty = Trainer::resume(tmp("empty"), Box::new(data(1)?), None, &dev, None);
+    assert!(
+        matches!(&empty, Err(arfpn::DetectorError::RunDir { reason, .. }) if reason.contains("no checkpoint")),
+        "{:?}",
+        empty.err()
+    );
     std::fs::remove_dir_all(&dir_a)?;
     std::fs::remove_dir_all(&dir_b)?;
     Ok(())
@@ -216,7 +225,7 @@ fn training_logs_evaluates_and_keeps_the_best() -> Res {
     assert_eq!(lines.iter().filter(|l| l["event"] == "eval").count(), 2);
     assert!(lines
         .iter()
-        .any(|l| l["data"]["losses"]["rpn_objectness"].is_number()));
+        .any(|l| l["data"]["losses"]["loss_objectness"].is_number()));
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
@@ -239,12 +248,25 @@ fn non_finite_steps_are_skipped_then_training_stops() -> Res {
     cfg.max_bad_steps = 3;
     let mut t = Trainer::new(det, cfg, Box::new(data(2)?), None, &dir)?;
     let mut rec = Record::default();
-    let err = t.run(&mut rec).err().map(|e| e.to_string());
+    let err = t.run(&mut rec).err();
+    let text = err.as_ref().map(|e| e.to_string());
     assert!(
-        err.as_deref()
+        text.as_deref()
             .is_some_and(|e| e.contains("non-finite") && e.contains("3 steps in a row")),
-        "{err:?}"
+        "{text:?}"
     );
+    // Its own variant, naming the checkpoint that holds the last good weights (it exists).
+    match err {
+        Some(arfpn::DetectorError::Diverged {
+            bad_steps,
+            checkpoint,
+            ..
+        }) => {
+            assert_eq!(bad_steps, 3);
+            assert!(checkpoint.is_file(), "{}", checkpoint.display());
+        }
+        other => panic!("expected DetectorError::Diverged, got {other:?}"),
+    }
     assert_eq!(rec.skips.len(), 3);
     assert!(!rec.skips[0].terms.is_empty());
     std::fs::remove_dir_all(&dir)?;

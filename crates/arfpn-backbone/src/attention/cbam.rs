@@ -17,6 +17,10 @@ pub struct Cbam {
 }
 
 impl Cbam {
+    /// A CBAM for `channels` channels, with channel-MLP hidden width
+    /// `max(channels / reduction, 1)` and a `kernel_size`×`kernel_size` spatial convolution.
+    /// Its parameters are taken from (or, if new, created in) `vb` under `channel.` and
+    /// `spatial.`. Fails if `reduction` is 0 or `kernel_size` is even.
     pub fn new(
         channels: usize,
         reduction: usize,

@@ -72,6 +72,9 @@ pub struct ChannelAttention {
 }
 
 impl ChannelAttention {
+    /// Squeeze-and-excitation for `channels` channels with hidden width
+    /// `max(channels / reduction, 1)`, its parameters taken from (or, if new, created in)
+    /// `vb`. Fails if `reduction` is 0.
     pub fn new(channels: usize, reduction: usize, vb: VarBuilder) -> Result<Self> {
         if reduction == 0 {
             candle_core::bail!("ChannelAttention: reduction must be at least 1");

@@ -212,19 +212,32 @@ pub enum AttentionKind {
     #[default]
     None,
     /// Squeeze-and-excitation (C-ARFPN): hidden width `max(channels / reduction, 1)`.
-    Channel { reduction: usize },
+    Channel {
+        /// Ratio of the channel count to the MLP's hidden width (≥ 1; 16 in SENet and the
+        /// paper).
+        reduction: usize,
+    },
     /// Spatial attention (S-ARFPN) with a `kernel_size`×`kernel_size` convolution (odd).
-    Spatial { kernel_size: usize },
+    Spatial {
+        /// Side of the square convolution over the `[mean; max]` channel descriptor (odd,
+        /// so that padding `kernel_size / 2` keeps H and W; 7 in CBAM).
+        kernel_size: usize,
+    },
     /// Channel then spatial attention, CBAM (CS-ARFPN).
     Cbam {
+        /// The channel gate's reduction ratio, as in [`AttentionKind::Channel`].
         reduction: usize,
+        /// The spatial gate's kernel side, as in [`AttentionKind::Spatial`].
         kernel_size: usize,
     },
     /// A module registered by name with [`register_attention`](crate::register_attention), built from `params` (any
     /// JSON; `null` when absent). A checkpoint records both, so it loads wherever the same
     /// name is registered.
     Custom {
+        /// The name the module's factory was registered under.
         name: String,
+        /// The module's own hyper-parameters, passed to its registered constructor
+        /// unchanged.
         #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         params: serde_json::Value,
     },

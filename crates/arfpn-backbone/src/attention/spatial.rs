@@ -17,6 +17,9 @@ pub struct SpatialAttention {
 }
 
 impl SpatialAttention {
+    /// Spatial attention with a `kernel_size`×`kernel_size` convolution (padding
+    /// `kernel_size / 2`), its parameters taken from (or, if new, created in) `vb`. Fails if
+    /// `kernel_size` is even.
     pub fn new(kernel_size: usize, vb: VarBuilder) -> Result<Self> {
         if kernel_size.is_multiple_of(2) {
             candle_core::bail!("SpatialAttention: kernel_size must be odd, got {kernel_size}");

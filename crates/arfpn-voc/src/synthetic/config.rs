@@ -76,7 +76,10 @@ pub struct SyntheticConfig {
     /// [`MIN_CELL_SCALE`]`..=`[`MAX_CELL_SCALE`] (absent in older JSON: 1).
     #[serde(default = "default_cell_scale")]
     pub cell_scale: f32,
+    /// Image width in pixels, [`MIN_SIDE`]`..=`[`MAX_SIDE`], with `width * height` at most
+    /// [`MAX_PIXELS`] (default 500).
     pub width: u32,
+    /// Image height in pixels, same limits as `width` (default 375).
     pub height: u32,
     /// Target fraction of the image area covered by cells (random packing saturates near 0.5).
     pub fill: f32,
@@ -95,7 +98,10 @@ pub struct SyntheticConfig {
     /// Fraction of the images in the `val` and in the `test` split (each at least one image
     /// when there are 3 or more).
     pub val_fraction: f32,
+    /// Fraction of the images in the `test` split, in `[0, 1]`; `val_fraction +
+    /// test_fraction` must not exceed 1.
     pub test_fraction: f32,
+    /// File format of the written images.
     pub format: ImageFormat,
 }
 

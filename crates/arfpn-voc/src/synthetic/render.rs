@@ -27,7 +27,11 @@ struct Placed {
 /// [`LabelSet::rbc14`](crate::labels::LabelSet::rbc14)).
 #[derive(Clone, Debug)]
 pub struct SyntheticImage {
+    /// The rendered smear, 8-bit RGB, `width × height` of the config.
     pub image: RgbImage,
+    /// The labelled objects: boxes in continuous pixel coordinates (rounded outwards to
+    /// whole pixels, clipped to the image); `edge` cells are marked `truncated`, nothing
+    /// is `difficult`. Platelets are not labelled.
     pub objects: Vec<Object>,
 }
 

@@ -24,11 +24,15 @@ pub fn image_seed(seed: u64, index: usize) -> u64 {
 /// What [`write_dataset`] wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct SyntheticSummary {
+    /// Number of images written (all splits together).
     pub images: usize,
     /// Objects per class, in [`RBC14_CLASSES`] order.
     pub objects_per_class: Vec<(String, usize)>,
+    /// Number of images in the `train` split.
     pub train: usize,
+    /// Number of images in the `val` split.
     pub val: usize,
+    /// Number of images in the `test` split.
     pub test: usize,
 }
 
