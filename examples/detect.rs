@@ -1,7 +1,9 @@
-//! Detects and counts red cells in smear photographs with a trained checkpoint.
+//! Detects and counts cells in smear photographs with a trained checkpoint, or with the
+//! blood-cell model that ships with arfpn when no checkpoint is given.
 //!
 //! ```text
-//! cargo run --release --example detect -- --checkpoint runs/bccd/best.safetensors smear1.jpg smears/ --out results/
+//! cargo run --release --example detect -- smear1.jpg smears/ --out results/
+//! cargo run --release --example detect -- --checkpoint runs/bccd/best.safetensors smear1.jpg --out results/
 //! ```
 //!
 //! Writes into `--out`: per image an annotated picture (`<name>.png`, boxes in class
@@ -31,9 +33,10 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "detect", version)]
 struct Args {
-    /// A checkpoint written by `train` or `quickstart`.
+    /// A checkpoint written by `train` or `quickstart`; without it, the blood-cell model that
+    /// ships with arfpn (Platelets, RBC, WBC; `models/README.md`).
     #[arg(long, value_parser = cli::existing_file)]
-    checkpoint: PathBuf,
+    checkpoint: Option<PathBuf>,
     /// Image files or folders of images (.jpg, .jpeg, .png, .bmp).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -294,7 +297,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     let _ = std::fs::remove_file(&probe);
-    let mut detector = Detector::load(&a.checkpoint, &Device::Cpu)?;
+    let mut detector = match &a.checkpoint {
+        Some(p) => Detector::load(p, &Device::Cpu)?,
+        None => {
+            eprintln!("no --checkpoint: using the built-in blood-cell model (models/README.md)");
+            Detector::default_model(&Device::Cpu)?
+        }
+    };
     detector.set_matmul_precision(a.precision);
     let classes = detector.classes().to_vec();
     let tiles = FieldTiling {
@@ -447,7 +456,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         rows.len(),
         all,
         a.score,
-        escape(&a.checkpoint.display().to_string())
+        escape(
+            &a.checkpoint
+                .as_ref()
+                .map_or("built-in blood-cell model".into(), |p| p.display().to_string())
+        )
     );
     html += "<table><tr><th>class</th><th>cells</th><th>%</th><th></th></tr>";
     for (c, name) in classes.iter().enumerate() {

@@ -6,12 +6,14 @@
 //! first test run builds them with `cargo build --examples` (same profile, same target
 //! folder).
 
-use arfpn_testkit::shared_data;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
 
-const EXAMPLES: [&str; 17] = [
+use arfpn_testkit::shared_data;
+use common::run;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const EXAMPLES: [&str; 20] = [
     "backbone_timing",
     "cell_size_accuracy",
     "custom_attention",
@@ -23,46 +25,16 @@ const EXAMPLES: [&str; 17] = [
     "gpu_check",
     "import_torchvision",
     "make_synthetic",
+    "pack_model",
     "param_counts",
     "quickstart",
+    "serve",
+    "serve_load",
     "tile_dataset",
     "to_png",
     "train",
     "voc_to_coco",
 ];
-
-fn examples_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // target/<profile>/deps/examples_cli-HASH -> target/<profile>/examples
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable in target/<profile>/deps");
-        let dir = profile_dir.join("examples");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--examples", "-p", "arfpn-examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build --examples");
-        assert!(status.success(), "cargo build --examples failed");
-        dir
-    })
-    .clone()
-}
-
-fn run(name: &str, args: &[&str]) -> Output {
-    let bin = examples_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} not built", bin.display());
-    Command::new(&bin)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -1074,5 +1046,32 @@ fn train_runs_and_resumes_on_bccd_mini() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("resuming at step 2"), "{}", text(&o));
     assert!(out.join("checkpoints/step-00000003.safetensors").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn detect_without_a_checkpoint_uses_the_shipped_model() {
+    let out = tmp("default-model");
+    let image = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/arfpn/tests/fixtures/torchvision/image-0.png");
+    let o = run(
+        "detect",
+        &[image.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("built-in blood-cell model"),
+        "{}",
+        text(&o)
+    );
+    let csv = std::fs::read_to_string(out.join("counts.csv")).unwrap();
+    let classes: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("ALL,"))
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(classes, ["Platelets", "RBC", "WBC"], "{csv}");
+    assert!(out.join("image-0.png").is_file());
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 pub mod evaluate_cmd;
+pub mod http;
 pub mod train_cmd;
 
 /// A finite number.

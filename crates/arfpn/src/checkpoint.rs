@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::{Detector, DetectorConfig, DetectorError, Result};
 
@@ -90,9 +90,34 @@ impl Detector {
         self.save_with_state(path, &CheckpointState::default())
     }
 
+    /// Saves the weights in `dtype` (f16 or bf16 halve the file; f32 keeps it exact) with
+    /// the configuration and `metadata` (keys must not start with `arfpn.`), and nothing of
+    /// a trainer's state: the compact form a model ships in. [`Detector::load`] reads it and
+    /// converts the weights back to the detector's dtype.
+    pub fn save_compact(
+        &self,
+        path: impl AsRef<Path>,
+        dtype: DType,
+        metadata: &HashMap<String, String>,
+    ) -> Result<()> {
+        let state = CheckpointState {
+            tensors: Vec::new(),
+            metadata: metadata.clone(),
+        };
+        self.write_checkpoint(path.as_ref(), &state, Some(dtype))
+    }
+
     /// Saves the weights, the configuration and `state` (a trainer's).
     pub fn save_with_state(&self, path: impl AsRef<Path>, state: &CheckpointState) -> Result<()> {
-        let path = path.as_ref();
+        self.write_checkpoint(path.as_ref(), state, None)
+    }
+
+    fn write_checkpoint(
+        &self,
+        path: &Path,
+        state: &CheckpointState,
+        dtype: Option<DType>,
+    ) -> Result<()> {
         let mut metadata = HashMap::new();
         for (k, v) in &state.metadata {
             if k.starts_with("arfpn.") {
@@ -115,7 +140,10 @@ impl Detector {
             .vars()
             .named_vars()
             .into_iter()
-            .map(|(n, v)| (n, v.as_tensor().to_device(&Device::Cpu)))
+            .map(|(n, v)| {
+                let t = v.as_tensor().to_device(&Device::Cpu);
+                (n, t.and_then(|t| t.to_dtype(dtype.unwrap_or(t.dtype()))))
+            })
             .map(|(n, t)| t.map(|t| (n, t)))
             .collect::<candle_core::Result<_>>()?;
         for (n, t) in &state.tensors {
@@ -135,7 +163,32 @@ impl Detector {
     /// Builds the detector a checkpoint describes and loads its weights; every weight must
     /// be present and fit.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let ckpt = Checkpoint::read(path.as_ref(), device)?;
+        Self::from_checkpoint(Checkpoint::read(path.as_ref(), device)?, device)
+    }
+
+    /// [`Detector::load`] from a checkpoint held in memory; `name` stands for its path in
+    /// errors.
+    pub fn load_bytes(bytes: &[u8], name: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::from_checkpoint(
+            Checkpoint::from_bytes(bytes, name.as_ref(), device)?,
+            device,
+        )
+    }
+
+    /// The blood-cell model that ships with arfpn (crate `arfpn-models`, model card in
+    /// `models/README.md`): classes `Platelets`, `RBC`, `WBC` (in that order), the `cpu-small` architecture
+    /// trained on BCCD and TXL-PBC. Its f16 weights are converted to f32 as they load.
+    /// Needs the `default-model` feature (on by default).
+    #[cfg(feature = "default-model")]
+    pub fn default_model(device: &Device) -> Result<Self> {
+        Self::load_bytes(
+            arfpn_models::BLOOD_CELLS,
+            arfpn_models::BLOOD_CELLS_NAME,
+            device,
+        )
+    }
+
+    fn from_checkpoint(ckpt: Checkpoint, device: &Device) -> Result<Self> {
         let det = Detector::new(ckpt.config.clone(), 0, device)?;
         let report = det.set_weights(&ckpt.path, &ckpt.weights)?;
         if !report.is_complete() {
@@ -267,13 +320,19 @@ impl Checkpoint {
     /// Reads and checks a checkpoint file; tensors go to `device`.
     pub fn read(path: &Path, device: &Device) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| DetectorError::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        Self::from_bytes(&bytes, path, device)
+    }
+
+    /// Reads and checks a checkpoint held in memory (an embedded model, an upload);
+    /// `path` names it in errors and in [`Checkpoint::path`]. Tensors go to `device`.
+    pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Self> {
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
             DetectorError::checkpoint(
                 path,
                 format!("not a readable safetensors file (truncated or corrupt?): {e}"),
             )
         })?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| DetectorError::checkpoint(path, format!("unreadable header: {e}")))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         match metadata.get(FORMAT_KEY).map(String::as_str) {

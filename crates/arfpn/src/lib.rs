@@ -145,6 +145,9 @@ pub use arfpn_rpn as rpn;
 pub use arfpn_voc as voc;
 pub use candle_core;
 pub use candle_nn;
+/// `serde_json`, as custom-module parameters ([`backbone::AttentionKind::custom`]) and
+/// configuration take `serde_json::Value`.
+pub use serde_json;
 
 /// What applications use, in one import: `use arfpn::prelude::*;` — the detector and its
 /// configuration, training, images and boxes, optimizers, the backbone's choices and the
