@@ -64,7 +64,9 @@ fn one(addr: &str, name: &str, bytes: &[u8]) -> Outcome {
             Ok(r) if r.status == 503 && start.elapsed() < Duration::from_secs(120) => {
                 retries_503 += 1;
                 let wait = r.header("retry-after").and_then(|v| v.parse::<f64>().ok());
-                std::thread::sleep(Duration::from_secs_f64(wait.unwrap_or(1.0).clamp(0.05, 10.0)));
+                std::thread::sleep(Duration::from_secs_f64(
+                    wait.unwrap_or(1.0).clamp(0.05, 10.0),
+                ));
                 continue;
             }
             Ok(r) if r.status == 200 => {
