@@ -87,13 +87,24 @@ pub struct ResNet {
 impl ResNet {
     /// Builds the network with the attention chosen in `config.attention`.
     pub fn new(config: &ResNetConfig, vb: VarBuilder) -> Result<Self> {
-        Self::with_attention(config, &config.attention.clone(), vb)
+        Self::with_attention_factory(config, &config.attention.clone(), vb)
+    }
+
+    /// The old name of [`ResNet::with_attention_factory`], renamed because
+    /// [`ResNetConfig::with_attention`] (a builder setting the attention kind) is another thing.
+    #[deprecated(since = "0.1.0", note = "renamed `with_attention_factory`")]
+    pub fn with_attention(
+        config: &ResNetConfig,
+        attention: &dyn AttentionFactory,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::with_attention_factory(config, attention, vb)
     }
 
     /// Builds the network with a custom attention factory (`config.attention` is ignored;
     /// `config.attention_stages` says which stages get it). The factory is told each unit's
     /// [`AttentionSite`].
-    pub fn with_attention(
+    pub fn with_attention_factory(
         config: &ResNetConfig,
         attention: &dyn AttentionFactory,
         vb: VarBuilder,
