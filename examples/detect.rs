@@ -63,8 +63,8 @@ struct Args {
     /// the estimate is confident and differs from the training size by more than 1.25×, warn
     /// (`warn`, the default) or rescale that image (`auto`, which also says why it leaves an
     /// image alone); `off` does nothing.
-    #[arg(long, default_value = "warn", value_parser = ["auto", "warn", "off"])]
-    rescale: String,
+    #[arg(long, default_value = "warn")]
+    rescale: cli::Rescale,
     /// Precision of the network's matrix products: f32, or bf16 (bf16 operands, f32
     /// accumulation; runs on CPUs with Intel AMX, f32 elsewhere).
     #[arg(long, default_value = "f32")]
@@ -108,37 +108,6 @@ fn given_scale(a: &Args, train: &arfpn::DataInfo) -> Result<Option<(f32, String)
         um / train_um,
         format!("{um} µm/px given, trained at {train_um} µm/px"),
     )))
-}
-
-/// The factor for one image from its own cell-size estimate (`--rescale warn|auto`): only a
-/// confident estimate that differs from training by more than 1.25× changes anything —
-/// `auto` rescales, `warn` says so; `auto` also says why it leaves an image alone.
-fn estimated_scale(
-    a: &Args,
-    train: &arfpn::DataInfo,
-    image: &arfpn::voc::RgbImage,
-    name: &str,
-) -> f32 {
-    if a.rescale == "off" {
-        return 1.0;
-    }
-    let estimate = arfpn::estimate_cell_size_with_confidence(image);
-    match train.rescale_decision(estimate) {
-        arfpn::RescaleDecision::Rescale { factor, reason } if a.rescale == "auto" => {
-            eprintln!("{name}: {reason}: rescaled by {factor:.2}");
-            factor
-        }
-        arfpn::RescaleDecision::Rescale { reason, .. } => {
-            eprintln!("warning: {name}: {reason}; not rescaled: give --cell-size-px N (or --rescale auto)");
-            1.0
-        }
-        arfpn::RescaleDecision::Keep { reason } => {
-            if a.rescale == "auto" {
-                eprintln!("{name}: {reason}");
-            }
-            1.0
-        }
-    }
 }
 
 fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -306,11 +275,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     detector.set_matmul_precision(a.precision);
     let classes = detector.classes().to_vec();
-    let tiles = FieldTiling {
-        tile: a.tile_size as usize,
-        overlap: (a.tile_size as usize / 4).min(160),
-        ..FieldTiling::default()
-    };
+    let tiles = cli::field_tiling(a.tile_size as usize);
     let given = given_scale(&a, &detector.config().data)?;
     if let Some((_, why)) = &given {
         eprintln!("{why}");
@@ -339,12 +304,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         };
         let scale = match &given {
             Some((scale, _)) => *scale,
-            None => estimated_scale(
-                &a,
-                &detector.config().data,
-                &img,
-                &path.display().to_string(),
-            ),
+            None => {
+                let s = cli::estimated_scale(a.rescale, &detector.config().data, &img);
+                let name = path.display();
+                match &s.reason {
+                    Some(reason) if s.unheeded => eprintln!(
+                        "warning: {name}: {reason}; not rescaled: give --cell-size-px N (or --rescale auto)"
+                    ),
+                    Some(reason) if s.factor != 1.0 => {
+                        eprintln!("{name}: {reason}: rescaled by {:.2}", s.factor)
+                    }
+                    Some(reason) if a.rescale == cli::Rescale::Auto => eprintln!("{name}: {reason}"),
+                    _ => {}
+                }
+                s.factor
+            }
         };
         let dets: Detections = detector
             .detect_at_scale(&img, scale, &tiling)?

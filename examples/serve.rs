@@ -36,7 +36,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arfpn::{Detections, Detector, FieldTiling, RescaleDecision};
+use arfpn::{Detections, Detector, RescaleDecision};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
@@ -86,15 +86,8 @@ struct Job {
     bytes: Bytes,
     name: String,
     score: f32,
-    rescale: Rescale,
+    rescale: cli::Rescale,
     reply: tokio::sync::oneshot::Sender<Result<Value, ApiError>>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Rescale {
-    Off,
-    Warn,
-    Auto,
 }
 
 /// An error answer: a status and a message for a person.
@@ -123,13 +116,7 @@ struct App {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_with(run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -274,17 +261,12 @@ async fn detect(
             format!("score {score} is outside [0, 1]"),
         ));
     }
-    let rescale = match q.rescale.as_deref().unwrap_or("warn") {
-        "off" => Rescale::Off,
-        "warn" => Rescale::Warn,
-        "auto" => Rescale::Auto,
-        other => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("rescale={other:?}: expected off, warn or auto"),
-            ))
-        }
-    };
+    let rescale: cli::Rescale = q
+        .rescale
+        .as_deref()
+        .unwrap_or("warn")
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("rescale={e}")))?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job = Job {
         bytes,
@@ -322,27 +304,23 @@ fn detect_job(detector: &Detector, job: &Job) -> Result<Value, ApiError> {
         )
     })?;
     let train = detector.config().data;
-    let estimate = if job.rescale == Rescale::Off {
-        None
+    let scale = cli::estimated_scale(job.rescale, &train, &image);
+    let (estimate, factor) = (scale.estimate, scale.factor);
+    // Without an estimate (rescale=off) the note says why the image was kept, as for any
+    // image without one.
+    let reason = scale
+        .reason
+        .unwrap_or_else(|| match train.rescale_decision(None) {
+            RescaleDecision::Keep { reason } | RescaleDecision::Rescale { reason, .. } => reason,
+        });
+    let note = if scale.unheeded {
+        format!("{reason}; not rescaled (rescale=auto would): counts may be unreliable")
+    } else if factor != 1.0 {
+        format!("{reason}: rescaled by {factor:.2}")
     } else {
-        arfpn::estimate_cell_size_with_confidence(&image)
+        reason
     };
-    let (factor, note) = match train.rescale_decision(estimate) {
-        RescaleDecision::Rescale { factor, reason } if job.rescale == Rescale::Auto => {
-            (factor, format!("{reason}: rescaled by {factor:.2}"))
-        }
-        RescaleDecision::Rescale { reason, .. } if job.rescale == Rescale::Warn => (
-            1.0,
-            format!("{reason}; not rescaled (rescale=auto would): counts may be unreliable"),
-        ),
-        RescaleDecision::Rescale { .. } => (1.0, String::new()),
-        RescaleDecision::Keep { reason } => (1.0, reason),
-    };
-    let tiles = FieldTiling {
-        tile: 512,
-        overlap: 128,
-        ..FieldTiling::default()
-    };
+    let tiles = cli::field_tiling(512);
     let dets: Detections = detector
         .detect_at_scale(&image, factor, &tiles)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

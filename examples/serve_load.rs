@@ -45,13 +45,7 @@ struct Outcome {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_with(run())
 }
 
 fn one(addr: &str, name: &str, bytes: &[u8]) -> Outcome {

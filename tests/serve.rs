@@ -134,6 +134,7 @@ fn serve_answers_detections_counts_and_clear_errors() {
     }
 
     // Bad uploads: a 4xx each, with a message.
+    let jpeg = jpeg();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("empty", Vec::new(), 400, "empty"),
         (
@@ -144,7 +145,7 @@ fn serve_answers_detections_counts_and_clear_errors() {
         ),
         (
             "truncated JPEG",
-            jpeg()[..jpeg().len() / 2].to_vec(),
+            jpeg[..jpeg.len() / 2].to_vec(),
             422,
             "not a readable image",
         ),
@@ -162,7 +163,7 @@ fn serve_answers_detections_counts_and_clear_errors() {
     assert_eq!(r.status, 400, "{}", r.text());
 
     // Still serving, and a JPEG works too.
-    let r = http::request(a, "POST", "/api/detect?name=b.jpg", &jpeg()).expect("after errors");
+    let r = http::request(a, "POST", "/api/detect?name=b.jpg", &jpeg).expect("after errors");
     assert_eq!(r.status, 200, "{}", r.text());
 }
 

@@ -145,6 +145,83 @@ pub fn stop_on_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     }
 }
 
+/// What to do about an image whose cells look larger or smaller than the training data's
+/// (`detect --rescale`, `serve`'s `rescale=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rescale {
+    /// No estimate, no change.
+    Off,
+    /// Estimate; report a confident mismatch, change nothing.
+    Warn,
+    /// Estimate; rescale on a confident mismatch.
+    Auto,
+}
+
+impl std::str::FromStr for Rescale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "warn" => Ok(Self::Warn),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!("{other:?}: expected off, warn or auto")),
+        }
+    }
+}
+
+/// One image's scale from its own cell-size estimate: only a confident estimate that
+/// differs from training by more than 1.25× matters — `Auto` rescales, `Warn` reports it.
+pub struct EstimatedScale {
+    /// The estimate (`None` with `Rescale::Off` or when the image gives none).
+    pub estimate: Option<arfpn::CellSizeEstimate>,
+    /// The factor to resize the image by (1 unless `Auto` rescales).
+    pub factor: f32,
+    /// The sizes compared, or why the image is left alone (`None` with `Rescale::Off`).
+    pub reason: Option<String>,
+    /// A confident mismatch that `Warn` left alone.
+    pub unheeded: bool,
+}
+
+/// [`EstimatedScale`] for `image` against the training data `train`.
+pub fn estimated_scale(
+    mode: Rescale,
+    train: &arfpn::DataInfo,
+    image: &arfpn::voc::RgbImage,
+) -> EstimatedScale {
+    if mode == Rescale::Off {
+        return EstimatedScale {
+            estimate: None,
+            factor: 1.0,
+            reason: None,
+            unheeded: false,
+        };
+    }
+    let estimate = arfpn::estimate_cell_size_with_confidence(image);
+    let (factor, reason, unheeded) = match train.rescale_decision(estimate) {
+        arfpn::RescaleDecision::Rescale { factor, reason } if mode == Rescale::Auto => {
+            (factor, reason, false)
+        }
+        arfpn::RescaleDecision::Rescale { reason, .. } => (1.0, reason, true),
+        arfpn::RescaleDecision::Keep { reason } => (1.0, reason, false),
+    };
+    EstimatedScale {
+        estimate,
+        factor,
+        reason: Some(reason),
+        unheeded,
+    }
+}
+
+/// Whole-field tiles of side `tile` px (images larger than that are detected tile by tile),
+/// overlapping by a quarter tile, at most 160 px.
+pub fn field_tiling(tile: usize) -> arfpn::FieldTiling {
+    arfpn::FieldTiling {
+        tile,
+        overlap: (tile / 4).min(160),
+        ..arfpn::FieldTiling::default()
+    }
+}
+
 /// Runs an example's body and turns its error into `error: …` on stderr and exit code 1
 /// (the `Display` text, not the `Debug` dump `main` would print).
 pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
