@@ -71,7 +71,6 @@ import json
 import math
 import resource
 import statistics
-import time
 
 import torch
 import torchvision
@@ -83,6 +82,10 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops import poolers as _poolers
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+# The protocol shared with torchvision's plain detector (same folder, so importable when run
+# as `python scripts/bench_csarfpn_torch.py`).
+from bench_detector_torchvision import synthetic_target, time_steps
 
 NUM_CLASSES = 15  # 14 RBC classes + background, as bench_detector_torchvision.py
 FPN_CHANNELS = 256
@@ -217,17 +220,6 @@ def param_breakdown(model):
         "roi_heads": count(model.roi_heads),
         "total": count(model),
     }
-
-
-def synthetic_target(height, width):
-    """bench_detector_torchvision.py's 20 boxes and labels (same generator and formulas)."""
-    g = torch.Generator().manual_seed(0)
-    boxes = []
-    for i in range(20):
-        x = float(torch.rand(1, generator=g)) * (width - 60)
-        y = float(torch.rand(1, generator=g)) * (height - 60)
-        boxes.append([x, y, x + 20 + (i % 3) * 15, y + 25])
-    return {"boxes": torch.tensor(boxes), "labels": torch.tensor([1 + i % 14 for i in range(20)])}
 
 
 def self_test():
@@ -375,38 +367,8 @@ def main():
     params = param_breakdown(model)
     image = torch.rand(3, a.height, a.width)
     target = synthetic_target(a.height, a.width)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0025,
-                          momentum=0.9, weight_decay=1e-4)
-    clock = time.process_time if a.threads == 1 else time.perf_counter
-
-    def cast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16)
-
-    def infer():
-        model.eval()
-        with torch.no_grad(), cast():
-            model([image])
-
-    def train():
-        model.train()
-        with cast():
-            losses = model([image], [target])
-            loss = sum(losses.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    ti_all, tt_all, first_train = [], [], float("nan")
-    for run in range(a.runs + 1):
-        t = clock(); infer(); ti = clock() - t
-        tt = float("nan")
-        if not a.skip_train:
-            t = clock(); train(); tt = clock() - t
-        if run > 0:
-            ti_all.append(ti)
-            tt_all.append(tt)
-        else:
-            first_train = tt
+    ti_all, tt_all, first_train = time_steps(model, image, target, a.threads, a.runs, a.bf16,
+                                             a.skip_train)
     ms = lambda v: None if a.skip_train else v * 1e3
     out = {"model": "cs-arfpn-r50", "threads": a.threads, "bf16": a.bf16,
            "infer_ms": min(ti_all) * 1e3,
