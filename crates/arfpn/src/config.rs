@@ -241,3 +241,44 @@ fn no_toml() -> DetectorError {
         "this build of arfpn has no TOML support: enable the `toml` feature, or use JSON",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_names_are_torchvisions_and_the_old_keys_still_read() {
+        let w = LossWeights {
+            loss_objectness: 1.0,
+            loss_rpn_box_reg: 2.0,
+            loss_classifier: 3.0,
+            loss_box_reg: 4.0,
+        };
+        // Written with torchvision's names...
+        let json = serde_json::to_value(w).expect("serialise");
+        assert_eq!(
+            json,
+            serde_json::json!({"loss_objectness": 1.0, "loss_rpn_box_reg": 2.0,
+                "loss_classifier": 3.0, "loss_box_reg": 4.0})
+        );
+        // ...and configs and logs from before the rename read as the same values.
+        let old: LossWeights =
+            serde_json::from_str(r#"{"rpn_objectness": 1, "rpn_box": 2, "cls": 3, "box": 4}"#)
+                .expect("old config keys");
+        assert_eq!(old, w);
+        let old: crate::LossValues = serde_json::from_str(
+            r#"{"rpn_objectness": 1, "rpn_box": 2, "cls": 3, "box": 4, "total": 10}"#,
+        )
+        .expect("old log keys");
+        assert_eq!(
+            (
+                old.loss_objectness,
+                old.loss_rpn_box_reg,
+                old.loss_classifier,
+                old.loss_box_reg,
+                old.total
+            ),
+            (1.0, 2.0, 3.0, 4.0, 10.0)
+        );
+    }
+}
