@@ -27,9 +27,9 @@ fn stats(mut t: Vec<f64>) -> (f64, f64) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs = Args::parse().runs as usize;
-    // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): without it a
+    // Keep freed feature maps in the process (see arfpn_kernels::keep_freed_memory): without it a
     // training step spends a quarter of its time in the kernel zeroing fresh pages.
-    let tuned = arfpn_nn::keep_freed_memory();
+    let tuned = arfpn_kernels::keep_freed_memory();
     println!("allocator tuned: {tuned}");
     let x = Tensor::randn(0f32, 1.0, (1, 3, 480, 640), &Device::Cpu)?;
     let frozen = NormKind::FrozenBatchNorm { eps: 0.0 };

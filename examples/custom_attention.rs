@@ -221,7 +221,7 @@ fn data(dir: Option<&std::path::Path>) -> std::result::Result<Data, Box<dyn std:
 }
 
 fn main() -> std::process::ExitCode {
-    arfpn_nn::keep_freed_memory();
+    arfpn_kernels::keep_freed_memory();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some(cmd @ ("train" | "evaluate")) => {

@@ -69,7 +69,7 @@ struct Args {
     /// accumulation; runs on CPUs with Intel AMX, f32 elsewhere).
     #[arg(long, default_value = "f32")]
     precision: arfpn::MatmulPrecision,
-    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_kernels::flush_denormals`,
     /// the default: a fresh network's first steps can otherwise run several times slower).
     #[arg(long)]
     keep_denormals: bool,
@@ -243,16 +243,16 @@ struct Row {
 }
 
 fn main() -> std::process::ExitCode {
-    // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): it halves a
+    // Keep freed feature maps in the process (see arfpn_kernels::keep_freed_memory): it halves a
     // training step's time by sparing the kernel from clearing pages again and again.
-    arfpn_nn::keep_freed_memory();
+    arfpn_kernels::keep_freed_memory();
     cli::exit_with(run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     if !a.keep_denormals {
-        arfpn_nn::flush_denormals();
+        arfpn_kernels::flush_denormals();
     }
     let images = collect_images(&a.inputs)?;
     let names = output_names(&images)?;

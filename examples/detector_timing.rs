@@ -56,11 +56,11 @@ struct Args {
     /// Time inference only (e.g. to profile it alone); `train_step_ms` is then null.
     #[arg(long)]
     skip_train: bool,
-    /// Leave glibc's malloc at its defaults instead of calling `arfpn_nn::keep_freed_memory`
+    /// Leave glibc's malloc at its defaults instead of calling `arfpn_kernels::keep_freed_memory`
     /// (to measure what that costs or saves).
     #[arg(long)]
     system_malloc: bool,
-    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_kernels::flush_denormals`,
     /// the default: a fresh network's first steps can otherwise run several times slower).
     #[arg(long)]
     keep_denormals: bool,
@@ -94,13 +94,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--threads and --runs must be at least 1".into());
     }
     if !args.system_malloc {
-        arfpn_nn::keep_freed_memory();
+        arfpn_kernels::keep_freed_memory();
     }
     // Before the first tensor op: rayon reads this when its pool starts.
     std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
     if !args.keep_denormals {
         // After RAYON_NUM_THREADS: this starts rayon's pool.
-        arfpn_nn::flush_denormals();
+        arfpn_kernels::flush_denormals();
     }
     let preset: PresetName = args.preset.parse()?;
     let mut cfg = preset.config(&arfpn_voc::RBC14_CLASSES)?;
@@ -158,7 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if args.skip_train {
                 return Ok(());
             }
-            arfpn_nn::with_matmul_precision(args.precision, || {
+            arfpn_kernels::with_matmul_precision(args.precision, || {
                 let losses = det.forward_train(&batch, std::slice::from_ref(&gt), &mut rng)?;
                 opt.backward_step(&losses.total)?;
                 Ok(())

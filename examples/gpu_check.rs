@@ -14,7 +14,8 @@
 
 use arfpn::{presets, BBox, ClassId, Detector, GroundTruth, ImageBatch};
 use arfpn_boxes::SplitMix64;
-use arfpn_nn::{Conv2dConfig, SeededVarMap};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::SeededVarMap;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use clap::Parser;
@@ -166,7 +167,7 @@ fn run() -> Res<bool> {
         report.row(
             &format!("conv2d {k}×{k}/{stride} (x, w, b)"),
             agree(&gpu, &[x.clone(), w, b], &move |t| {
-                arfpn_nn::conv2d_op(&t[0], &t[1], Some(&t[2]), cfg)
+                arfpn_kernels::conv2d_op(&t[0], &t[1], Some(&t[2]), cfg)
             })?,
             1e-4,
         );
@@ -231,41 +232,43 @@ fn run() -> Res<bool> {
     }
     report.row(
         "relu",
-        agree(&gpu, std::slice::from_ref(&x), &|t| arfpn_nn::relu(&t[0]))?,
+        agree(&gpu, std::slice::from_ref(&x), &|t| {
+            arfpn_kernels::relu(&t[0])
+        })?,
         1e-6,
     );
     report.row(
         "add_relu",
         agree(&gpu, &[x.clone(), uniform(8, x.dims())?], &|t| {
-            arfpn_nn::add_relu(&t[0], &t[1])
+            arfpn_kernels::add_relu(&t[0], &t[1])
         })?,
         1e-6,
     );
     report.row(
         "max_pool2d 3×3/2 pad 1",
         agree(&gpu, std::slice::from_ref(&x), &|t| {
-            arfpn_nn::max_pool2d(&t[0], 3, 2, 1)
+            arfpn_kernels::max_pool2d(&t[0], 3, 2, 1)
         })?,
         1e-6,
     );
     report.row(
         "upsample_nearest2x",
         agree(&gpu, std::slice::from_ref(&x), &|t| {
-            arfpn_nn::upsample_nearest2x(&t[0])
+            arfpn_kernels::upsample_nearest2x(&t[0])
         })?,
         1e-6,
     );
     report.row(
         "amax_keepdim (channels)",
         agree(&gpu, std::slice::from_ref(&x), &|t| {
-            arfpn_nn::amax_keepdim(&t[0], 1)
+            arfpn_kernels::amax_keepdim(&t[0], 1)
         })?,
         1e-6,
     );
     report.row(
         "channel_mean",
         agree(&gpu, std::slice::from_ref(&x), &|t| {
-            arfpn_nn::channel_mean(&t[0])
+            arfpn_kernels::channel_mean(&t[0])
         })?,
         1e-5,
     );
@@ -278,7 +281,7 @@ fn run() -> Res<bool> {
                 uniform(9, &[2, 8, 1, 1])?,
                 uniform(10, &[2, 1, 20, 28])?,
             ],
-            &|t| arfpn_nn::gate(&arfpn_nn::gate(&t[0], &t[1])?, &t[2]),
+            &|t| arfpn_kernels::gate(&arfpn_kernels::gate(&t[0], &t[1])?, &t[2]),
         )?,
         1e-5,
     );
@@ -291,7 +294,7 @@ fn run() -> Res<bool> {
                 uniform(13, &[2, 8, 1, 1])?,
                 uniform(14, x.dims())?,
             ],
-            &|t| arfpn_nn::gate_add_relu(&t[0], &t[1], &t[2]),
+            &|t| arfpn_kernels::gate_add_relu(&t[0], &t[1], &t[2]),
         )?,
         1e-5,
     );

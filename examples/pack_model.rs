@@ -62,7 +62,7 @@ fn score(detector: &Detector, data: &VocDataset) -> Result<(Vec<Option<f64>>, f6
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    arfpn_nn::flush_denormals();
+    arfpn_kernels::flush_denormals();
     let dtype = match a.dtype.as_str() {
         "bf16" => DType::BF16,
         _ => DType::F16,

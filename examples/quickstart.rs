@@ -47,23 +47,23 @@ struct Args {
     /// Delete a previous quickstart run in --out first.
     #[arg(long)]
     fresh: bool,
-    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_kernels::flush_denormals`,
     /// the default: a fresh network's first steps can otherwise run several times slower).
     #[arg(long)]
     keep_denormals: bool,
 }
 
 fn main() -> std::process::ExitCode {
-    // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): it halves a
+    // Keep freed feature maps in the process (see arfpn_kernels::keep_freed_memory): it halves a
     // training step's time by sparing the kernel from clearing pages again and again.
-    arfpn_nn::keep_freed_memory();
+    arfpn_kernels::keep_freed_memory();
     cli::exit_with(run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if !args.keep_denormals {
-        arfpn_nn::flush_denormals();
+        arfpn_kernels::flush_denormals();
     }
     let t0 = Instant::now();
     let data_dir = args.out.join("data");

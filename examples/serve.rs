@@ -122,7 +122,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     if !a.keep_denormals {
-        arfpn_nn::flush_denormals();
+        arfpn_kernels::flush_denormals();
     }
     let max_upload = (a.max_upload_mb * 1024 * 1024) as usize;
     // The detector lives on its own thread; uploads reach it through a bounded channel.

@@ -12,8 +12,8 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    // Keep freed feature maps in the process (see arfpn_nn::keep_freed_memory): it halves a
+    // Keep freed feature maps in the process (see arfpn_kernels::keep_freed_memory): it halves a
     // training step's time by sparing the kernel from clearing pages again and again.
-    arfpn_nn::keep_freed_memory();
+    arfpn_kernels::keep_freed_memory();
     cli::exit_with(cli::train_cmd::run(std::env::args_os()))
 }

@@ -75,7 +75,7 @@ struct Args {
     /// Device: cpu or cuda:N (needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Keep subnormal floats instead of flushing them to zero (`arfpn_nn::flush_denormals`,
+    /// Keep subnormal floats instead of flushing them to zero (`arfpn_kernels::flush_denormals`,
     /// the default: a fresh network's first steps can otherwise run several times slower).
     #[arg(long)]
     keep_denormals: bool,
@@ -100,7 +100,7 @@ where
 {
     let a = Args::parse_from(args);
     if !a.keep_denormals {
-        arfpn_nn::flush_denormals();
+        arfpn_kernels::flush_denormals();
     }
     let preset: Option<PresetName> = if a.config.is_none() && !a.resume {
         Some(a.preset.parse()?)

@@ -4,7 +4,8 @@ use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
 use crate::residual::{attend_and_add, unit_frozen_parameters, Downsample};
-use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, Conv2d};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 

@@ -25,6 +25,8 @@
 //! See `docs/benchmarks.md` (section `arfpn-backbone / arfpn-fpn`) for the counts of every
 //! preset with and without attention, compared with the paper's Table 7.
 
+#![forbid(unsafe_code)]
+
 mod attention;
 mod backbone;
 mod basic_block;

@@ -3,7 +3,8 @@
 use crate::attention::{Attention, AttentionMap};
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
-use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, Conv2d};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 
@@ -81,7 +82,7 @@ pub(crate) fn attend_and_add(
         Some(maps) => {
             let (y, m) = attention.forward_with_maps(&y)?;
             maps.extend(m);
-            arfpn_nn::add_relu(&y, &shortcut)
+            arfpn_kernels::add_relu(&y, &shortcut)
         }
         None => attention.forward_add_relu(&y, &shortcut),
     }

@@ -2,7 +2,8 @@
 
 use crate::error::Result;
 use crate::norm::{self, Norm, NormKind};
-use arfpn_nn::{conv2d, max_pool2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::{max_pool2d, Conv2dConfig};
+use arfpn_nn::{conv2d, Conv2d};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 

@@ -32,6 +32,8 @@
 //! a background column puts it **last**, at [`background_index`]`(num_classes)`
 //! (detectron2's convention). Matchers label anchors with enums, not magic numbers.
 
+#![forbid(unsafe_code)]
+
 mod bbox;
 mod box_coder;
 mod box_ops;

@@ -27,7 +27,7 @@ fn loss(net: &BackboneWithFpn, x: &Tensor) -> Tensor {
 }
 
 fn bench(c: &mut Criterion) {
-    arfpn_nn::keep_freed_memory();
+    arfpn_kernels::keep_freed_memory();
     let x = Tensor::randn(0f32, 1.0, (1, 3, 480, 640), &Device::Cpu).unwrap();
     // FrozenBN as torchvision's detection backbones, so the comparison is like for like.
     let frozen = NormKind::FrozenBatchNorm { eps: 0.0 };

@@ -3,7 +3,8 @@
 
 use crate::config::FpnConfig;
 use crate::error::{FpnError, Result};
-use arfpn_nn::{add_upsample_nearest2x, conv2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::{add_upsample_nearest2x, Conv2dConfig};
+use arfpn_nn::{conv2d, Conv2d};
 use arfpn_nn::{FeatureMap, FeatureMaps, ShapeSpec};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;

@@ -5,6 +5,8 @@
 //! Images must be padded to a multiple of 32 for a ResNet ([`arfpn_nn::ImageBatch`] does it);
 //! the FPN checks this and does not pad by itself.
 
+#![forbid(unsafe_code)]
+
 mod backbone_with_fpn;
 mod config;
 mod error;

@@ -4,7 +4,8 @@
 // Deterministic initialisation (`arfpn_testkit::reseed`): with candle's unseeded random init
 // the test was flaky, because a squeeze-excitation hidden layer whose ReLUs are all dead at
 // initialisation (batch of one image) legitimately gets a zero gradient.
-use arfpn_nn::{conv2d, Conv2dConfig};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::conv2d;
 use arfpn_testkit::fixture::tiny_backbone_fpn;
 use arfpn_testkit::reseed;
 use candle_core::{DType, Device, Module, Result, Tensor};

@@ -4,7 +4,8 @@
 //! * [`ConvFcHead`]: detectron2's `FastRCNNConvFCHead` (`conv1..convN` 3×3 with GroupNorm and
 //!   ReLU, flatten, `fc1`, ReLU), the sounder choice for training from scratch.
 
-use arfpn_nn::{conv2d, group_norm, inits, linear, Conv2d, Conv2dConfig, GroupNorm, Linear};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, group_norm, inits, linear, Conv2d, GroupNorm, Linear};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -95,8 +96,8 @@ impl TwoMlpHead {
     /// RoI) → `[K, representation_size]`, after a ReLU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
-        let x = arfpn_nn::relu(&self.fc6.forward(&x)?)?;
-        Ok(arfpn_nn::relu(&self.fc7.forward(&x)?)?)
+        let x = arfpn_kernels::relu(&self.fc6.forward(&x)?)?;
+        Ok(arfpn_kernels::relu(&self.fc7.forward(&x)?)?)
     }
 }
 
@@ -167,7 +168,7 @@ impl ConvFcHead {
         for (conv, norm) in &self.convs {
             x = norm.forward_relu(&conv.forward(&x)?)?;
         }
-        Ok(arfpn_nn::relu(&self.fc.forward(&x.flatten_from(1)?)?)?)
+        Ok(arfpn_kernels::relu(&self.fc.forward(&x.flatten_from(1)?)?)?)
     }
 }
 

@@ -16,6 +16,8 @@
 //! Labels follow the workspace rule: a [`ClassId`](arfpn_boxes::ClassId) is a foreground class
 //! `0..K`; the classifier's background column is the last one.
 
+#![forbid(unsafe_code)]
+
 mod box_head;
 mod config;
 mod error;

@@ -30,6 +30,8 @@
 //! assert_eq!(res.map, Some(1.0));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod coco;
 mod coco_json;
 mod confusion;

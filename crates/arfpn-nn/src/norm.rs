@@ -6,9 +6,8 @@
 //! gradient is checked by finite differences in the tests — unlike `candle_nn::LayerNorm`/
 //! `RmsNorm`, whose fused contiguous path silently has no backward.
 
-use crate::affine_cpu::{Affine, AffineAddRelu, ChannelAffine};
 use crate::error::{config_err, shape_err};
-use crate::group_norm_cpu::GroupNormFwd;
+use arfpn_kernels::{affine_add_relu, channel_affine, fused_cpu, group_norm_fused, Affine};
 use candle_core::{DType, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use std::sync::Arc;
@@ -90,7 +89,7 @@ impl Module for GroupNorm {
 
 impl GroupNorm {
     /// `relu(self.forward(x))` as one fused op on the CPU (one pass less each way and no
-    /// intermediate map kept for the backward); [`crate::relu`] of the composed form
+    /// intermediate map kept for the backward); [`arfpn_kernels::relu`] of the composed form
     /// elsewhere. The gradient at exactly 0 is 0, as PyTorch's.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_fused(x, true)
@@ -104,16 +103,11 @@ impl GroupNorm {
             && self.weight.dtype() == dt
             && self.bias.dtype() == dt
         {
-            let op = GroupNormFwd::new(self.num_groups, self.eps, relu);
-            return x.contiguous()?.apply_op3(
-                &self.weight.contiguous()?,
-                &self.bias.contiguous()?,
-                op,
-            );
+            return group_norm_fused(x, &self.weight, &self.bias, self.num_groups, self.eps, relu);
         }
         let y = self.forward_composed(x)?;
         if relu {
-            crate::relu(&y)
+            arfpn_kernels::relu(&y)
         } else {
             Ok(y)
         }
@@ -192,7 +186,7 @@ impl Module for FrozenBatchNorm2d {
 impl FrozenBatchNorm2d {
     /// `relu(self.forward(x))` as one fused op on the CPU (one pass less each way and no
     /// intermediate map kept for the backward), with the same values and gradients as the
-    /// two ops (the gradient at exactly 0 is 0, as PyTorch's); [`crate::relu`] of the
+    /// two ops (the gradient at exactly 0 is 0, as PyTorch's); [`arfpn_kernels::relu`] of the
     /// composed form elsewhere.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_fused(x, true)
@@ -200,21 +194,16 @@ impl FrozenBatchNorm2d {
 
     fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         check_nchw("frozen_batch_norm2d", x, self.channels)?;
-        if crate::storage::fused_cpu(x, &[]) {
-            // One parallel pass (affine_cpu.rs); the values are the composed form's, as the
+        if fused_cpu(x, &[]) {
+            // One parallel pass (`arfpn_kernels::channel_affine`); the values are the composed form's, as the
             // affine is computed by the same tensor ops and applied in the element type.
             let (scale, shift) = self.host_affine(x.dtype())?;
-            let op = ChannelAffine {
-                scale,
-                shift: Some(shift),
-                relu,
-            };
-            return x.contiguous()?.apply_op1(op);
+            return channel_affine(x, scale, Some(shift), relu);
         }
         let (scale, shift) = self.affine()?;
         let y = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
         if relu {
-            crate::relu(&y)
+            arfpn_kernels::relu(&y)
         } else {
             Ok(y)
         }
@@ -240,7 +229,7 @@ impl FrozenBatchNorm2d {
     /// `relu(self.forward(x) + shortcut)` with `shortcut = b_norm(b)` (a projection shortcut
     /// with its own frozen norm) or `b` (identity): the end of a residual unit as one fused op
     /// on the CPU, with the values and gradients of the separate norms and
-    /// [`crate::add_relu`]; those ops elsewhere.
+    /// [`arfpn_kernels::add_relu`]; those ops elsewhere.
     pub fn forward_add_relu(
         &self,
         x: &Tensor,
@@ -256,18 +245,15 @@ impl FrozenBatchNorm2d {
                 format!("{:?} (the shape of x)", x.dims()),
             ));
         }
-        if crate::storage::fused_cpu(x, &[b]) {
-            let op = AffineAddRelu {
-                a: self.host_affine(x.dtype())?,
-                b: b_norm.map(|n| n.host_affine(x.dtype())).transpose()?,
-            };
-            return x.contiguous()?.apply_op2(&b.contiguous()?, op);
+        if fused_cpu(x, &[b]) {
+            let affine_b = b_norm.map(|n| n.host_affine(x.dtype())).transpose()?;
+            return affine_add_relu(x, b, self.host_affine(x.dtype())?, affine_b);
         }
         let shortcut = match b_norm {
             Some(n) => n.forward(b)?,
             None => b.clone(),
         };
-        crate::add_relu(&self.forward(x)?, &shortcut)
+        arfpn_kernels::add_relu(&self.forward(x)?, &shortcut)
     }
 
     /// The composed form of the forward (candle broadcast ops; the path on other devices).

@@ -154,7 +154,7 @@ impl Norm {
                     Some(m) => m.forward_t(b, train)?,
                     None => b.clone(),
                 };
-                crate::add_relu(&self.forward_t(x, train)?, &shortcut)
+                arfpn_kernels::add_relu(&self.forward_t(x, train)?, &shortcut)
             }
         }
     }
@@ -166,7 +166,7 @@ impl Norm {
         match self {
             Norm::Group(n) => n.forward_relu(x),
             Norm::Frozen(n) => n.forward_relu(x),
-            _ => crate::relu(&self.forward_t(x, train)?),
+            _ => arfpn_kernels::relu(&self.forward_t(x, train)?),
         }
     }
 }

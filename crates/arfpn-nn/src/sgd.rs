@@ -296,7 +296,7 @@ const CHUNK: usize = 1 << 14;
 
 /// The contiguous values of an operand of the in-place ops.
 fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &'static str) -> Result<&'a [T]> {
-    crate::storage::contiguous_slice(s, l, "sgd", what)
+    arfpn_kernels::contiguous_slice(s, l, "sgd", what)
 }
 
 /// The contiguous values of the updated tensor.

@@ -2,7 +2,8 @@
 //! differences, on odd/even sizes, strides 1/2, padding 0/1/3, kernels 1/3/7, dilation,
 //! groups, batch > 1.
 
-use arfpn_nn::{conv2d, conv2d_op, Conv2dConfig};
+use arfpn_kernels::{conv2d_op, Conv2dConfig};
+use arfpn_nn::conv2d;
 use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 

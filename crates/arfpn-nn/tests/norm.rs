@@ -212,9 +212,9 @@ fn fused_frozen_batch_norm_equals_the_composed_form() -> Result<()> {
     assert!(bn.forward_relu(&bad).is_err());
 
     // `forward_relu` is one op with the values and input gradient of the norm then
-    // `arfpn_nn::relu`, bit for bit (weights are drawn in [-1, 1): some scales are negative).
+    // `arfpn_kernels::relu`, bit for bit (weights are drawn in [-1, 1): some scales are negative).
     let fused = bn.forward_relu(x.as_tensor())?;
-    let composed = arfpn_nn::relu(&bn.forward_composed(x.as_tensor())?)?;
+    let composed = arfpn_kernels::relu(&bn.forward_composed(x.as_tensor())?)?;
     let (yf, yc) = (
         fused.flatten_all()?.to_vec1::<f32>()?,
         composed.flatten_all()?.to_vec1::<f32>()?,
@@ -291,7 +291,7 @@ fn fused_frozen_add_relu_equals_the_composed_form() -> Result<()> {
             Some(n) => n.forward_composed(b.as_tensor())?,
             None => b.as_tensor().clone(),
         };
-        let composed = arfpn_nn::add_relu(&na.forward_composed(a.as_tensor())?, &shortcut)?;
+        let composed = arfpn_kernels::add_relu(&na.forward_composed(a.as_tensor())?, &shortcut)?;
         let through_norm = norm_a.forward_add_relu_t(
             a.as_tensor(),
             b.as_tensor(),

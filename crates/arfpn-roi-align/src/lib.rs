@@ -16,12 +16,14 @@
 //! `true` / 0 (adaptive). The arfpn detector uses Detectron2's (the half-pixel shift makes a box
 //! pool exactly the pixels it covers); both ops take either.
 
+// The CUDA launch glue (`cuda.rs`) allocates device memory and launches kernels.
+#![cfg_attr(not(feature = "cuda"), forbid(unsafe_code))]
+
 mod checks;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod error;
 mod multi_scale;
-mod real;
 mod roi_align;
 mod roi_pool;
 mod rois;

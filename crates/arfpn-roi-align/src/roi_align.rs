@@ -15,7 +15,8 @@
 //!   every element is fixed, so the result is deterministic and independent of the thread
 //!   count. The buffer is transposed back to `[N, C, H, W]` at the end.
 use crate::checks::{check, Dims};
-use crate::real::Real;
+use arfpn_kernels::Element;
+use arfpn_kernels::{contiguous_slice, dispatch_float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -108,7 +109,7 @@ pub(crate) struct AxisTaps<T> {
     bounds: Vec<usize>,
 }
 
-impl<T: Real> AxisTaps<T> {
+impl<T: Element> AxisTaps<T> {
     fn taps(&self, p: usize) -> impl Iterator<Item = (usize, T)> + '_ {
         let r = self.bounds[p]..self.bounds[p + 1];
         self.idx[r.clone()]
@@ -178,7 +179,7 @@ pub(crate) struct RoiTaps<T> {
     x: AxisTaps<T>,
 }
 
-fn roi_taps<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiTaps<T> {
+fn roi_taps<T: Element>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiTaps<T> {
     let scale = T::from_f64(p.scale);
     let offset = T::from_f64(if p.aligned { 0.5 } else { 0.0 });
     let (sw, sh) = (roi[1] * scale - offset, roi[2] * scale - offset);
@@ -213,7 +214,7 @@ fn roi_taps<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiTaps<T> {
 
 /// Transposes each row-major `[rows, cols]` matrix of `x` (a batch of them) to `[cols, rows]`, in
 /// cache-sized tiles, in parallel. `[N, C, HW]` <-> `[N, HW, C]`.
-pub(crate) fn transpose<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+pub(crate) fn transpose<T: Element>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     const TILE: usize = 32;
     let mut out = vec![T::zero(); x.len()];
     if rows == 0 || cols == 0 {
@@ -242,7 +243,7 @@ pub(crate) fn transpose<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
-fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
+fn forward_cpu<T: Element>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
     let bins = p.ph * p.pw;
     let mut out = vec![T::zero(); d.k * d.c * bins];
     if d.k == 0 || d.c == 0 {
@@ -278,7 +279,7 @@ fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> 
 }
 
 #[inline]
-fn axpy<T: Real>(acc: &mut [T], a: T, x: &[T]) {
+fn axpy<T: Element>(acc: &mut [T], a: T, x: &[T]) {
     for (o, v) in acc.iter_mut().zip(x) {
         *o += a * *v;
     }
@@ -287,7 +288,7 @@ fn axpy<T: Real>(acc: &mut [T], a: T, x: &[T]) {
 /// Rows of the `[N * H, W * C]` gradient each backward task owns.
 const BAND_ROWS: usize = 4;
 
-fn backward_cpu<T: Real>(
+fn backward_cpu<T: Element>(
     grad: &[T],
     rois: &[T],
     n: usize,
@@ -362,20 +363,16 @@ fn backward_cpu<T: Real>(
     transpose(&gin, h * w, c)
 }
 
-/// The contiguous elements of a storage under `layout`.
-pub(crate) fn contiguous<'a, T>(s: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => Err(candle_core::Error::Msg(format!(
-            "{op}: expected a contiguous tensor"
-        ))),
+/// An error unless every storage has the first one's dtype (the ops take f32 or f64 inputs
+/// and boxes of one dtype).
+pub(crate) fn same_dtype(op: &str, storages: &[&CpuStorage]) -> Result<()> {
+    let dtypes: Vec<DType> = storages.iter().map(|s| s.dtype()).collect();
+    if dtypes.windows(2).any(|w| w[0] != w[1]) {
+        return Err(candle_core::Error::Msg(format!(
+            "{op}: unsupported dtypes {dtypes:?} (f32 or f64, all the same)"
+        )));
     }
-}
-
-fn dtype_error(op: &str, a: DType, b: DType) -> candle_core::Error {
-    candle_core::Error::Msg(format!(
-        "{op}: unsupported dtypes {a:?} / {b:?} (f32 or f64, both the same)"
-    ))
+    Ok(())
 }
 
 impl CustomOp2 for RoiAlign {
@@ -392,21 +389,14 @@ impl CustomOp2 for RoiAlign {
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::from_layouts(l1, l2)?;
         let shape = Shape::from((d.k, d.c, self.p.ph, self.p.pw));
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(r)) => CpuStorage::F32(forward_cpu(
-                contiguous(x, l1, "roi_align")?,
-                contiguous(r, l2, "roi_align")?,
-                d,
-                &self.p,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(r)) => CpuStorage::F64(forward_cpu(
-                contiguous(x, l1, "roi_align")?,
-                contiguous(r, l2, "roi_align")?,
-                d,
-                &self.p,
-            )),
-            _ => return Err(dtype_error("roi_align", s1.dtype(), s2.dtype())),
-        };
+        let op = "roi_align";
+        same_dtype(op, &[s1, s2])?;
+        let out = dispatch_float!(op, s1, |T| forward_cpu::<T>(
+            contiguous_slice(s1, l1, op, "input")?,
+            contiguous_slice(s2, l2, op, "rois")?,
+            d,
+            &self.p,
+        ));
         Ok((out, shape))
     }
 
@@ -475,27 +465,16 @@ impl CustomOp2 for RoiAlignBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = (self.n, self.c, self.h, self.w);
         let op = "roi_align backward";
-        let out = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(r)) => CpuStorage::F32(backward_cpu(
-                contiguous(g, l1, op)?,
-                contiguous(r, l2, op)?,
-                n,
-                c,
-                h,
-                w,
-                &self.p,
-            )),
-            (CpuStorage::F64(g), CpuStorage::F64(r)) => CpuStorage::F64(backward_cpu(
-                contiguous(g, l1, op)?,
-                contiguous(r, l2, op)?,
-                n,
-                c,
-                h,
-                w,
-                &self.p,
-            )),
-            _ => return Err(dtype_error(op, s1.dtype(), s2.dtype())),
-        };
+        same_dtype(op, &[s1, s2])?;
+        let out = dispatch_float!(op, s1, |T| backward_cpu::<T>(
+            contiguous_slice(s1, l1, op, "grad")?,
+            contiguous_slice(s2, l2, op, "rois")?,
+            n,
+            c,
+            h,
+            w,
+            &self.p,
+        ));
         Ok((out, Shape::from((n, c, h, w))))
     }
 

@@ -8,8 +8,9 @@
 //! channels in the forward and over the `N * C` planes in the backward (each plane visits its
 //! image's RoIs in input order: no atomics, deterministic), so that a task's planes stay in cache.
 use crate::checks::{check, Dims};
-use crate::real::Real;
-use crate::roi_align::contiguous;
+use crate::roi_align::same_dtype;
+use arfpn_kernels::Element;
+use arfpn_kernels::{contiguous_slice, dispatch_float};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -72,7 +73,7 @@ struct RoiBins {
     cols: Vec<(usize, usize)>,
 }
 
-fn roi_bins<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiBins {
+fn roi_bins<T: Element>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiBins {
     let scale = T::from_f64(p.scale);
     let r = |v: T| (v * scale).round().to_i64();
     let (sw, sh, ew, eh) = (r(roi[1]), r(roi[2]), r(roi[3]), r(roi[4]));
@@ -98,7 +99,7 @@ fn roi_bins<T: Real>(roi: &[T], p: &Params, h: usize, w: usize) -> RoiBins {
 /// torchvision's bin maximum over `plane` (`w` pixels per row): `(value, Some(index))`, or
 /// `(0, None)` for an empty bin.
 #[inline]
-fn bin_max<T: Real>(
+fn bin_max<T: Element>(
     plane: &[T],
     w: usize,
     (h0, h1): (usize, usize),
@@ -121,7 +122,7 @@ fn bin_max<T: Real>(
 
 /// The value of [`bin_max`] without tracking the argmax (the forward's inner loop).
 #[inline]
-fn bin_value<T: Real>(
+fn bin_value<T: Element>(
     plane: &[T],
     w: usize,
     (h0, h1): (usize, usize),
@@ -139,7 +140,7 @@ fn bin_value<T: Real>(
     m
 }
 
-fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
+fn forward_cpu<T: Element>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
     let bins = p.ph * p.pw;
     if d.k == 0 || d.c == 0 {
         return vec![T::zero(); d.k * d.c * bins];
@@ -177,7 +178,7 @@ fn forward_cpu<T: Real>(input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> 
     out
 }
 
-fn backward_cpu<T: Real>(grad: &[T], input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
+fn backward_cpu<T: Element>(grad: &[T], input: &[T], rois: &[T], d: Dims, p: &Params) -> Vec<T> {
     let bins = p.ph * p.pw;
     let hw = d.h * d.w;
     let mut gin = vec![T::zero(); d.n * d.c * hw];
@@ -212,12 +213,6 @@ fn backward_cpu<T: Real>(grad: &[T], input: &[T], rois: &[T], d: Dims, p: &Param
     gin
 }
 
-fn dtype_error(op: &str) -> candle_core::Error {
-    candle_core::Error::Msg(format!(
-        "{op}: unsupported dtypes (f32 or f64, all the same)"
-    ))
-}
-
 impl CustomOp2 for RoiPool {
     fn name(&self) -> &'static str {
         "roi_pool"
@@ -231,21 +226,14 @@ impl CustomOp2 for RoiPool {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::from_layouts(l1, l2)?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(r)) => CpuStorage::F32(forward_cpu(
-                contiguous(x, l1, "roi_pool")?,
-                contiguous(r, l2, "roi_pool")?,
-                d,
-                &self.p,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(r)) => CpuStorage::F64(forward_cpu(
-                contiguous(x, l1, "roi_pool")?,
-                contiguous(r, l2, "roi_pool")?,
-                d,
-                &self.p,
-            )),
-            _ => return Err(dtype_error("roi_pool")),
-        };
+        let op = "roi_pool";
+        same_dtype(op, &[s1, s2])?;
+        let out = dispatch_float!(op, s1, |T| forward_cpu::<T>(
+            contiguous_slice(s1, l1, op, "input")?,
+            contiguous_slice(s2, l2, op, "rois")?,
+            d,
+            &self.p,
+        ));
         Ok((out, Shape::from((d.k, d.c, self.p.ph, self.p.pw))))
     }
 
@@ -308,27 +296,14 @@ impl CustomOp3 for RoiPoolBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::from_layouts(l2, l3)?;
         let op = "roi_pool backward";
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(r)) => {
-                CpuStorage::F32(backward_cpu(
-                    contiguous(g, l1, op)?,
-                    contiguous(x, l2, op)?,
-                    contiguous(r, l3, op)?,
-                    d,
-                    &self.p,
-                ))
-            }
-            (CpuStorage::F64(g), CpuStorage::F64(x), CpuStorage::F64(r)) => {
-                CpuStorage::F64(backward_cpu(
-                    contiguous(g, l1, op)?,
-                    contiguous(x, l2, op)?,
-                    contiguous(r, l3, op)?,
-                    d,
-                    &self.p,
-                ))
-            }
-            _ => return Err(dtype_error(op)),
-        };
+        same_dtype(op, &[s1, s2, s3])?;
+        let out = dispatch_float!(op, s1, |T| backward_cpu::<T>(
+            contiguous_slice(s1, l1, op, "grad")?,
+            contiguous_slice(s2, l2, op, "input")?,
+            contiguous_slice(s3, l3, op, "rois")?,
+            d,
+            &self.p,
+        ));
         Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
 

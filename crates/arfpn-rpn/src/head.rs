@@ -13,7 +13,7 @@ type Conv = arfpn_nn::Conv2d;
 /// A stride-1 `k × k` convolution with `padding`, weights `N(0, 0.01²)` and zero bias
 /// (torchvision's RPN-head initialisation), named `weight`/`bias` under `vb`.
 fn conv(in_c: usize, out_c: usize, k: usize, padding: usize, vb: VarBuilder) -> Result<Conv> {
-    let cfg = arfpn_nn::Conv2dConfig {
+    let cfg = arfpn_kernels::Conv2dConfig {
         padding,
         ..Default::default()
     };
@@ -114,7 +114,7 @@ impl RpnHead {
                 ),
             ));
         }
-        let t = arfpn_nn::relu(&self.conv.forward(x)?)?;
+        let t = arfpn_kernels::relu(&self.conv.forward(x)?)?;
         Ok(LevelOutput {
             objectness: self.cls_logits.forward(&t)?,
             deltas: self.bbox_pred.forward(&t)?,

@@ -37,6 +37,8 @@
 //! assert!(proposals[0].len() <= 8 * 8 * 3 + 4 * 4 * 3);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod anchors;
 mod config;
 mod error;

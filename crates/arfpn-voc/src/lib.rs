@@ -36,6 +36,8 @@
 //! Boxes are [`arfpn_boxes::BBox`] (continuous corners), classes [`arfpn_boxes::ClassId`]
 //! (foreground only, `0..K`).
 
+#![forbid(unsafe_code)]
+
 pub mod annotation;
 pub mod coco;
 pub mod coords;

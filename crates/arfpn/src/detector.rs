@@ -5,7 +5,8 @@ use arfpn_backbone::{ResNet, UnitAttention};
 use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
 use arfpn_fpn::BackboneWithFpn;
 use arfpn_head::RoiHeads;
-use arfpn_nn::{with_matmul_precision, FeatureMap, ImageBatch, MatmulPrecision, SeededVarMap};
+use arfpn_kernels::{with_matmul_precision, MatmulPrecision};
+use arfpn_nn::{FeatureMap, ImageBatch, SeededVarMap};
 use arfpn_rpn::{Proposals, RegionProposalNetwork};
 use std::collections::{HashMap, HashSet};
 
@@ -212,7 +213,7 @@ impl Detector {
     /// Sets the precision of the matrix products of [`Detector::detect`] (and so of
     /// everything built on it): [`MatmulPrecision::Bf16`] rounds the operands of every
     /// convolution and linear layer to bf16 and accumulates in f32 on CPUs with Intel AMX
-    /// (see [`arfpn_nn::with_matmul_precision`]; [`arfpn_nn::bf16_matmul_available`] says
+    /// (see [`arfpn_kernels::with_matmul_precision`]; [`arfpn_kernels::bf16_matmul_available`] says
     /// whether this machine has it, elsewhere nothing changes). Training
     /// ([`Detector::forward_train`]) always runs in f32.
     ///

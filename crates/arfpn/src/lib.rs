@@ -129,7 +129,8 @@ pub use trainer::{
 };
 
 pub use arfpn_boxes::{BBox, ClassId, Detections, GroundTruth, ImageSize};
-pub use arfpn_nn::{bf16_matmul_available, ImageBatch, MatmulPrecision};
+pub use arfpn_kernels::{bf16_matmul_available, MatmulPrecision};
+pub use arfpn_nn::ImageBatch;
 
 // The parts, each reachable from here, so that a dependent needs only `arfpn` (and every type
 // a public signature of this crate mentions has a path through it).
@@ -137,6 +138,7 @@ pub use arfpn_backbone as backbone;
 pub use arfpn_boxes as boxes;
 pub use arfpn_fpn as fpn;
 pub use arfpn_head as head;
+pub use arfpn_kernels as kernels;
 #[cfg(feature = "train")]
 pub use arfpn_metrics as metrics;
 pub use arfpn_nn as nn;

@@ -13,10 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arfpn_boxes::{Detections, GroundTruth, ImageSize, SplitMix64};
-use arfpn_nn::{
-    with_matmul_precision, Adam, AdamConfig, ImageBatch, LrDecay, LrSchedule, MatmulPrecision,
-    SgdConfig, SgdMomentum,
-};
+use arfpn_kernels::{with_matmul_precision, MatmulPrecision};
+use arfpn_nn::{Adam, AdamConfig, ImageBatch, LrDecay, LrSchedule, SgdConfig, SgdMomentum};
 use arfpn_voc::{RgbImage, VocDataset};
 use candle_core::Var;
 use candle_nn::Optimizer;
@@ -157,7 +155,7 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Precision of the convolutions' and linear layers' products in the training steps
     /// (forward and backward): f32, or bf16 with f32 accumulation on CPUs with Intel AMX
-    /// (see [`arfpn_nn::with_matmul_precision`]). Evaluation during training follows the
+    /// (see [`arfpn_kernels::with_matmul_precision`]). Evaluation during training follows the
     /// detector's own setting ([`Detector::set_matmul_precision`]).
     pub precision: MatmulPrecision,
 }

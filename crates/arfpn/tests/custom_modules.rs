@@ -11,7 +11,8 @@ use arfpn_backbone::{
     register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
     AttentionSite, Backbone, NormKind, Reweighting,
 };
-use arfpn_nn::{conv2d, Conv2d, Conv2dConfig, FeatureMap, FeatureMaps, ShapeSpec};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, Conv2d, FeatureMap, FeatureMaps, ShapeSpec};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::RgbImage;
 use candle_core::{Device, Module, Result, Tensor};

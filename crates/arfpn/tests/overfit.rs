@@ -8,7 +8,8 @@ use arfpn::{
 };
 use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
-use arfpn_nn::{with_matmul_precision, SgdConfig, SgdMomentum};
+use arfpn_kernels::with_matmul_precision;
+use arfpn_nn::{SgdConfig, SgdMomentum};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::LabelSet;
 use candle_core::Device;

@@ -44,13 +44,13 @@ impl Cbam {
     }
 }
 
-/// `forward` is [`arfpn_nn::cbam`] (one fused op with its own backward on the CPU: no
+/// `forward` is [`arfpn_kernels::cbam`] (one fused op with its own backward on the CPU: no
 /// intermediate map is kept for the backward), `forward_add_relu` the same op ending the
-/// residual unit ([`arfpn_nn::cbam_add_relu`]), `forward_with_maps` the same op also
-/// returning the two gates ([`arfpn_nn::cbam_with_maps`]).
+/// residual unit ([`arfpn_kernels::cbam_add_relu`]), `forward_with_maps` the same op also
+/// returning the two gates ([`arfpn_kernels::cbam_with_maps`]).
 impl Attention for Cbam {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        arfpn_nn::cbam(
+        arfpn_kernels::cbam(
             x,
             Some(&self.mlp.gate_weights()?),
             &self.spatial.gate_weights()?,
@@ -58,7 +58,7 @@ impl Attention for Cbam {
     }
 
     fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::cbam_add_relu(
+        arfpn_kernels::cbam_add_relu(
             x,
             shortcut,
             Some(&self.mlp.gate_weights()?),
@@ -67,7 +67,7 @@ impl Attention for Cbam {
     }
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let out = arfpn_nn::cbam_with_maps(
+        let out = arfpn_kernels::cbam_with_maps(
             x,
             Some(&self.mlp.gate_weights()?),
             &self.spatial.gate_weights()?,

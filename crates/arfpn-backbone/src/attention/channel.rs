@@ -1,7 +1,8 @@
 //! Channel attention: squeeze-and-excitation (Hu et al. 2018), the paper's CARU.
 
 use super::{global_avg_pool, Reweighting};
-use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, Conv2d};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -40,9 +41,9 @@ impl Mlp {
         })
     }
 
-    /// The four tensors in the form [`arfpn_nn::cbam`] takes.
-    pub(crate) fn gate_weights(&self) -> Result<arfpn_nn::ChannelGateWeights<'_>> {
-        Ok(arfpn_nn::ChannelGateWeights {
+    /// The four tensors in the form [`arfpn_kernels::cbam`] takes.
+    pub(crate) fn gate_weights(&self) -> Result<arfpn_kernels::ChannelGateWeights<'_>> {
+        Ok(arfpn_kernels::ChannelGateWeights {
             fc1_weight: self.fc1.weight(),
             fc1_bias: bias(&self.fc1, "fc1")?,
             fc2_weight: self.fc2.weight(),
@@ -103,8 +104,8 @@ impl Reweighting for ChannelAttention {
     }
 
     /// `relu(x · weights(x) + shortcut)` with the gate and the residual end in one op
-    /// ([`arfpn_nn::gate_add_relu`]): the gated map is neither written nor kept.
+    /// ([`arfpn_kernels::gate_add_relu`]): the gated map is neither written nor kept.
     fn gate_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::gate_add_relu(x, &self.weights(x)?, shortcut)
+        arfpn_kernels::gate_add_relu(x, &self.weights(x)?, shortcut)
     }
 }

@@ -101,10 +101,10 @@ pub trait Attention: Send + Sync {
 
     /// Optional speed hook: the end of a residual unit, `max(forward(x) + shortcut, 0)`
     /// (`shortcut` has the shape of `x`). The default composes
-    /// [`forward`](Attention::forward) and [`arfpn_nn::add_relu`]; the built-in modules
+    /// [`forward`](Attention::forward) and [`arfpn_kernels::add_relu`]; the built-in modules
     /// override it with one fused op, so that their output is not kept for the backward.
     fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::add_relu(&self.forward(x)?, shortcut)
+        arfpn_kernels::add_relu(&self.forward(x)?, shortcut)
     }
 }
 
@@ -149,20 +149,20 @@ pub trait Reweighting: Send + Sync {
     }
 
     /// Optional speed hook, see [`Attention::forward_add_relu`]; the default composes
-    /// `x * weights(x)` and [`arfpn_nn::add_relu`].
+    /// `x * weights(x)` and [`arfpn_kernels::add_relu`].
     fn gate_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::add_relu(&arfpn_nn::gate(x, &self.weights(x)?)?, shortcut)
+        arfpn_kernels::add_relu(&arfpn_kernels::gate(x, &self.weights(x)?)?, shortcut)
     }
 }
 
 impl<T: Reweighting> Attention for T {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        arfpn_nn::gate(x, &self.weights(x)?)
+        arfpn_kernels::gate(x, &self.weights(x)?)
     }
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
         let w = self.weights(x)?;
-        let y = arfpn_nn::gate(x, &w)?;
+        let y = arfpn_kernels::gate(x, &w)?;
         let map = AttentionMap {
             name: self.map_name().to_string(),
             tensor: w,
@@ -344,5 +344,5 @@ pub(crate) fn global_max_pool(x: &Tensor) -> Result<Tensor> {
 /// 50% gradient error in a bottleneck with CBAM). The forward value is exactly the maximum.
 pub fn max_keepdim_split(x: &Tensor, dim: usize) -> Result<Tensor> {
     // One parallel pass each way on the CPU (arfpn-nn's fused op), candle ops elsewhere.
-    arfpn_nn::amax_keepdim(x, dim)
+    arfpn_kernels::amax_keepdim(x, dim)
 }

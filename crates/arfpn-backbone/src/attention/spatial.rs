@@ -1,7 +1,8 @@
 //! Spatial attention (the spatial gate of CBAM, Woo et al. 2018), the paper's S-ARFPN.
 
 use super::{Attention, AttentionMap};
-use arfpn_nn::{conv2d, Conv2d, Conv2dConfig};
+use arfpn_kernels::Conv2dConfig;
+use arfpn_nn::{conv2d, Conv2d};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -41,9 +42,9 @@ impl SpatialAttention {
         })
     }
 
-    /// The convolution in the form [`arfpn_nn::cbam`] takes.
-    pub(crate) fn gate_weights(&self) -> Result<arfpn_nn::SpatialGateWeights<'_>> {
-        Ok(arfpn_nn::SpatialGateWeights {
+    /// The convolution in the form [`arfpn_kernels::cbam`] takes.
+    pub(crate) fn gate_weights(&self) -> Result<arfpn_kernels::SpatialGateWeights<'_>> {
+        Ok(arfpn_kernels::SpatialGateWeights {
             conv_weight: self.conv.weight(),
             conv_bias: super::channel::bias(&self.conv, "conv")?,
         })
@@ -59,25 +60,28 @@ impl SpatialAttention {
     /// gradient is split among ties, see [`max_keepdim_split`](crate::max_keepdim_split)).
     pub fn descriptor(x: &Tensor) -> Result<Tensor> {
         Tensor::cat(
-            &[arfpn_nn::channel_mean(x)?, super::max_keepdim_split(x, 1)?],
+            &[
+                arfpn_kernels::channel_mean(x)?,
+                super::max_keepdim_split(x, 1)?,
+            ],
             1,
         )
     }
 }
 
-/// `forward`, `forward_add_relu` and `forward_with_maps` are [`arfpn_nn::cbam`] without a
+/// `forward`, `forward_add_relu` and `forward_with_maps` are [`arfpn_kernels::cbam`] without a
 /// channel gate (one fused op on the CPU); [`SpatialAttention::weights`] is the composed form.
 impl Attention for SpatialAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        arfpn_nn::cbam(x, None, &self.gate_weights()?)
+        arfpn_kernels::cbam(x, None, &self.gate_weights()?)
     }
 
     fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
-        arfpn_nn::cbam_add_relu(x, shortcut, None, &self.gate_weights()?)
+        arfpn_kernels::cbam_add_relu(x, shortcut, None, &self.gate_weights()?)
     }
 
     fn forward_with_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<AttentionMap>)> {
-        let out = arfpn_nn::cbam_with_maps(x, None, &self.gate_weights()?)?;
+        let out = arfpn_kernels::cbam_with_maps(x, None, &self.gate_weights()?)?;
         let map = AttentionMap {
             name: "spatial".into(),
             tensor: out.spatial_weights,
