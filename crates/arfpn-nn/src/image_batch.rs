@@ -23,16 +23,7 @@ pub fn pad_to_multiple(x: &Tensor, multiple: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let ph = h.div_ceil(multiple) * multiple - h;
     let pw = w.div_ceil(multiple) * multiple - w;
-    let x = if ph > 0 {
-        x.pad_with_zeros(2, 0, ph)?
-    } else {
-        x.clone()
-    };
-    if pw > 0 {
-        x.pad_with_zeros(3, 0, pw)
-    } else {
-        Ok(x)
-    }
+    pad_to(x, ph, pw)
 }
 
 /// A batch of images of possibly different sizes, zero-padded at the bottom and right to one
@@ -144,6 +135,7 @@ impl ImageBatch {
     }
 }
 
+/// `x` with `ph` zero rows and `pw` zero columns added at the bottom and right.
 fn pad_to(x: &Tensor, ph: usize, pw: usize) -> Result<Tensor> {
     let x = if ph > 0 {
         x.pad_with_zeros(2, 0, ph)?

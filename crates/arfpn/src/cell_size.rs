@@ -32,6 +32,7 @@
 //! measure). [`CellSizeEstimate::confident`] means a confidence of at least 1.
 
 use arfpn_voc::RgbImage;
+use rayon::prelude::*;
 
 const R0: f32 = 3.0;
 const STEP: f32 = 1.090_507_7; // 2^(1/8)
@@ -74,10 +75,10 @@ pub fn estimate_cell_size_with_confidence(image: &RgbImage) -> Option<CellSizeEs
         return None;
     }
     let (qmed, gbg) = colour_references(image);
-    let mut radii = Vec::new();
-    let mut scores = Vec::new();
-    // The edges and the mask of the current working size (radii below ~6 px share one).
-    let mut edges: Option<((u32, u32), Edges)> = None;
+    // The radii, each with the working size that puts it at about 8 working pixels; radii
+    // of one size (below ~6 px) share its edges. Sizes are independent of each other, so
+    // they run in parallel; each score is the same whichever thread computes it.
+    let mut groups: Vec<((u32, u32), Vec<f32>)> = Vec::new();
     for j in 0.. {
         let r = R0 * STEP.powi(j);
         if r > MAX_FRAC * w.min(h) as f32 {
@@ -86,27 +87,32 @@ pub fn estimate_cell_size_with_confidence(image: &RgbImage) -> Option<CellSizeEs
         let s = MAX_UPSCALE
             .min(WORK_RADIUS / r)
             .min((MAX_PIXELS / (w as f32 * h as f32)).sqrt());
-        let (ww, wh) = (
+        let size = (
             ((w as f32 * s).round() as u32).max(1),
             ((h as f32 * s).round() as u32).max(1),
         );
-        if edges.as_ref().map(|(size, _)| *size) != Some((ww, wh)) {
-            let work = if (ww, wh) == (w, h) {
+        match groups.last_mut() {
+            Some((last, rs)) if *last == size => rs.push(r),
+            _ => groups.push((size, vec![r])),
+        }
+    }
+    let scores: Vec<Vec<f32>> = groups
+        .par_iter()
+        .map(|&((ww, wh), ref rs)| {
+            let edges = if (ww, wh) == (w, h) {
                 Edges::new(image, qmed, gbg)
             } else {
                 let img =
                     image::imageops::resize(image, ww, wh, image::imageops::FilterType::Triangle);
                 Edges::new(&img, qmed, gbg)
             };
-            edges = Some(((ww, wh), work));
-        }
-        let score = match &edges {
-            Some((_, e)) => e.score(r * ww as f32 / w as f32),
-            None => 0.0,
-        };
-        radii.push(r);
-        scores.push(score);
-    }
+            rs.iter()
+                .map(|&r| edges.score(r * ww as f32 / w as f32))
+                .collect()
+        })
+        .collect();
+    let radii: Vec<f32> = groups.iter().flat_map(|(_, rs)| rs.iter().copied()).collect();
+    let scores: Vec<f32> = scores.into_iter().flatten().collect();
     pick(&radii, &scores)
 }
 
@@ -338,15 +344,20 @@ fn sobel(src: &[f32], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
     let at = |x: isize, y: isize| src[reflect(y, h) * w + reflect(x, w)];
     let mut gx = vec![0f32; w * h];
     let mut gy = vec![0f32; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let dx = (at(x + 1, y - 1) - at(x - 1, y - 1))
-                + 2.0 * (at(x + 1, y) - at(x - 1, y))
-                + (at(x + 1, y + 1) - at(x - 1, y + 1));
-            let dy = (at(x - 1, y + 1) - at(x - 1, y - 1))
-                + 2.0 * (at(x, y + 1) - at(x, y - 1))
-                + (at(x + 1, y + 1) - at(x + 1, y - 1));
-            let i = y as usize * w + x as usize;
+    for y in 0..h {
+        let interior_row = y > 0 && y + 1 < h;
+        for x in 0..w {
+            // The same sums in the same order; inside the image without mirroring.
+            let p = |dx: isize, dy: isize| -> f32 {
+                if interior_row && x > 0 && x + 1 < w {
+                    src[(y as isize + dy) as usize * w + (x as isize + dx) as usize]
+                } else {
+                    at(x as isize + dx, y as isize + dy)
+                }
+            };
+            let dx = (p(1, -1) - p(-1, -1)) + 2.0 * (p(1, 0) - p(-1, 0)) + (p(1, 1) - p(-1, 1));
+            let dy = (p(-1, 1) - p(-1, -1)) + 2.0 * (p(0, 1) - p(0, -1)) + (p(1, 1) - p(1, -1));
+            let i = y * w + x;
             gx[i] = dx / 8.0;
             gy[i] = dy / 8.0;
         }
