@@ -23,9 +23,8 @@ mod cli;
 
 use std::path::PathBuf;
 
-use arfpn::{
-    detect_all, image_tensor, presets, voc_map, Detector, TrainConfig, TrainData, Trainer,
-};
+use arfpn::train::{detect_all, voc_map, TrainConfig, TrainData, Trainer};
+use arfpn::{image_tensor, presets, Detector};
 use arfpn_backbone::{
     register_attention, Attention, AttentionFactory, AttentionKind, AttentionSite, Reweighting,
 };
@@ -129,7 +128,7 @@ fn run(a: &Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let steps = a.steps as usize;
     let recipe = TrainConfig {
         steps,
-        augment: arfpn::AugmentConfig {
+        augment: arfpn::train::AugmentConfig {
             crop: Some([256, 256]),
             ..Default::default()
         },

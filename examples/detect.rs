@@ -22,10 +22,11 @@ mod cli;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arfpn::{
-    class_colour, coco_results, draw_detections, voc_annotation, Detections, Detector, FieldTiling,
-    ImageSize,
+use arfpn::lab::{
+    coco_results, count_report_html, detect_at_scale, draw_detections, voc_annotation, FieldTiling,
+    ReportImage,
 };
+use arfpn::{Detections, Detector, ImageSize};
 use candle_core::Device;
 use clap::Parser;
 
@@ -144,31 +145,6 @@ fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= c.len() {
-                s.push(T[(n >> shift & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Where each input's outputs go, relative to `--out` and without extension: the image's
 /// path relative to the deepest folder holding every input. Images from one folder keep
 /// their file stems (`smears/a.jpg` -> `a`); same-named files from different folders keep
@@ -236,12 +212,6 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-struct Row {
-    name: String,
-    counts: Vec<usize>,
-    thumbnail_png: Vec<u8>,
-}
-
 fn main() -> std::process::ExitCode {
     // Keep freed feature maps in the process (see arfpn_kernels::keep_freed_memory): it halves a
     // training step's time by sparing the kernel from clearing pages again and again.
@@ -282,7 +252,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut coco = Vec::new();
     let mut ids = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<ReportImage> = Vec::new();
     let mut failed = Vec::new();
     for (k, path) in images.iter().enumerate() {
         let img = match arfpn_voc::image_io::load_rgb(path) {
@@ -320,9 +290,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 s.factor
             }
         };
-        let dets: Detections = detector
-            .detect_at_scale(&img, scale, &tiling)?
-            .above(a.score);
+        let dets: Detections = detect_at_scale(&detector, &img, scale, &tiling)?.above(a.score);
         let name = names[k].display().to_string();
         let picture_path = a.out.join(format!("{name}.png"));
         let xml_path = a.out.join("annotations").join(format!("{name}.xml"));
@@ -348,7 +316,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut png = Vec::new();
         image::DynamicImage::ImageRgb8(thumb)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-        rows.push(Row {
+        rows.push(ReportImage {
             name: path.display().to_string(),
             counts: dets.counts(classes.len()),
             thumbnail_png: png,
@@ -417,52 +385,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  {:>w$}  {all:>6}", "total");
     // The report page.
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>arfpn differential count</title><style>\
-         body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}\
-         td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}td.n{text-align:left}\
-         .sw{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:middle;border:1px solid #555}\
-         .grid{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;padding:.5em}.bar{height:.8em;background:#0072b2}\
-         </style></head><body>",
-    );
-    html += &format!(
-        "<h1>Differential count</h1><p>{} image(s), {} cells at score &ge; {}; checkpoint <code>{}</code>.</p>",
-        rows.len(),
-        all,
-        a.score,
-        escape(
-            &a.checkpoint
-                .as_ref()
-                .map_or("built-in blood-cell model".into(), |p| p.display().to_string())
-        )
-    );
-    html += "<table><tr><th>class</th><th>cells</th><th>%</th><th></th></tr>";
-    for (c, name) in classes.iter().enumerate() {
-        let [r, g, b] = class_colour(c);
-        let p = pct(total[c], all);
-        html += &format!(
-            "<tr><td class=\"n\"><span class=\"sw\" style=\"background:rgb({r},{g},{b})\"></span>{}</td><td>{}</td><td>{p:.1}</td><td style=\"width:12em\"><div class=\"bar\" style=\"width:{p:.1}%\"></div></td></tr>",
-            escape(name),
-            total[c]
-        );
-    }
-    html += &format!("<tr><th>total</th><th>{all}</th><th>100</th><th></th></tr></table><h2>Images</h2><div class=\"grid\">");
-    for r in &rows {
-        let n: usize = r.counts.iter().sum();
-        let top: Vec<String> = classes
-            .iter()
-            .zip(&r.counts)
-            .filter(|(_, &k)| k > 0)
-            .map(|(c, k)| format!("{} {k}", escape(c)))
-            .collect();
-        html += &format!(
-            "<div class=\"card\"><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><div><b>{0}</b>: {n} cells</div><div style=\"max-width:360px;font-size:.85em\">{2}</div></div>",
-            escape(&r.name),
-            base64(&r.thumbnail_png),
-            top.join(", ")
-        );
-    }
-    html += "</div></body></html>\n";
+    let model = a
+        .checkpoint
+        .as_ref()
+        .map_or("built-in blood-cell model".into(), |p| {
+            p.display().to_string()
+        });
+    let html = count_report_html(&classes, &rows, a.score, &model);
     let mut f = std::fs::File::create(a.out.join("report.html"))?;
     f.write_all(html.as_bytes())?;
     println!(

@@ -19,7 +19,8 @@ mod cli;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arfpn::{detect_all, voc_map, Detector};
+use arfpn::train::{detect_all, voc_map};
+use arfpn::Detector;
 use arfpn_voc::{LoadOptions, VocDataset};
 use candle_core::{DType, Device};
 use clap::Parser;

@@ -13,10 +13,9 @@ mod cli;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use arfpn::{
-    detect_all, draw_detections, metrics_dataset, presets, Detector, TrainConfig, TrainData,
-    Trainer,
-};
+use arfpn::lab::draw_detections;
+use arfpn::train::{detect_all, metrics_dataset, TrainConfig, TrainData, Trainer};
+use arfpn::{presets, Detector};
 use arfpn_metrics::{plot_pr_curves, Report, ReportOptions};
 use arfpn_voc::synthetic::{write_dataset, SyntheticConfig};
 use arfpn_voc::{LabelSet, LoadOptions, VocDataset};
@@ -109,8 +108,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let steps = args.steps as usize;
     let config = TrainConfig {
         steps,
-        schedule: arfpn::step_schedule(0.02, steps),
-        augment: arfpn::AugmentConfig {
+        schedule: arfpn::train::step_schedule(0.02, steps),
+        augment: arfpn::train::AugmentConfig {
             crop: Some([256, 256]),
             // Cells cut by a crop border are labelled as the generator labels cells cut by
             // the image border: `edge` (visible 30-85 % of their area).

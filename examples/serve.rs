@@ -148,7 +148,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             detector.set_matmul_precision(precision);
             let _ = ready_tx.send(Ok(json!({
                 "classes": detector.classes(),
-                "colours": (0..detector.classes().len()).map(arfpn::class_colour).collect::<Vec<_>>(),
+                "colours": (0..detector.classes().len()).map(arfpn::lab::class_colour).collect::<Vec<_>>(),
                 "checkpoint": checkpoint.as_ref().map(|p| p.display().to_string())
                     .unwrap_or_else(|| "built-in blood-cell model".into()),
                 "training_cell_px": detector.config().data.cell_size_px,
@@ -321,8 +321,7 @@ fn detect_job(detector: &Detector, job: &Job) -> Result<Value, ApiError> {
         reason
     };
     let tiles = cli::field_tiling(512);
-    let dets: Detections = detector
-        .detect_at_scale(&image, factor, &tiles)
+    let dets: Detections = arfpn::lab::detect_at_scale(detector, &image, factor, &tiles)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .above(job.score);
     let classes = detector.classes();

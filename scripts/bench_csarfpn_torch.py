@@ -18,7 +18,7 @@ the minimum over the runs (also the median, and the warm-up's training step); wi
     cargo run --release --example detector_timing -- --preset cs-arfpn-r50 --threads 2 --runs 3 --json
     /work/venv-torch/bin/python scripts/bench_csarfpn_torch.py --self-test
 
-Settings: our value (`crates/arfpn/src/presets.rs` `preset(CsArfpn, 50)`: GroupNorm(32) +
+Settings: our value (`crates/arfpn-model/src/presets.rs` `preset(CsArfpn, 50)`: GroupNorm(32) +
 CBAM on `ResNetConfig::resnet50()`, every other part its crate's `Default`; then what
 `examples/detector_timing.rs` overrides) and this script's.
 

@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use arfpn::{Detector, FieldTiling};
+use arfpn::lab::FieldTiling;
+use arfpn::Detector;
 use candle_core::Device;
 use common::examples_dir;
 use serde_json::Value;
@@ -122,8 +123,7 @@ fn serve_answers_detections_counts_and_clear_errors() {
         overlap: 128,
         ..FieldTiling::default()
     };
-    let ours = detector
-        .detect_at_scale(&img, 1.0, &tiles)
+    let ours = arfpn::lab::detect_at_scale(&detector, &img, 1.0, &tiles)
         .expect("detect")
         .above(0.3);
     assert_eq!(ours.len(), dets.len());

@@ -119,11 +119,11 @@ fn run_checkpoint(a: &Args, checkpoint: &Path) -> Result<String, String> {
     }
     let ds = VocDataset::open(root, split, &LoadOptions::strict(Labels::Explicit(labels)))
         .map_err(|e| e.to_string())?;
-    let (dets, _) = arfpn::detect_all(&detector, &ds).map_err(|e| e.to_string())?;
-    let results: Vec<arfpn::CocoDetection> = dets
+    let (dets, _) = arfpn::train::detect_all(&detector, &ds).map_err(|e| e.to_string())?;
+    let results: Vec<arfpn::lab::CocoDetection> = dets
         .iter()
         .enumerate()
-        .flat_map(|(i, d)| arfpn::coco_results(d, (i + 1) as u64))
+        .flat_map(|(i, d)| arfpn::lab::coco_results(d, (i + 1) as u64))
         .collect();
     serde_json::to_string(&results).map_err(|e| e.to_string())
 }

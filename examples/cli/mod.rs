@@ -214,11 +214,11 @@ pub fn estimated_scale(
 
 /// Whole-field tiles of side `tile` px (images larger than that are detected tile by tile),
 /// overlapping by a quarter tile, at most 160 px.
-pub fn field_tiling(tile: usize) -> arfpn::FieldTiling {
-    arfpn::FieldTiling {
+pub fn field_tiling(tile: usize) -> arfpn::lab::FieldTiling {
+    arfpn::lab::FieldTiling {
         tile,
         overlap: (tile / 4).min(160),
-        ..arfpn::FieldTiling::default()
+        ..arfpn::lab::FieldTiling::default()
     }
 }
 
@@ -234,7 +234,7 @@ pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> std::process
     }
 }
 
-/// The training commands' progress on stderr (a [`arfpn::TrainObserver`]): an indicatif
+/// The training commands' progress on stderr (a [`arfpn::train::TrainObserver`]): an indicatif
 /// bar with step, loss components, learning rate, images/s and ETA when stderr is a
 /// terminal, and plain lines (one every `log_every` steps) when it is a file or a pipe.
 pub struct Progress {
@@ -276,8 +276,8 @@ impl Drop for Progress {
     }
 }
 
-impl arfpn::TrainObserver for Progress {
-    fn on_step(&mut self, e: &arfpn::StepEvent) {
+impl arfpn::train::TrainObserver for Progress {
+    fn on_step(&mut self, e: &arfpn::train::StepEvent) {
         let l = &e.losses;
         match &self.bar {
             Some(b) => {
@@ -294,7 +294,7 @@ impl arfpn::TrainObserver for Progress {
             ),
         }
     }
-    fn on_eval(&mut self, e: &arfpn::EvalEvent) {
+    fn on_eval(&mut self, e: &arfpn::train::EvalEvent) {
         self.line(format!(
             "step {:>6}: val mAP@0.5 {:.4}{}",
             e.step,
@@ -302,7 +302,7 @@ impl arfpn::TrainObserver for Progress {
             if e.best { " (best)" } else { "" }
         ));
     }
-    fn on_skip(&mut self, e: &arfpn::SkipEvent) {
+    fn on_skip(&mut self, e: &arfpn::train::SkipEvent) {
         self.line(format!(
             "step {:>6}: skipped, non-finite {} ({} skipped so far)",
             e.step,

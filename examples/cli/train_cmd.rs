@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use arfpn::presets::PresetName;
-use arfpn::{Detector, DetectorConfig, OptimizerConfig, TrainConfig, TrainData, Trainer};
+use arfpn::train::{OptimizerConfig, TrainConfig, TrainData, Trainer};
+use arfpn::{Detector, DetectorConfig};
 use arfpn_voc::{dataset_labels, LoadOptions, VocDataset};
 use candle_core::Device;
 use clap::Parser;
@@ -173,7 +174,7 @@ where
             steps,
             batch_size: a.batch_size as usize,
             optimizer,
-            schedule: arfpn::step_schedule(a.lr, steps),
+            schedule: arfpn::train::step_schedule(a.lr, steps),
             tiles: a.tiles.map(|(w, h)| arfpn_voc::tiling::TileConfig {
                 tile_width: w,
                 tile_height: h,
@@ -183,14 +184,16 @@ where
                     relabel_as: edge_class,
                 },
             }),
-            augment: arfpn::AugmentConfig {
+            augment: arfpn::train::AugmentConfig {
                 crop: a.crop.map(|(w, h)| [w as usize, h as usize]),
                 ..Default::default()
             },
-            oversample: a.oversample_rare.map(|max_share| arfpn::OversampleConfig {
-                max_share,
-                copies: 2,
-            }),
+            oversample: a
+                .oversample_rare
+                .map(|max_share| arfpn::train::OversampleConfig {
+                    max_share,
+                    copies: 2,
+                }),
             seed: a.seed,
             eval_every: Some(a.eval_every as usize),
             checkpoint_every: a.checkpoint_every as usize,

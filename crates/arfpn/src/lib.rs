@@ -11,37 +11,32 @@
 //! let detector = Detector::load("model.safetensors", &Device::Cpu)?;
 //! let image = load_image("smear.jpg", &Device::Cpu)?;
 //! let detections = detector.detect_image(&image)?.above(0.5);
-//! for (class, n) in arfpn::class_counts(&detections, detector.classes()) {
+//! for (class, n) in arfpn::lab::class_counts(&detections, detector.classes()) {
 //!     println!("{class:>12}: {n}");
 //! }
 //! # Ok::<(), arfpn::DetectorError>(())
 //! ```
 //!
-//! | file | what |
-//! |---|---|
-//! | `config.rs` | [`DetectorConfig`]: the serde tree (input, backbone, fpn, rpn, roi_heads), JSON and TOML |
-//! | `presets.rs` | [`presets`]: `fpn`/`c-arfpn`/`s-arfpn`/`cs-arfpn` × R18/34/50/101, `cpu-small` |
-//! | `input.rs` | [`InputConfig`]: normalisation, torchvision-style resizing, padding; boxes mapped back |
-//! | `detector.rs` | [`Detector`]: `forward_train` → [`DetectorLosses`], `detect` → `Vec<Detections>` |
-//! | `checkpoint.rs` | safetensors checkpoints with the config in the metadata, atomic writes |
-//! | `pretrained.rs` | torchvision ImageNet backbone weights |
-//! | `torchvision.rs` | [`Detector::from_torchvision`]: a whole torchvision Faster R-CNN state dict |
-//! | `image.rs` | [`image_tensor`], [`load_image`] |
-//! | `evaluate.rs` | [`voc_map`], [`metrics_dataset`]: scores with `arfpn-metrics` |
-//! | `trainer.rs` | [`Trainer`], [`TrainConfig`]: SGD/Adam, schedule, clipping, NaN guard, eval, resumable checkpoints |
-//! | `augment.rs` | [`AugmentConfig`]: flips, random crops |
-//! | `draw.rs` | [`draw_detections`]: boxes in class colours |
-//! | `field.rs` | [`detect_tiled`], [`FieldTiling`]: whole fields in overlapping tiles, merged so each cell counts once |
-//! | `cell_size.rs` | [`estimate_cell_size_with_confidence`]: a single image's red-cell size (gradient voting for circle centres) |
-//! | `scale.rs` | [`DataInfo`] (training cell size), [`DataInfo::rescale_decision`], `detect_at_scale` |
-//! | `export.rs` | [`coco_results`], [`voc_annotation`], [`class_counts`] |
+//! This crate is the one to depend on; it puts three crates, split by job, behind one name:
+//!
+//! | crate | here | what |
+//! |---|---|---|
+//! | `arfpn-model` | the root (`arfpn::*`) | [`Detector`] and everything it is made of and saved as: [`DetectorConfig`], [`presets`], [`InputConfig`], [`Checkpoint`], torchvision import, [`image_tensor`], [`DetectorError`]; the input-scale contract ([`DataInfo`], [`estimate_cell_size_with_confidence`]) |
+//! | `arfpn-train` | [`train`] (feature `train`) | [`train::Trainer`], [`train::TrainConfig`], [`train::TrainData`], augmentation, tiled training data, evaluation ([`train::voc_map`]), loss and mAP plots |
+//! | `arfpn-lab` | [`lab`] | whole fields ([`lab::detect_field`]), detection at a rescaled magnification ([`lab::detect_at_scale`]), pictures ([`lab::draw_detections`]), COCO/VOC export, counts ([`lab::class_counts`]) and the differential-count report ([`lab::count_report_html`]) |
+//!
+//! Each has its own crate docs with a table of its files. The parts the model is composed of
+//! are here too ([`backbone`], [`fpn`], [`rpn`], [`roi_align`], [`head`], [`boxes`], [`nn`],
+//! [`voc`], [`metrics`] with `train`), with `candle_core`, `candle_nn` and `serde_json`, so
+//! that a dependent needs only `arfpn`; [`prelude`] imports what applications use.
 //!
 //! ## Cargo features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `train` | on | [`Trainer`], [`TrainData`], augmentation, tiled training data, evaluation ([`voc_map`]), loss and mAP plots; brings `arfpn-metrics` and `plotters` |
+//! | `train` | on | [`train`]: the trainer, training data, augmentation, tiled training data, evaluation, loss and mAP plots; brings `arfpn-metrics` and `plotters` |
 //! | `toml` | on | TOML detector configs ([`DetectorConfig::from_toml`]); JSON always works |
+//! | `default-model` | on | the shipped blood-cell model, embedded (`Detector::default_model`, about 8 MB) |
 //! | `cuda` | off | candle's CUDA backend and the CUDA RoIAlign kernels (the device stays a run-time choice) |
 //!
 //! An application that only loads a checkpoint and detects (counts, draws, exports) depends
@@ -70,67 +65,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#[cfg(feature = "train")]
-mod augment;
-mod cell_size;
-mod checkpoint;
-mod config;
-mod detector;
-mod draw;
-mod error;
-#[cfg(feature = "train")]
-mod evaluate;
-mod export;
-mod field;
-mod image;
-mod input;
-pub mod presets;
-mod pretrained;
-mod scale;
-#[cfg(feature = "train")]
-mod tiled_data;
-mod torchvision;
-#[cfg(feature = "train")]
-mod trainer;
+/// The model (`arfpn-model`): the detector, its configuration and checkpoints, at the root.
+pub use arfpn_model::*;
 
+/// Laboratory tools (`arfpn-lab`): whole fields, rescaled detection, pictures, exports,
+/// counts and the differential-count report.
+pub use arfpn_lab as lab;
+/// Training (`arfpn-train`, feature `train`): the trainer, its data and configuration,
+/// augmentation, evaluation and plots.
 #[cfg(feature = "train")]
-pub use augment::{augment, AugmentConfig};
-pub use cell_size::{estimate_cell_size, estimate_cell_size_with_confidence, CellSizeEstimate};
-pub use checkpoint::{write_atomic, Checkpoint, CheckpointState, LoadReport, STATE_PREFIX};
-pub use config::{DetectorConfig, LossWeights};
-pub use detector::{Detector, DetectorLosses, Inspection, LossValues};
-pub use draw::{class_colour, draw_detections, CLASS_COLOURS};
-pub use error::{DetectorError, Result};
-#[cfg(feature = "train")]
-pub use evaluate::{metrics_dataset, voc_map};
-pub use export::{class_counts, coco_results, voc_annotation, CocoDetection};
-pub use field::{detect_tiled, FieldTiling};
-
-/// The old name of [`FieldTiling`] (whole-field inference tiles), renamed because
-/// `arfpn_voc::tiling::TileConfig` (training crops) is another thing.
-#[deprecated(since = "0.1.0", note = "renamed `FieldTiling`")]
-pub type TileConfig = FieldTiling;
-/// The old name of [`CocoDetection`] (one record of a COCO results file), renamed because
-/// `arfpn_metrics::CocoResult` is a COCOeval summary.
-#[deprecated(since = "0.1.0", note = "renamed `CocoDetection`")]
-pub type CocoResult = CocoDetection;
-pub use image::{image_tensor, load_image};
-pub use input::InputConfig;
-pub use scale::{
-    median_cell_estimate, typical_cell_size, DataInfo, RescaleDecision, RESCALE_TOLERANCE,
-};
-#[cfg(feature = "train")]
-pub use tiled_data::{CropRect, TiledData};
-#[cfg(feature = "train")]
-pub use trainer::{
-    detect_all, epoch_entries, latest_checkpoint, plot_log, step_schedule, EvalEvent,
-    OptimizerConfig, OversampleConfig, Silent, SkipEvent, StepEvent, TrainConfig, TrainData,
-    TrainObserver, TrainSummary, Trainer,
-};
-
-pub use arfpn_boxes::{BBox, ClassId, Detections, GroundTruth, ImageSize};
-pub use arfpn_kernels::{bf16_matmul_available, MatmulPrecision};
-pub use arfpn_nn::ImageBatch;
+pub use arfpn_train as train;
 
 // The parts, each reachable from here, so that a dependent needs only `arfpn` (and every type
 // a public signature of this crate mentions has a path through it).
@@ -152,8 +96,8 @@ pub use candle_nn;
 pub use serde_json;
 
 /// What applications use, in one import: `use arfpn::prelude::*;` — the detector and its
-/// configuration, training, images and boxes, optimizers, the backbone's choices and the
-/// custom-module traits, and candle's `Device`, `DType`, `Tensor` and `Optimizer`.
+/// configuration, training, images and boxes, counts, optimizers, the backbone's choices and
+/// the custom-module traits, and candle's `Device`, `DType`, `Tensor` and `Optimizer`.
 ///
 /// ```
 /// use arfpn::prelude::*;
@@ -170,13 +114,14 @@ pub use serde_json;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub mod prelude {
+    pub use crate::lab::class_counts;
     pub use crate::presets::{self, PresetName, Variant};
-    pub use crate::{
-        class_counts, image_tensor, load_image, BBox, ClassId, Detections, Detector,
-        DetectorConfig, DetectorError, GroundTruth, ImageBatch, ImageSize, MatmulPrecision,
-    };
     #[cfg(feature = "train")]
-    pub use crate::{AugmentConfig, OptimizerConfig, TrainConfig, TrainData, Trainer};
+    pub use crate::train::{AugmentConfig, OptimizerConfig, TrainConfig, TrainData, Trainer};
+    pub use crate::{
+        image_tensor, load_image, BBox, ClassId, Detections, Detector, DetectorConfig,
+        DetectorError, GroundTruth, ImageBatch, ImageSize, MatmulPrecision,
+    };
     pub use arfpn_backbone::{
         register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
         AttentionSite, Backbone, NormKind, ResNetConfig, Reweighting,

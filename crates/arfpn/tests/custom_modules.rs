@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use arfpn::{presets, Detector, DetectorConfig, GroundTruth, TrainConfig, Trainer};
+use arfpn::train::{TrainConfig, Trainer};
+use arfpn::{presets, Detector, DetectorConfig, GroundTruth};
 use arfpn_backbone::{
     register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
     AttentionSite, Backbone, NormKind, Reweighting,
@@ -180,7 +181,7 @@ fn train_config(steps: usize) -> TrainConfig {
     TrainConfig {
         steps,
         batch_size: 1,
-        augment: arfpn::AugmentConfig {
+        augment: arfpn::train::AugmentConfig {
             crop: Some([64, 64]),
             ..Default::default()
         },
@@ -264,7 +265,7 @@ fn custom_attention_in_chosen_stages_trains_and_round_trips() -> Res {
 
     let dir = tmp("attention");
     let mut t = Trainer::new(det, train_config(3), Box::new(data), None, &dir)?;
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     let det = t.into_detector();
     assert_ne!(values(&det, bn1)?, before.0, "the custom bn1 did not train");
     assert_eq!(values(&det, prior)?, before.1, "the frozen prior changed");
@@ -368,7 +369,7 @@ fn custom_backbone_trains_and_round_trips() -> Res {
     let c2 = values(&det, "backbone.body.c2.weight")?;
     let dir = tmp("backbone");
     let mut t = Trainer::new(det, train_config(3), Box::new(data(2)?), None, &dir)?;
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     let det = t.into_detector();
     assert_ne!(values(&det, "backbone.body.c3.weight")?, c3);
     assert_eq!(values(&det, "backbone.body.c2.weight")?, c2);

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use arfpn::{detect_all, voc_map, Checkpoint, Detector};
+use arfpn::train::{detect_all, voc_map};
+use arfpn::{Checkpoint, Detector};
 use arfpn_testkit::shared_data;
 use arfpn_voc::{LabelSet, Labels, LoadOptions, VocDataset};
 use candle_core::{DType, Device};

@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arfpn::{detect_tiled, Detections, FieldTiling};
+use arfpn::lab::{detect_tiled, FieldTiling};
+use arfpn::Detections;
 use arfpn_boxes::{iou_matrix, BBox, ImageSize};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 

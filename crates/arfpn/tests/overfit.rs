@@ -2,9 +2,11 @@
 //! them: every part (anchors, RPN targets and losses, proposals, RoIAlign, head targets and
 //! losses, post-processing, box mapping) has to be right for this to happen.
 
+use arfpn::lab::{detect_at_scale, FieldTiling};
+use arfpn::train::voc_map;
 use arfpn::{
-    bf16_matmul_available, image_tensor, median_cell_estimate, presets, typical_cell_size, voc_map,
-    BBox, DataInfo, Detector, FieldTiling, GroundTruth, ImageBatch, MatmulPrecision,
+    bf16_matmul_available, image_tensor, median_cell_estimate, presets, typical_cell_size, BBox,
+    DataInfo, Detector, GroundTruth, ImageBatch, MatmulPrecision,
 };
 use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
@@ -191,11 +193,11 @@ fn cpu_small_overfits_two_synthetic_images() -> Result<(), Box<dyn std::error::E
     let tiles = FieldTiling::default();
     let rescaled = big
         .iter()
-        .map(|b| det.detect_at_scale(b, factor, &tiles))
+        .map(|b| detect_at_scale(&det, b, factor, &tiles))
         .collect::<Result<Vec<_>, _>>()?;
     let native = big
         .iter()
-        .map(|b| det.detect_at_scale(b, 1.0, &tiles))
+        .map(|b| detect_at_scale(&det, b, 1.0, &tiles))
         .collect::<Result<Vec<_>, _>>()?;
     let map_rescaled = voc_map(&classes, &rescaled, &big_truth)?.map.unwrap_or(0.0);
     let map_native = voc_map(&classes, &native, &big_truth)?.map.unwrap_or(0.0);

@@ -1,9 +1,10 @@
 //! The trainer: resume bit for bit, the NaN guard, evaluation, checkpoint rotation.
 
-use arfpn::{
-    presets, Detector, DetectorConfig, EvalEvent, GroundTruth, OptimizerConfig, SkipEvent,
-    StepEvent, TrainConfig, TrainData, TrainObserver, Trainer,
+use arfpn::train::{
+    EvalEvent, OptimizerConfig, SkipEvent, StepEvent, TrainConfig, TrainData, TrainObserver,
+    Trainer,
 };
+use arfpn::{presets, Detector, DetectorConfig, GroundTruth};
 use arfpn_backbone::NormKind;
 use arfpn_nn::{LrDecay, LrSchedule};
 use arfpn_voc::synthetic::{render_image, SyntheticConfig};
@@ -59,7 +60,7 @@ fn config(steps: usize, optimizer: OptimizerConfig) -> TrainConfig {
             decay: LrDecay::Cosine { total_iters: 20 },
             min_lr: 1e-6,
         },
-        augment: arfpn::AugmentConfig {
+        augment: arfpn::train::AugmentConfig {
             crop: Some([64, 64]),
             ..Default::default()
         },
@@ -100,17 +101,17 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
         None,
         &dir_a,
     )?;
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     let a = weights(t.detector());
     // 10 steps, stop, resume for 10 more.
     let dir_b = tmp(&format!("{name}-b"));
     let det = Detector::new(tiny(&classes()), 1, &dev)?;
     let mut t = Trainer::new(det, config(10, optimizer), Box::new(data(3)?), None, &dir_b)?;
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     drop(t);
     let mut t = Trainer::resume(&dir_b, Box::new(data(3)?), None, &dev, Some(20))?;
     assert_eq!(t.step(), 10);
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     let b = weights(t.detector());
     assert_eq!(a.len(), b.len());
     for ((na, va), (nb, vb)) in a.iter().zip(&b) {
@@ -275,7 +276,8 @@ fn non_finite_steps_are_skipped_then_training_stops() -> Res {
 
 #[test]
 fn rare_class_images_are_oversampled() -> Res {
-    use arfpn::{epoch_entries, BBox, ClassId, OversampleConfig};
+    use arfpn::train::{epoch_entries, OversampleConfig};
+    use arfpn::{BBox, ClassId};
     let img = RgbImage::new(64, 64);
     let gt = |classes: &[usize]| GroundTruth {
         boxes: classes
@@ -302,7 +304,7 @@ fn rare_class_images_are_oversampled() -> Res {
     cfg.oversample = Some(o);
     let det = Detector::new(tiny(&classes()), 1, &Device::Cpu)?;
     let mut t = Trainer::new(det, cfg, Box::new(data(3)?), None, &dir)?;
-    t.run(&mut arfpn::Silent)?;
+    t.run(&mut arfpn::train::Silent)?;
     assert_eq!(t.step(), 4);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

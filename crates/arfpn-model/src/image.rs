@@ -13,7 +13,7 @@ use crate::Result;
 ///
 /// ```
 /// let img = arfpn_voc::RgbImage::from_pixel(4, 2, image::Rgb([255, 0, 51]));
-/// let t = arfpn::image_tensor(&img, &candle_core::Device::Cpu).unwrap();
+/// let t = arfpn_model::image_tensor(&img, &candle_core::Device::Cpu).unwrap();
 /// assert_eq!(t.dims(), [3, 2, 4]);
 /// assert_eq!(t.get(2).unwrap().get(1).unwrap().get(3).unwrap().to_scalar::<f32>().unwrap(), 0.2);
 /// ```

@@ -74,7 +74,7 @@ impl fmt::Display for Variant {
 /// A preset's name parsed: `<variant>-r<depth>` or `cpu-small`.
 ///
 /// ```
-/// use arfpn::presets::{PresetName, Variant};
+/// use arfpn_model::presets::{PresetName, Variant};
 /// let p: PresetName = "cs-arfpn-r50".parse().unwrap();
 /// assert_eq!(p, PresetName::Model { variant: Variant::CsArfpn, depth: 50 });
 /// assert!("cs-arfpn-r51".parse::<PresetName>().is_err());

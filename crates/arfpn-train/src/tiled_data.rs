@@ -10,8 +10,8 @@ use arfpn_boxes::{BBox, GroundTruth, ImageSize};
 use arfpn_voc::tiling::{tile_positions, CropFate, TileConfig};
 use arfpn_voc::RgbImage;
 
-use crate::trainer::TrainData;
-use crate::{DetectorError, Result};
+use crate::TrainData;
+use arfpn_model::{DetectorError, Result};
 
 /// One crop: the image it comes from and its rectangle there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,8 @@ pub struct CropRect {
 /// [`tile_positions`]). An image not larger than the crop is one item, whole.
 ///
 /// ```
-/// use arfpn::{BBox, ClassId, GroundTruth, TiledData, TrainData};
+/// use arfpn_model::{BBox, ClassId, GroundTruth};
+/// use arfpn_train::{TiledData, TrainData};
 /// use arfpn_voc::tiling::TileConfig;
 /// let image = arfpn_voc::RgbImage::new(1000, 375);
 /// let gt = GroundTruth { boxes: vec![BBox::new(10.0, 10.0, 40.0, 40.0)], classes: vec![ClassId::new(0)] };

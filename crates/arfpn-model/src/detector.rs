@@ -4,17 +4,20 @@
 use arfpn_backbone::{ResNet, UnitAttention};
 use arfpn_boxes::{BBox, Detections, GroundTruth, SplitMix64};
 use arfpn_fpn::BackboneWithFpn;
-use arfpn_head::RoiHeads;
+use arfpn_head::{RoiHeadLosses, RoiHeads};
 use arfpn_kernels::{with_matmul_precision, MatmulPrecision};
 use arfpn_nn::{FeatureMap, ImageBatch, SeededVarMap};
-use arfpn_rpn::{Proposals, RegionProposalNetwork};
+use arfpn_rpn::{Proposals, RegionProposalNetwork, RpnLosses};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 
+use crate::checkpoint::{self, Checkpoint, CheckpointState};
 use crate::input::{prepare, Prepared};
-use crate::{DetectorConfig, DetectorError, Result};
+use crate::{pretrained, torchvision};
+use crate::{DataInfo, DetectorConfig, DetectorError, LoadReport, Result};
 
 /// The four losses of a training step and their weighted total (the tensor to back-propagate).
 /// The terms carry torchvision's names (the keys of `FasterRCNN`'s loss dict).
@@ -101,8 +104,12 @@ pub struct Inspection {
 /// Parameters carry torchvision's Faster R-CNN names: `backbone.body.*`, `backbone.fpn.*`,
 /// `rpn.head.*`, `roi_heads.box_head.*`, `roi_heads.box_predictor.*`.
 ///
+/// Every method of the detector is in this file (its API in one place); saving and loading
+/// ([`save`](Self::save), [`load`](Self::load), ...), torchvision import and pretrained
+/// backbones delegate to `checkpoint.rs`, `torchvision.rs` and `pretrained.rs`.
+///
 /// ```
-/// use arfpn::{presets, Detector};
+/// use arfpn_model::{presets, Detector};
 /// use arfpn_nn::ImageBatch;
 /// use candle_core::{Device, Tensor};
 /// let mut cfg = presets::cpu_small(&["rbc", "wbc"]);
@@ -120,11 +127,11 @@ pub struct Detector {
     vars: SeededVarMap,
     device: Device,
     dtype: DType,
-    backbone: BackboneWithFpn,
-    rpn: RegionProposalNetwork,
-    roi_heads: RoiHeads,
-    /// The same modules over detached views of the same weights, for [`Detector::detect`].
-    inference: Modules,
+    /// The stages over the variables themselves: [`Detector::forward_train`] runs them.
+    training: Stages,
+    /// The same stages over detached views of the same weights: [`Detector::detect`] runs
+    /// them (see [`Detector::with_vars`] for why).
+    inference: Stages,
     /// Precision of the convolutions' and linear layers' products in [`Detector::detect`].
     precision: MatmulPrecision,
     /// Variables no optimizer updates, as the modules report them.
@@ -132,13 +139,33 @@ pub struct Detector {
 }
 
 /// The three stages of the network.
-struct Modules {
+struct Stages {
     backbone: BackboneWithFpn,
     rpn: RegionProposalNetwork,
     roi_heads: RoiHeads,
 }
 
-impl Modules {
+/// Which pass [`Detector::run`] makes through the [`Stages`].
+enum Pass<'a> {
+    /// Training: the RPN and the RoI heads sample against `ground_truth` (one per image, in
+    /// each image's pixels), drawing from `rng`, and return losses.
+    Train {
+        ground_truth: &'a [GroundTruth],
+        rng: &'a mut SplitMix64,
+    },
+    /// Inference: proposals, then detections mapped back to each image's pixels.
+    Test,
+}
+
+/// What the heads of one pass give.
+enum Outcome {
+    /// [`Pass::Train`]: the RPN's and the RoI heads' losses (unweighted).
+    Losses(RpnLosses, RoiHeadLosses),
+    /// [`Pass::Test`]: the stages' outputs.
+    Inspection(Inspection),
+}
+
+impl Stages {
     fn build(config: &DetectorConfig, vb: VarBuilder) -> Result<Self> {
         let vb_backbone = vb.pp("backbone");
         let backbone = match &config.custom_backbone {
@@ -172,18 +199,11 @@ impl Detector {
         Self::with_vars(config, SeededVarMap::new(seed), device)
     }
 
-    pub(crate) fn with_vars(
-        config: DetectorConfig,
-        vars: SeededVarMap,
-        device: &Device,
-    ) -> Result<Self> {
+    /// Builds the two sets of stages over `vars`.
+    fn with_vars(config: DetectorConfig, vars: SeededVarMap, device: &Device) -> Result<Self> {
         config.validate()?;
         let dtype = DType::F32;
-        let Modules {
-            backbone,
-            rpn,
-            roi_heads,
-        } = Modules::build(&config, vars.var_builder(dtype, device))?;
+        let training = Stages::build(&config, vars.var_builder(dtype, device))?;
         // Inference runs on detached views of the variables: they share the variables'
         // storage (so training steps and checkpoint loads, which update the variables in
         // place, are seen at once), but no operation on them records a backward graph. A
@@ -194,20 +214,145 @@ impl Detector {
             .into_iter()
             .map(|(name, v)| (name, v.as_tensor().detach()))
             .collect();
-        let inference = Modules::build(&config, VarBuilder::from_tensors(detached, dtype, device))?;
-        let frozen = backbone.frozen_parameters().into_iter().collect();
+        let inference = Stages::build(&config, VarBuilder::from_tensors(detached, dtype, device))?;
+        let frozen = training.backbone.frozen_parameters().into_iter().collect();
         Ok(Self {
             config,
             vars,
             device: device.clone(),
             dtype,
-            backbone,
-            rpn,
-            roi_heads,
+            training,
             inference,
             precision: MatmulPrecision::F32,
             frozen,
         })
+    }
+
+    /// Builds the detector a checkpoint describes and loads its weights; every weight must
+    /// be present and fit.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        checkpoint::from_checkpoint(Checkpoint::read(path.as_ref(), device)?, device)
+    }
+
+    /// [`Detector::load`] from a checkpoint held in memory; `name` stands for its path in
+    /// errors.
+    pub fn load_bytes(bytes: &[u8], name: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        checkpoint::from_checkpoint(
+            Checkpoint::from_bytes(bytes, name.as_ref(), device)?,
+            device,
+        )
+    }
+
+    /// The blood-cell model that ships with arfpn (crate `arfpn-models`, model card in
+    /// `models/README.md`): classes `Platelets`, `RBC`, `WBC` (in that order), the `cpu-small` architecture
+    /// trained on BCCD and TXL-PBC. Its f16 weights are converted to f32 as they load.
+    /// Needs the `default-model` feature (on by default).
+    #[cfg(feature = "default-model")]
+    pub fn default_model(device: &Device) -> Result<Self> {
+        Self::load_bytes(
+            arfpn_models::BLOOD_CELLS,
+            arfpn_models::BLOOD_CELLS_NAME,
+            device,
+        )
+    }
+
+    /// Builds the detector `config` describes and loads a torchvision Faster R-CNN state dict
+    /// saved as safetensors (e.g. `fasterrcnn_resnet50_fpn` into [`presets::fpn_r50`], a
+    /// `resnet_fpn_backbone("resnet18")` model into `fpn-r18`). `config.classes` are the
+    /// model's foreground classes in torchvision's label order (label `i` is
+    /// `config.classes[i - 1]`; label 0 is the background).
+    ///
+    /// The predictor is re-laid (see the module docs), `num_batches_tracked` counters are
+    /// ignored, and torchvision's names from before 0.13 (`fpn.inner_blocks.0.weight`,
+    /// `rpn.head.conv.weight`) are read as today's. Every other tensor of the file must be a
+    /// weight of the detector and every weight of the detector must be in the file, with
+    /// the same shape: otherwise a [`DetectorError::Checkpoint`] names the file and the
+    /// tensors at fault. f16 and bf16 files are converted to f32.
+    ///
+    /// Set `config.input` to the model's transform (`min_size`, `max_size`, `image_mean`,
+    /// `image_std`) and `config.rpn` / `config.roi_heads.postprocess` to its thresholds and
+    /// counts to get its detections: `fpn-r*` presets carry torchvision's defaults,
+    /// including its rounded anchors ([`arfpn_rpn::AnchorConfig::torchvision`]).
+    ///
+    /// [`presets::fpn_r50`]: crate::presets::fpn_r50
+    pub fn from_torchvision(
+        path: impl AsRef<Path>,
+        config: DetectorConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        torchvision::from_torchvision(path.as_ref(), config, device)
+    }
+
+    /// Saves the weights with the configuration (atomically, see [`write_atomic`](crate::write_atomic)).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.save_with_state(path, &CheckpointState::default())
+    }
+
+    /// Saves the weights in `dtype` (f16 or bf16 halve the file; f32 keeps it exact) with
+    /// the configuration and `metadata` (keys must not start with `arfpn.`), and nothing of
+    /// a trainer's state: the compact form a model ships in. [`Detector::load`] reads it and
+    /// converts the weights back to the detector's dtype.
+    pub fn save_compact(
+        &self,
+        path: impl AsRef<Path>,
+        dtype: DType,
+        metadata: &HashMap<String, String>,
+    ) -> Result<()> {
+        let state = CheckpointState {
+            tensors: Vec::new(),
+            metadata: metadata.clone(),
+        };
+        checkpoint::write_checkpoint(self, path.as_ref(), &state, Some(dtype))
+    }
+
+    /// Saves the weights, the configuration and `state` (a trainer's).
+    pub fn save_with_state(&self, path: impl AsRef<Path>, state: &CheckpointState) -> Result<()> {
+        checkpoint::write_checkpoint(self, path.as_ref(), state, None)
+    }
+
+    /// Loads a checkpoint's weights into this detector, after checking that it was made for
+    /// the same classes and architecture (else [`DetectorError::Mismatch`] naming both).
+    pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<LoadReport> {
+        let ckpt = Checkpoint::read(path.as_ref(), &self.device().clone())?;
+        self.check_compatible(&ckpt)?;
+        self.set_weights(&ckpt.path, &ckpt.weights)
+    }
+
+    /// Errors unless `ckpt` has this detector's classes and architecture.
+    pub fn check_compatible(&self, ckpt: &Checkpoint) -> Result<()> {
+        checkpoint::check_compatible(self, ckpt)
+    }
+
+    /// Overwrites the variables with the same-named tensors of `weights` (converted to the
+    /// variables' dtype and device) and reports what was loaded, missing and unexpected,
+    /// without checking the checkpoint's configuration (see
+    /// [`load_weights`](Self::load_weights) for that); `path` names the source in errors.
+    /// A shape mismatch is an error and then nothing is changed. A trainer resuming from
+    /// its own checkpoint ([`Checkpoint::weights`]) uses it.
+    pub fn set_weights(
+        &self,
+        path: &Path,
+        weights: &HashMap<String, Tensor>,
+    ) -> Result<LoadReport> {
+        checkpoint::set_weights(self, path, weights)
+    }
+
+    /// Loads a torchvision-named ResNet state dict (`conv1.weight`, `layer1.0.bn1.weight`,
+    /// ...) into the backbone body; names already in the detector's form (`backbone.*`,
+    /// `rpn.*`, `roi_heads.*`, e.g. a torchvision Faster R-CNN state dict's backbone, FPN and
+    /// RPN) load as they are. The
+    /// attention, FPN, RPN and head layers keep their fresh initialisation and are reported
+    /// as `missing`; torchvision's classifier (`fc.*`) comes back as `unexpected`, its
+    /// `num_batches_tracked` counters are skipped (listed as `ignored`). Convert the ImageNet weights once with
+    ///
+    /// ```text
+    /// python -c "import torchvision; from safetensors.torch import save_file; save_file({k: v.contiguous() for k, v in torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict().items()}, 'resnet50.safetensors')"
+    /// ```
+    ///
+    /// and build the detector with the same depth (and frozen batch norm to use the
+    /// statistics as torchvision does).
+    pub fn load_backbone_weights(&self, path: impl AsRef<Path>) -> Result<LoadReport> {
+        pretrained::load_backbone_weights(self, path.as_ref())
     }
 
     /// Sets the precision of the matrix products of [`Detector::detect`] (and so of
@@ -218,7 +363,7 @@ impl Detector {
     /// ([`Detector::forward_train`]) always runs in f32.
     ///
     /// ```
-    /// use arfpn::{presets, Detector, MatmulPrecision};
+    /// use arfpn_model::{presets, Detector, MatmulPrecision};
     /// let mut det = Detector::new(presets::cpu_small(&["rbc"]), 0, &candle_core::Device::Cpu)?;
     /// det.set_matmul_precision(MatmulPrecision::Bf16);
     /// assert_eq!(det.matmul_precision(), MatmulPrecision::Bf16);
@@ -234,14 +379,16 @@ impl Detector {
     }
 
     /// The configuration the detector was built from (validated), with the
-    /// [`data`](DetectorConfig::data) description a [`Trainer`](crate::Trainer) records; it
-    /// is what [`save`](Self::save) writes into a checkpoint.
+    /// [`data`](DetectorConfig::data) description a trainer records
+    /// ([`set_data_info`](Self::set_data_info)); it is what [`save`](Self::save) writes into
+    /// a checkpoint.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }
 
-    /// Only the data description may change after building (it does not touch weights).
-    pub(crate) fn set_config_data(&mut self, info: crate::DataInfo) {
+    /// Sets what the detector knows about its training data (saved with it). Only this part
+    /// of the configuration may change after building (it does not touch weights).
+    pub fn set_data_info(&mut self, info: DataInfo) {
         self.config.data = info;
     }
 
@@ -261,26 +408,25 @@ impl Detector {
         &self.vars
     }
 
-    /// The backbone and FPN of the training path ([`forward_train`](Self::forward_train)),
-    /// parameters under `backbone.*`. [`detect`](Self::detect) runs a twin of this module
-    /// built over detached views of the same weights, so both compute the same features, but
-    /// a forward pass through this one records a backward graph.
+    /// The backbone and FPN that [`detect`](Self::detect) runs, parameters under
+    /// `backbone.*`: the inference twin, built over detached views of the variables, so a
+    /// forward pass through it records no backward graph. ([`forward_train`](Self::forward_train)
+    /// runs its own twin over the variables themselves; both compute the same features.)
     pub fn backbone(&self) -> &BackboneWithFpn {
-        &self.backbone
+        &self.inference.backbone
     }
 
-    /// The region proposal network of the training path, parameters under `rpn.*` (as for
-    /// [`backbone`](Self::backbone), `detect` runs a twin over detached views of the same
-    /// weights).
+    /// The region proposal network that [`detect`](Self::detect) runs, parameters under
+    /// `rpn.*` (the inference twin, as for [`backbone`](Self::backbone)).
     pub fn rpn(&self) -> &RegionProposalNetwork {
-        &self.rpn
+        &self.inference.rpn
     }
 
-    /// The RoI heads (pooler, box head, box predictor) of the training path, parameters under
-    /// `roi_heads.*` (as for [`backbone`](Self::backbone), `detect` runs a twin over detached
-    /// views of the same weights).
+    /// The RoI heads (pooler, box head, box predictor) that [`detect`](Self::detect) runs,
+    /// parameters under `roi_heads.*` (the inference twin, as for
+    /// [`backbone`](Self::backbone)).
     pub fn roi_heads(&self) -> &RoiHeads {
-        &self.roi_heads
+        &self.inference.roi_heads
     }
 
     /// Variables an optimizer should update: every variable except those the modules
@@ -329,7 +475,7 @@ impl Detector {
         prepare(
             images,
             &self.config.input,
-            self.backbone.size_divisibility(),
+            self.inference.backbone.size_divisibility(),
             self.dtype,
         )
     }
@@ -358,27 +504,18 @@ impl Detector {
             gt.validate(self.config.num_classes())
                 .map_err(|e| DetectorError::input(format!("ground_truth[{i}]"), e.to_string()))?;
         }
-        let prepared = self.prepare(images)?;
-        let gt: Vec<GroundTruth> = prepared
-            .ground_truth_to_network(ground_truth)
-            .into_iter()
-            .map(drop_empty_boxes)
-            .collect();
-        let features: Vec<FeatureMap> = self.backbone.forward_t(&prepared.batch.tensor, true)?;
-        let sizes = &prepared.batch.sizes;
-        let rpn = self.rpn.forward_train(&features, sizes, &gt, rng)?;
-        let proposals: Vec<Vec<BBox>> = rpn.proposals.into_iter().map(|p| p.boxes).collect();
-        let head = self
-            .roi_heads
-            .forward_train(&features, &proposals, &gt, rng)?;
+        let Outcome::Losses(rpn, head) = self.run(images, Pass::Train { ground_truth, rng })?
+        else {
+            unreachable!("a training pass ends in losses")
+        };
         let w = self.config.loss_weights;
-        let total = ((((&rpn.losses.loss_objectness * w.loss_objectness as f64)?
-            + (&rpn.losses.loss_rpn_box_reg * w.loss_rpn_box_reg as f64)?)?
+        let total = ((((&rpn.loss_objectness * w.loss_objectness as f64)?
+            + (&rpn.loss_rpn_box_reg * w.loss_rpn_box_reg as f64)?)?
             + (&head.loss_classifier * w.loss_classifier as f64)?)?
             + (&head.loss_box_reg * w.loss_box_reg as f64)?)?;
         Ok(DetectorLosses {
-            loss_objectness: rpn.losses.loss_objectness,
-            loss_rpn_box_reg: rpn.losses.loss_rpn_box_reg,
+            loss_objectness: rpn.loss_objectness,
+            loss_rpn_box_reg: rpn.loss_rpn_box_reg,
             loss_classifier: head.loss_classifier,
             loss_box_reg: head.loss_box_reg,
             total,
@@ -393,11 +530,7 @@ impl Detector {
     /// and bottom border, and so its detections there, can change slightly with the padding
     /// (as in torchvision and detectron2). Batching images of one size changes nothing.
     pub fn detect(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
-        with_matmul_precision(self.precision, || self.detect_inner(images))
-    }
-
-    fn detect_inner(&self, images: &ImageBatch) -> Result<Vec<Detections>> {
-        Ok(self.run_inference(images)?.detections)
+        Ok(self.inspect(images)?.detections)
     }
 
     /// What [`detect`](Self::detect) computes, stage by stage: the FPN maps, the RPN's
@@ -406,27 +539,66 @@ impl Detector {
     /// the network's pixels (after [`InputConfig`](crate::InputConfig) resizing and
     /// padding); detections in each image's own, as `detect` returns them.
     pub fn inspect(&self, images: &ImageBatch) -> Result<Inspection> {
-        with_matmul_precision(self.precision, || self.run_inference(images))
+        with_matmul_precision(self.precision, || {
+            let Outcome::Inspection(inspection) = self.run(images, Pass::Test)? else {
+                unreachable!("a test pass ends in detections")
+            };
+            Ok(inspection)
+        })
     }
 
-    /// The inference path (`detect` and `inspect`).
-    fn run_inference(&self, images: &ImageBatch) -> Result<Inspection> {
+    /// The stage sequence, written once for both passes: prepare the batch → backbone and
+    /// FPN → RPN → RoI heads → (at test) boxes back to each image's pixels. A training pass
+    /// runs the stages over the variables and records a backward graph; a test pass runs the
+    /// inference twin over their detached views.
+    fn run(&self, images: &ImageBatch, pass: Pass<'_>) -> Result<Outcome> {
         let prepared = self.prepare(images)?;
-        let m = &self.inference;
-        let input = prepared.batch.tensor.detach();
-        let features = m.backbone.forward_t(&input, false)?;
         let sizes = &prepared.batch.sizes;
-        let proposals = m.rpn.forward_test(&features, sizes)?;
+        // Training: the variables' stages, the ground truth in the network's pixels. Test: the
+        // inference twin, on a detached input.
+        let (stages, input, mut train) = match pass {
+            Pass::Train { ground_truth, rng } => {
+                let gt: Vec<GroundTruth> = prepared
+                    .ground_truth_to_network(ground_truth)
+                    .into_iter()
+                    .map(drop_empty_boxes)
+                    .collect();
+                (
+                    &self.training,
+                    prepared.batch.tensor.clone(),
+                    Some((gt, rng)),
+                )
+            }
+            Pass::Test => (&self.inference, prepared.batch.tensor.detach(), None),
+        };
+        // Backbone and FPN.
+        let features: Vec<FeatureMap> = stages.backbone.forward_t(&input, train.is_some())?;
+        // RPN: proposals, and its losses in training.
+        let (proposals, rpn_losses) = match &mut train {
+            Some((gt, rng)) => {
+                let out = stages.rpn.forward_train(&features, sizes, gt, rng)?;
+                (out.proposals, Some(out.losses))
+            }
+            None => (stages.rpn.forward_test(&features, sizes)?, None),
+        };
         let boxes: Vec<Vec<BBox>> = proposals.iter().map(|p| p.boxes.clone()).collect();
-        let mut detections = m.roi_heads.forward_test(&features, &boxes, sizes)?;
+        // RoI heads: their losses in training; at test, detections mapped back to each
+        // image's pixels.
+        if let (Some((gt, rng)), Some(rpn_losses)) = (train, rpn_losses) {
+            let head = stages
+                .roi_heads
+                .forward_train(&features, &boxes, &gt, rng)?;
+            return Ok(Outcome::Losses(rpn_losses, head));
+        }
+        let mut detections = stages.roi_heads.forward_test(&features, &boxes, sizes)?;
         for (i, d) in detections.iter_mut().enumerate() {
             prepared.boxes_to_original(i, &mut d.boxes);
         }
-        Ok(Inspection {
+        Ok(Outcome::Inspection(Inspection {
             features,
             proposals,
             detections,
-        })
+        }))
     }
 
     /// The attention maps every residual unit of the ResNet body applies to `image`

@@ -4,7 +4,7 @@ use arfpn_boxes::{ClassId, Detections, ImageSize};
 use arfpn_voc::{VocAnnotation, VocObject};
 use serde::{Deserialize, Serialize};
 
-use crate::{DetectorError, Result};
+use arfpn_model::{DetectorError, Result};
 
 /// One record of a COCO results file (`loadRes` format): `bbox` is `[x, y, width, height]`
 /// in pixels, `category_id` is the class index + 1 ([`ClassId::coco_id`]).
@@ -25,7 +25,7 @@ pub struct CocoDetection {
 /// ```
 /// use arfpn_boxes::{BBox, ClassId, Detections};
 /// let d = Detections::new(vec![BBox::new(1.0, 2.0, 11.0, 7.0)], vec![0.9], vec![ClassId::new(0)]).unwrap();
-/// let r = arfpn::coco_results(&d, 42);
+/// let r = arfpn_lab::coco_results(&d, 42);
 /// assert_eq!((r[0].image_id, r[0].category_id, r[0].bbox), (42, 1, [1.0, 2.0, 10.0, 5.0]));
 /// ```
 pub fn coco_results(detections: &Detections, image_id: u64) -> Vec<CocoDetection> {

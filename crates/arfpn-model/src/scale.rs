@@ -1,6 +1,6 @@
-//! Magnification: the cell size a detector was trained at, what to do with an image whose
-//! cells look larger or smaller ([`DataInfo::rescale_decision`]), and detection at a rescaled
-//! size.
+//! Magnification: the cell size a detector was trained at, and what to do with an image whose
+//! cells look larger or smaller ([`DataInfo::rescale_decision`]). Detection at a rescaled
+//! size is `arfpn_lab::detect_at_scale`.
 //!
 //! Microscopes and cameras differ (BCCD's red cells are ≈ 105 px across, other 1000× sets'
 //! ≈ 39 px), and a detector only works near the scale it was trained at. The checkpoint
@@ -8,12 +8,12 @@
 //! `detect` rescales each image to it, from a given size, a given µm per pixel, or a
 //! confident single-image estimate ([`estimate_cell_size_with_confidence`](crate::estimate_cell_size_with_confidence)).
 
-use arfpn_boxes::{BBox, Detections, GroundTruth, ImageSize};
+use arfpn_boxes::GroundTruth;
 use arfpn_voc::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::cell_size::estimate_cell_size;
-use crate::{CellSizeEstimate, Detector, DetectorError, FieldTiling, Result};
+use crate::CellSizeEstimate;
 
 /// What the detector knows about its training data's scale (stored in the checkpoint).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ impl DataInfo {
     /// size is unknown or the estimate is not a positive number.
     ///
     /// ```
-    /// let info = arfpn::DataInfo { cell_size_px: Some(100.0), ..Default::default() };
+    /// let info = arfpn_model::DataInfo { cell_size_px: Some(100.0), ..Default::default() };
     /// assert_eq!(info.rescale_for_estimate(50.0), Some(2.0));
     /// ```
     pub fn rescale_for_estimate(&self, estimate: f32) -> Option<f32> {
@@ -74,7 +74,7 @@ impl DataInfo {
     /// by more than [`RESCALE_TOLERANCE`]; otherwise [`RescaleDecision::Keep`] says why.
     ///
     /// ```
-    /// use arfpn::{CellSizeEstimate, DataInfo, RescaleDecision};
+    /// use arfpn_model::{CellSizeEstimate, DataInfo, RescaleDecision};
     /// let info = DataInfo { cell_size_px: Some(100.0), ..Default::default() };
     /// let sure = |size_px| Some(CellSizeEstimate { size_px, confidence: 1.5 });
     /// assert!(matches!(info.rescale_decision(sure(110.0)), RescaleDecision::Keep { .. }));
@@ -130,7 +130,7 @@ pub fn median_cell_estimate<'a>(images: impl IntoIterator<Item = &'a RgbImage>) 
 ///     vec![BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(0.0, 0.0, 20.0, 20.0), BBox::new(0.0, 0.0, 30.0, 30.0)],
 ///     vec![ClassId::new(0); 3],
 /// ).unwrap();
-/// assert_eq!(arfpn::typical_cell_size([&g]), Some(20.0));
+/// assert_eq!(arfpn_model::typical_cell_size([&g]), Some(20.0));
 /// ```
 pub fn typical_cell_size<'a>(truth: impl IntoIterator<Item = &'a GroundTruth>) -> Option<f32> {
     let mut sizes: Vec<f32> = truth
@@ -148,49 +148,6 @@ fn median(v: &mut [f32]) -> Option<f32> {
     }
     v.sort_by(f32::total_cmp);
     Some(v[v.len() / 2])
-}
-
-impl Detector {
-    /// Sets what the detector knows about its training data (saved with it).
-    pub fn set_data_info(&mut self, info: DataInfo) {
-        self.set_config_data(info);
-    }
-
-    /// Detects in `image` after resizing it by `scale` (e.g. training cell size / this image's
-    /// cell size), boxes mapped back to the image's own pixels. Images larger than one tile
-    /// (after resizing) are tiled with `tiles`.
-    pub fn detect_at_scale(
-        &self,
-        image: &RgbImage,
-        scale: f32,
-        tiles: &FieldTiling,
-    ) -> Result<Detections> {
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(DetectorError::input(
-                "scale",
-                format!("{scale} must be finite and > 0"),
-            ));
-        }
-        let (w, h) = (image.width(), image.height());
-        let (sw, sh) = (
-            ((w as f32 * scale).round() as u32).max(1),
-            ((h as f32 * scale).round() as u32).max(1),
-        );
-        let resized;
-        let input = if (sw, sh) == (w, h) {
-            image
-        } else {
-            resized = image::imageops::resize(image, sw, sh, image::imageops::FilterType::Triangle);
-            &resized
-        };
-        let mut dets = self.detect_field(input, tiles)?;
-        let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
-        let size = ImageSize::new(h as usize, w as usize);
-        for b in &mut dets.boxes {
-            *b = BBox::new(b.x1 * fx, b.y1 * fy, b.x2 * fx, b.y2 * fy).clip(size);
-        }
-        Ok(dets)
-    }
 }
 
 #[cfg(test)]

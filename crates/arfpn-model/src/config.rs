@@ -46,7 +46,7 @@ impl Default for LossWeights {
 /// names in [`ClassId`](arfpn_boxes::ClassId) order.
 ///
 /// ```
-/// use arfpn::{presets, DetectorConfig};
+/// use arfpn_model::{presets, DetectorConfig};
 /// let cfg = presets::cs_arfpn_r50(&["rbc", "wbc"]);
 /// let toml = cfg.to_toml().unwrap();
 /// assert_eq!(DetectorConfig::from_toml(&toml).unwrap(), cfg);

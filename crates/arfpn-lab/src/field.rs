@@ -13,7 +13,7 @@ use arfpn_voc::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{image_tensor, Detector, DetectorError, Result};
+use arfpn_model::{image_tensor, Detector, DetectorError, Result};
 
 /// Tiling of a large field.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub struct FieldTiling {
     /// IoU of the cross-tile NMS.
     pub nms_thresh: f32,
     /// Detect tiles concurrently (rayon). It pays on the CPU, where a model's convolutions
-    /// alone keep the cores only partly busy; [`Detector::detect_field`] turns it off on a
+    /// alone keep the cores only partly busy; [`detect_field`] turns it off on a
     /// GPU, which runs one stream anyway.
     pub parallel: bool,
 }
@@ -136,22 +136,24 @@ where
     })
 }
 
-impl Detector {
-    /// Detects in a whole field of any size: directly when it fits in one tile, else tile by
-    /// tile with [`detect_tiled`].
-    pub fn detect_field(&self, image: &RgbImage, config: &FieldTiling) -> Result<Detections> {
-        config.validate()?;
-        if image.width() as usize <= config.tile && image.height() as usize <= config.tile {
-            return self.detect_image(&image_tensor(image, self.device())?);
-        }
-        let config = FieldTiling {
-            parallel: config.parallel && self.device().is_cpu(),
-            ..*config
-        };
-        detect_tiled(image, &config, |tile, _| {
-            self.detect_image(&image_tensor(tile, self.device())?)
-        })
+/// Detects in a whole field of any size with `detector`: directly when it fits in one tile,
+/// else tile by tile with [`detect_tiled`].
+pub fn detect_field(
+    detector: &Detector,
+    image: &RgbImage,
+    config: &FieldTiling,
+) -> Result<Detections> {
+    config.validate()?;
+    if image.width() as usize <= config.tile && image.height() as usize <= config.tile {
+        return detector.detect_image(&image_tensor(image, detector.device())?);
     }
+    let config = FieldTiling {
+        parallel: config.parallel && detector.device().is_cpu(),
+        ..*config
+    };
+    detect_tiled(image, &config, |tile, _| {
+        detector.detect_image(&image_tensor(tile, detector.device())?)
+    })
 }
 
 #[cfg(test)]

@@ -111,7 +111,10 @@ pub fn estimate_cell_size_with_confidence(image: &RgbImage) -> Option<CellSizeEs
                 .collect()
         })
         .collect();
-    let radii: Vec<f32> = groups.iter().flat_map(|(_, rs)| rs.iter().copied()).collect();
+    let radii: Vec<f32> = groups
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().copied())
+        .collect();
     let scores: Vec<f32> = scores.into_iter().flatten().collect();
     pick(&radii, &scores)
 }

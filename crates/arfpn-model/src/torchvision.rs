@@ -16,6 +16,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use crate::checkpoint::set_weights;
 use crate::{Detector, DetectorConfig, DetectorError, LoadReport, Result};
 
 const CLS_WEIGHT: &str = "roi_heads.box_predictor.cls_score.weight";
@@ -23,41 +24,20 @@ const CLS_BIAS: &str = "roi_heads.box_predictor.cls_score.bias";
 const BOX_WEIGHT: &str = "roi_heads.box_predictor.bbox_pred.weight";
 const BOX_BIAS: &str = "roi_heads.box_predictor.bbox_pred.bias";
 
-impl Detector {
-    /// Builds the detector `config` describes and loads a torchvision Faster R-CNN state dict
-    /// saved as safetensors (e.g. `fasterrcnn_resnet50_fpn` into [`presets::fpn_r50`], a
-    /// `resnet_fpn_backbone("resnet18")` model into `fpn-r18`). `config.classes` are the
-    /// model's foreground classes in torchvision's label order (label `i` is
-    /// `config.classes[i - 1]`; label 0 is the background).
-    ///
-    /// The predictor is re-laid (see the module docs), `num_batches_tracked` counters are
-    /// ignored, and torchvision's names from before 0.13 (`fpn.inner_blocks.0.weight`,
-    /// `rpn.head.conv.weight`) are read as today's. Every other tensor of the file must be a
-    /// weight of the detector and every weight of the detector must be in the file, with
-    /// the same shape: otherwise a [`DetectorError::Checkpoint`] names the file and the
-    /// tensors at fault. f16 and bf16 files are converted to f32.
-    ///
-    /// Set `config.input` to the model's transform (`min_size`, `max_size`, `image_mean`,
-    /// `image_std`) and `config.rpn` / `config.roi_heads.postprocess` to its thresholds and
-    /// counts to get its detections: `fpn-r*` presets carry torchvision's defaults,
-    /// including its rounded anchors ([`arfpn_rpn::AnchorConfig::torchvision`]).
-    ///
-    /// [`presets::fpn_r50`]: crate::presets::fpn_r50
-    pub fn from_torchvision(
-        path: impl AsRef<Path>,
-        config: DetectorConfig,
-        device: &Device,
-    ) -> Result<Self> {
-        let path = path.as_ref();
-        let detector = Detector::new(config, 0, device)?;
-        let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
-            DetectorError::checkpoint(path, format!("not a readable safetensors file: {e}"))
-        })?;
-        let weights = torchvision_to_arfpn(path, tensors, detector.classes().len())?;
-        let report = detector.set_weights(path, &weights)?;
-        check_complete(path, &report)?;
-        Ok(detector)
-    }
+/// [`Detector::from_torchvision`].
+pub(crate) fn from_torchvision(
+    path: &Path,
+    config: DetectorConfig,
+    device: &Device,
+) -> Result<Detector> {
+    let detector = Detector::new(config, 0, device)?;
+    let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
+        DetectorError::checkpoint(path, format!("not a readable safetensors file: {e}"))
+    })?;
+    let weights = torchvision_to_arfpn(path, tensors, detector.classes().len())?;
+    let report = set_weights(&detector, path, &weights)?;
+    check_complete(path, &report)?;
+    Ok(detector)
 }
 
 /// Renames legacy keys, drops `num_batches_tracked` and re-lays the predictor.

@@ -1,4 +1,5 @@
-//! The facade's error type: its own cases plus every part's, unchanged.
+//! The model's error type (the training and lab crates use it too): its own cases plus
+//! every part's, unchanged.
 
 use std::path::PathBuf;
 
@@ -103,37 +104,43 @@ pub enum DetectorError {
     Candle(#[from] candle_core::Error),
 }
 
+/// Constructors of the cases with a field and a reason, for the crates built on the model
+/// (`arfpn-train`, `arfpn-lab`) and for applications.
 impl DetectorError {
-    pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// [`DetectorError::Config`]: `field` (a dotted path) is unusable because of `reason`.
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Config {
             field: field.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn input(arg: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// [`DetectorError::Input`]: the argument `arg` is unusable because of `reason`.
+    pub fn input(arg: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Input {
             arg: arg.into(),
             reason: reason.into(),
         }
     }
 
-    #[cfg(feature = "train")]
-    pub(crate) fn run_dir(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+    /// [`DetectorError::RunDir`]: the run directory `path` is unusable because of `reason`.
+    pub fn run_dir(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::RunDir {
             path: path.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// [`DetectorError::Io`]: reading or writing `path` failed with `source`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+    /// [`DetectorError::Checkpoint`]: the checkpoint `path` is unusable because of `reason`.
+    pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::Checkpoint {
             path: path.into(),
             reason: reason.into(),

@@ -1,9 +1,12 @@
-//! Scoring a detector with `arfpn-metrics` (VOC devkit all-point AP by default).
+//! Scoring a detector with `arfpn-metrics` (VOC devkit all-point AP by default), and the
+//! detections to score ([`detect_all`]).
 
 use arfpn_boxes::{BBox, Detections, GroundTruth};
 use arfpn_metrics::{evaluate_voc, Dataset, Detection, GtBox, Rect, VocOptions, VocResult};
 
-use crate::{DetectorError, Result};
+use arfpn_model::{image_tensor, Detector, DetectorError, Result};
+
+use crate::TrainData;
 
 fn rect(b: &BBox) -> Rect {
     Rect::from_corners(b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64)
@@ -53,4 +56,20 @@ pub fn voc_map(
     let data = metrics_dataset(classes, detections, ground_truth, None)?;
     evaluate_voc(&data, &VocOptions::default())
         .map_err(|e| DetectorError::input("detections", e.to_string()))
+}
+
+/// Runs the detector on every image of `data` (one at a time) and returns the detections
+/// with the ground truth.
+pub fn detect_all(
+    detector: &Detector,
+    data: &dyn TrainData,
+) -> Result<(Vec<Detections>, Vec<GroundTruth>)> {
+    let mut dets = Vec::with_capacity(data.len());
+    let mut truth = Vec::with_capacity(data.len());
+    for i in 0..data.len() {
+        let (img, gt) = data.get(i)?;
+        dets.push(detector.detect_image(&image_tensor(&img, detector.device())?)?);
+        truth.push(gt);
+    }
+    Ok((dets, truth))
 }
