@@ -130,24 +130,16 @@ impl ResNet {
                 } else {
                     Box::new(NoAttention)
                 };
+                let norm = &config.norm;
                 let unit = match config.block {
-                    BlockKind::Basic => Unit::Basic(BasicBlock::new(
-                        in_c,
-                        planes,
-                        stride,
-                        &config.norm,
-                        module,
-                        vbu,
-                    )?),
-                    BlockKind::Bottleneck => Unit::Bottleneck(Bottleneck::new(
-                        in_c,
-                        planes,
-                        stride,
-                        &config.norm,
-                        module,
-                        vbu,
-                    )?),
-                };
+                    BlockKind::Basic => {
+                        BasicBlock::new(in_c, planes, stride, norm, module, vbu).map(Unit::Basic)
+                    }
+                    BlockKind::Bottleneck => {
+                        Bottleneck::new(in_c, planes, stride, norm, module, vbu)
+                            .map(Unit::Bottleneck)
+                    }
+                }?;
                 units.push(unit);
                 in_c = config.stage_channels(s);
             }

@@ -310,44 +310,17 @@ mod tests {
             0.10, 0.50, 0.50, 0.25, 0.00, 0.00, // gt1: best 0.5, tie p1/p2
             0.00, 0.45, 0.00, 0.20, 0.00, 0.00, // gt2: best 0.45 at p1, but p1's own best is gt1
         ];
-        let m = Matcher::new(0.7, 0.3, false).unwrap();
-        assert_eq!(
-            m.match_quality(&q, 3, 6).unwrap(),
-            vec![
-                Matched(0),
-                Ignore,
-                Ignore,
-                Background,
-                Background,
-                Background
-            ]
-        );
-        let m = Matcher::new(0.7, 0.3, true).unwrap();
-        // p1 and p2 tie for gt1 -> both kept; p1 is matched to its own best (gt1, not gt2).
-        assert_eq!(
-            m.match_quality(&q, 3, 6).unwrap(),
-            vec![
-                Matched(0),
-                Matched(1),
-                Matched(1),
-                Background,
-                Background,
-                Background
-            ]
-        );
-        // Equal thresholds (RoI heads' 0.5/0.5): no Ignore.
-        let m = Matcher::new(0.5, 0.5, false).unwrap();
-        assert_eq!(
-            m.match_quality(&q, 3, 6).unwrap(),
-            vec![
-                Matched(0),
-                Matched(1),
-                Matched(1),
-                Background,
-                Background,
-                Background
-            ]
-        );
+        let (bg, kept) = (Background, Matched(1));
+        for (high, low, allow_low_quality, want) in [
+            (0.7, 0.3, false, [Matched(0), Ignore, Ignore, bg, bg, bg]),
+            // p1 and p2 tie for gt1 -> both kept; p1 is matched to its own best (gt1, not gt2).
+            (0.7, 0.3, true, [Matched(0), kept, kept, bg, bg, bg]),
+            // Equal thresholds (RoI heads' 0.5/0.5): no Ignore.
+            (0.5, 0.5, false, [Matched(0), kept, kept, bg, bg, bg]),
+        ] {
+            let m = Matcher::new(high, low, allow_low_quality).unwrap();
+            assert_eq!(m.match_quality(&q, 3, 6).unwrap(), want.to_vec());
+        }
     }
 
     #[test]

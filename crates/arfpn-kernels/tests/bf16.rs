@@ -4,23 +4,16 @@
 //! accumulation error, forward and backward; outside the scope, or on a machine without
 //! AMX, nothing changes.
 
+mod common;
 use arfpn_kernels::{
     bf16_matmul_available, conv2d_op, matmul_precision, matmul_transposed, with_matmul_precision,
     Conv2dConfig, MatmulPrecision,
 };
 use arfpn_testkit::uniform;
 use candle_core::{DType, Device, Result, Tensor, Var};
+use common::cfg;
 
 const BF16: MatmulPrecision = MatmulPrecision::Bf16;
-
-fn cfg(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2dConfig {
-    Conv2dConfig {
-        stride,
-        padding,
-        dilation,
-        groups,
-    }
-}
 
 /// f64 copy of `t` after rounding to bf16.
 fn rounded_f64(t: &Tensor) -> Result<Tensor> {

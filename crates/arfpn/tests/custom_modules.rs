@@ -3,19 +3,19 @@
 //! checkpointed and reloaded with identical detections; an unregistered name is a clear
 //! error.
 
+mod common;
+use common::smears;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use arfpn::train::{TrainConfig, Trainer};
-use arfpn::{presets, Detector, DetectorConfig, GroundTruth};
+use arfpn::{Detector, DetectorConfig};
 use arfpn_backbone::{
     register_attention, register_backbone, Attention, AttentionFactory, AttentionKind,
     AttentionSite, Backbone, NormKind, Reweighting,
 };
 use arfpn_kernels::Conv2dConfig;
 use arfpn_nn::{conv2d, Conv2d, FeatureMap, FeatureMaps, ShapeSpec};
-use arfpn_voc::synthetic::{render_image, SyntheticConfig};
-use arfpn_voc::RgbImage;
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -146,37 +146,6 @@ impl Backbone for FourConvs {
     }
 }
 
-fn data(n: u64) -> Res<Vec<(RgbImage, GroundTruth)>> {
-    let cfg = SyntheticConfig {
-        width: 96,
-        height: 80,
-        min_per_class: 0,
-        max_platelets: 0,
-        ..SyntheticConfig::default()
-    };
-    Ok((0..n)
-        .map(|s| {
-            let im = render_image(&cfg, 200 + s)?;
-            let gt = GroundTruth {
-                boxes: im.objects.iter().map(|o| o.bbox).collect(),
-                classes: im.objects.iter().map(|o| o.class).collect(),
-            };
-            Ok::<_, arfpn_voc::VocError>((im.image, gt))
-        })
-        .collect::<std::result::Result<_, _>>()?)
-}
-
-fn tiny(classes: &[String]) -> DetectorConfig {
-    let mut c = presets::cpu_small(classes);
-    c.backbone.width = 8;
-    c.backbone.norm = NormKind::frozen_batch_norm();
-    c.fpn.out_channels = 16;
-    c.roi_heads.box_head = arfpn_head::BoxHeadConfig::TwoMlp {
-        representation_size: 32,
-    };
-    c
-}
-
 fn train_config(steps: usize) -> TrainConfig {
     TrainConfig {
         steps,
@@ -210,9 +179,9 @@ fn tmp(name: &str) -> std::path::PathBuf {
 #[test]
 fn custom_attention_in_chosen_stages_trains_and_round_trips() -> Res {
     register();
-    let data = data(2)?;
+    let data = smears(2, 200)?;
     let classes = arfpn_voc::LabelSet::rbc14().names().to_vec();
-    let mut cfg = tiny(&classes);
+    let mut cfg = tiny_frozen(&classes);
     cfg.backbone.attention = AttentionKind::custom(
         "named_like_a_norm",
         serde_json::json!({"initial_bias": 1.0}),
@@ -289,7 +258,7 @@ fn custom_attention_in_chosen_stages_trains_and_round_trips() -> Res {
 fn unregistered_modules_are_named_with_how_to_register_them() -> Res {
     register();
     let classes = ["rbc"];
-    let mut cfg = tiny(&classes.map(String::from));
+    let mut cfg = tiny_frozen(&classes.map(String::from));
     cfg.backbone.attention = AttentionKind::custom("my_unknown_gate", serde_json::Value::Null);
     let e = Detector::new(cfg.clone(), 0, &Device::Cpu)
         .err()
@@ -357,7 +326,8 @@ fn unregistered_modules_are_named_with_how_to_register_them() -> Res {
 fn custom_backbone_trains_and_round_trips() -> Res {
     register();
     let classes = arfpn_voc::LabelSet::rbc14().names().to_vec();
-    let cfg = tiny(&classes).with_custom_backbone("four_convs", serde_json::json!({"width": 8}));
+    let cfg =
+        tiny_frozen(&classes).with_custom_backbone("four_convs", serde_json::json!({"width": 8}));
     let det = Detector::new(cfg, 0, &Device::Cpu)?;
     assert!(det
         .vars()
@@ -368,7 +338,7 @@ fn custom_backbone_trains_and_round_trips() -> Res {
     let c3 = values(&det, "backbone.body.c3.weight")?;
     let c2 = values(&det, "backbone.body.c2.weight")?;
     let dir = tmp("backbone");
-    let mut t = Trainer::new(det, train_config(3), Box::new(data(2)?), None, &dir)?;
+    let mut t = Trainer::new(det, train_config(3), Box::new(smears(2, 200)?), None, &dir)?;
     t.run(&mut arfpn::train::Silent)?;
     let det = t.into_detector();
     assert_ne!(values(&det, "backbone.body.c3.weight")?, c3);
@@ -380,4 +350,9 @@ fn custom_backbone_trains_and_round_trips() -> Res {
     assert_eq!(back.detect_image(&image)?, det.detect_image(&image)?);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// The tiny config with frozen batch norms (the custom modules' tests).
+fn tiny_frozen(classes: &[String]) -> DetectorConfig {
+    common::tiny_with(classes, NormKind::frozen_batch_norm())
 }

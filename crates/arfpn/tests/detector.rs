@@ -1,11 +1,10 @@
 //! The composed detector: training losses, inference, bad input, checkpoints, threads.
 
+mod common;
+use common::tiny;
 use std::sync::Arc;
 
-use arfpn::{
-    presets, BBox, ClassId, Detector, DetectorConfig, DetectorError, GroundTruth, ImageBatch,
-    ImageSize,
-};
+use arfpn::{BBox, ClassId, Detector, DetectorError, GroundTruth, ImageBatch, ImageSize};
 use arfpn_backbone::NormKind;
 use arfpn_boxes::SplitMix64;
 use arfpn_nn::{SgdConfig, SgdMomentum};
@@ -13,18 +12,6 @@ use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
 
 type Res = Result<(), Box<dyn std::error::Error>>;
-
-/// `cpu-small` shrunk for tests.
-fn tiny(classes: &[&str]) -> DetectorConfig {
-    let mut c = presets::cpu_small(classes);
-    c.backbone.width = 8;
-    c.backbone.norm = NormKind::group_norm(4);
-    c.fpn.out_channels = 16;
-    c.roi_heads.box_head = arfpn_head::BoxHeadConfig::TwoMlp {
-        representation_size: 32,
-    };
-    c
-}
 
 fn image(seed: u64, h: usize, w: usize) -> candle_core::Result<Tensor> {
     let mut rng = SplitMix64::new(seed);

@@ -2,6 +2,7 @@
 //! them: every part (anchors, RPN targets and losses, proposals, RoIAlign, head targets and
 //! losses, post-processing, box mapping) has to be right for this to happen.
 
+mod common;
 use arfpn::lab::{detect_at_scale, FieldTiling};
 use arfpn::train::voc_map;
 use arfpn::{
@@ -12,7 +13,6 @@ use arfpn_backbone::{AttentionKind, NormKind};
 use arfpn_boxes::SplitMix64;
 use arfpn_kernels::with_matmul_precision;
 use arfpn_nn::{SgdConfig, SgdMomentum};
-use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::LabelSet;
 use candle_core::Device;
 use candle_nn::Optimizer;
@@ -25,25 +25,15 @@ fn cpu_small_overfits_two_synthetic_images() -> Result<(), Box<dyn std::error::E
         .unwrap_or(240);
     let labels = LabelSet::rbc14();
     let classes: Vec<String> = labels.names().to_vec();
-    let synth = SyntheticConfig {
-        width: 128,
-        height: 96,
-        min_per_class: 1,
-        max_platelets: 0,
-        ..SyntheticConfig::default()
-    };
+    let synth = common::smear_config(128, 96, 1);
     let dev = Device::Cpu;
     let mut images = Vec::new();
     let mut pictures = Vec::new();
     let mut truth = Vec::new();
-    for seed in [11, 12] {
-        let s = render_image(&synth, seed)?;
-        images.push(image_tensor(&s.image, &dev)?);
-        pictures.push(s.image.clone());
-        truth.push(GroundTruth {
-            boxes: s.objects.iter().map(|o| o.bbox).collect(),
-            classes: s.objects.iter().map(|o| o.class).collect(),
-        });
+    for (picture, gt) in common::render(&synth, [11, 12])? {
+        images.push(image_tensor(&picture, &dev)?);
+        pictures.push(picture);
+        truth.push(gt);
     }
     let mut cfg = presets::cpu_small(&classes);
     cfg.backbone.width = 16;

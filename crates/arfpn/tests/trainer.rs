@@ -1,48 +1,17 @@
 //! The trainer: resume bit for bit, the NaN guard, evaluation, checkpoint rotation.
 
+mod common;
 use arfpn::train::{
     EvalEvent, OptimizerConfig, SkipEvent, StepEvent, TrainConfig, TrainData, TrainObserver,
     Trainer,
 };
-use arfpn::{presets, Detector, DetectorConfig, GroundTruth};
-use arfpn_backbone::NormKind;
+use arfpn::{Detector, GroundTruth};
 use arfpn_nn::{LrDecay, LrSchedule};
-use arfpn_voc::synthetic::{render_image, SyntheticConfig};
 use arfpn_voc::{LabelSet, RgbImage};
 use candle_core::Device;
+use common::{smears, tiny};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
-
-fn tiny(classes: &[String]) -> DetectorConfig {
-    let mut c = presets::cpu_small(classes);
-    c.backbone.width = 8;
-    c.backbone.norm = NormKind::group_norm(4);
-    c.fpn.out_channels = 16;
-    c.roi_heads.box_head = arfpn_head::BoxHeadConfig::TwoMlp {
-        representation_size: 32,
-    };
-    c
-}
-
-fn data(n: u64) -> Result<Vec<(RgbImage, GroundTruth)>, arfpn_voc::VocError> {
-    let cfg = SyntheticConfig {
-        width: 96,
-        height: 80,
-        min_per_class: 0,
-        max_platelets: 0,
-        ..SyntheticConfig::default()
-    };
-    (0..n)
-        .map(|s| {
-            let im = render_image(&cfg, 100 + s)?;
-            let gt = GroundTruth {
-                boxes: im.objects.iter().map(|o| o.bbox).collect(),
-                classes: im.objects.iter().map(|o| o.class).collect(),
-            };
-            Ok((im.image, gt))
-        })
-        .collect()
-}
 
 fn classes() -> Vec<String> {
     LabelSet::rbc14().names().to_vec()
@@ -97,7 +66,7 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
     let mut t = Trainer::new(
         det,
         config(20, optimizer.clone()),
-        Box::new(data(3)?),
+        Box::new(smears(3, 100)?),
         None,
         &dir_a,
     )?;
@@ -106,10 +75,16 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
     // 10 steps, stop, resume for 10 more.
     let dir_b = tmp(&format!("{name}-b"));
     let det = Detector::new(tiny(&classes()), 1, &dev)?;
-    let mut t = Trainer::new(det, config(10, optimizer), Box::new(data(3)?), None, &dir_b)?;
+    let mut t = Trainer::new(
+        det,
+        config(10, optimizer),
+        Box::new(smears(3, 100)?),
+        None,
+        &dir_b,
+    )?;
     t.run(&mut arfpn::train::Silent)?;
     drop(t);
-    let mut t = Trainer::resume(&dir_b, Box::new(data(3)?), None, &dev, Some(20))?;
+    let mut t = Trainer::resume(&dir_b, Box::new(smears(3, 100)?), None, &dev, Some(20))?;
     assert_eq!(t.step(), 10);
     t.run(&mut arfpn::train::Silent)?;
     let b = weights(t.detector());
@@ -129,7 +104,7 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
     let fresh = Trainer::new(
         det,
         config(5, OptimizerConfig::default()),
-        Box::new(data(1)?),
+        Box::new(smears(1, 100)?),
         None,
         &dir_b,
     );
@@ -138,7 +113,7 @@ fn resume_is_bit_for_bit(optimizer: OptimizerConfig, name: &str) -> Res {
         "{:?}",
         fresh.err()
     );
-    let empty = Trainer::resume(tmp("empty"), Box::new(data(1)?), None, &dev, None);
+    let empty = Trainer::resume(tmp("empty"), Box::new(smears(1, 100)?), None, &dev, None);
     assert!(
         matches!(&empty, Err(arfpn::DetectorError::RunDir { reason, .. }) if reason.contains("no checkpoint")),
         "{:?}",
@@ -194,8 +169,8 @@ fn training_logs_evaluates_and_keeps_the_best() -> Res {
     let mut cfg = config(30, OptimizerConfig::default());
     cfg.eval_every = Some(15);
     cfg.augment.crop = None;
-    let val: Box<dyn TrainData> = Box::new(data(1)?);
-    let mut t = Trainer::new(det, cfg, Box::new(data(2)?), Some(val), &dir)?;
+    let val: Box<dyn TrainData> = Box::new(smears(1, 100)?);
+    let mut t = Trainer::new(det, cfg, Box::new(smears(2, 100)?), Some(val), &dir)?;
     let mut rec = Record::default();
     let summary = t.run(&mut rec)?;
     assert_eq!(summary.steps_done, 30);
@@ -214,7 +189,7 @@ fn training_logs_evaluates_and_keeps_the_best() -> Res {
         .data
         .cell_size_px
         .ok_or("no cell size recorded")?;
-    let truth: Vec<GroundTruth> = data(2)?.into_iter().map(|(_, g)| g).collect();
+    let truth: Vec<GroundTruth> = smears(2, 100)?.into_iter().map(|(_, g)| g).collect();
     assert_eq!(Some(size), arfpn::typical_cell_size(&truth));
     let best = Detector::load(dir.join("best.safetensors"), &dev)?;
     assert_eq!(best.config().data.cell_size_px, Some(size));
@@ -247,7 +222,7 @@ fn non_finite_steps_are_skipped_then_training_stops() -> Res {
     };
     cfg.clip_grad_norm = None;
     cfg.max_bad_steps = 3;
-    let mut t = Trainer::new(det, cfg, Box::new(data(2)?), None, &dir)?;
+    let mut t = Trainer::new(det, cfg, Box::new(smears(2, 100)?), None, &dir)?;
     let mut rec = Record::default();
     let err = t.run(&mut rec).err();
     let text = err.as_ref().map(|e| e.to_string());
@@ -303,7 +278,7 @@ fn rare_class_images_are_oversampled() -> Res {
     let mut cfg = config(4, OptimizerConfig::default());
     cfg.oversample = Some(o);
     let det = Detector::new(tiny(&classes()), 1, &Device::Cpu)?;
-    let mut t = Trainer::new(det, cfg, Box::new(data(3)?), None, &dir)?;
+    let mut t = Trainer::new(det, cfg, Box::new(smears(3, 100)?), None, &dir)?;
     t.run(&mut arfpn::train::Silent)?;
     assert_eq!(t.step(), 4);
     std::fs::remove_dir_all(&dir)?;

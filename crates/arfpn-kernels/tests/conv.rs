@@ -1,20 +1,12 @@
 //! The convolution: forward equal to candle's, all three gradients equal to finite
 //! differences, on odd/even sizes, strides 1/2, padding 0/1/3, kernels 1/3/7, dilation,
-//! groups, batch > 1.
+//! groups, batch > 1. (The layer, `arfpn_nn::Conv2d`, is tested in arfpn-nn.)
 
+mod common;
 use arfpn_kernels::{conv2d_op, Conv2dConfig};
-use arfpn_nn::conv2d;
 use arfpn_testkit::{max_abs_diff, uniform, weighted_sum, GradCheck, Tolerance};
-use candle_core::{DType, Device, Module, Result, Tensor, Var};
-
-fn cfg(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2dConfig {
-    Conv2dConfig {
-        stride,
-        padding,
-        dilation,
-        groups,
-    }
-}
+use candle_core::{DType, Device, Result, Tensor, Var};
+use common::cfg;
 
 /// (n, c, h, w, o, k, cfg)
 fn cases() -> Vec<(usize, usize, usize, usize, usize, usize, Conv2dConfig)> {
@@ -147,44 +139,6 @@ fn bad_shapes_are_errors() -> Result<()> {
     let big = Tensor::zeros((2, 4, 7, 7), DType::F32, &Device::Cpu)?;
     assert!(msg(conv2d_op(&x, &big, None, d)).contains("dilated kernel"));
     assert!(msg(conv2d_op(&x.to_dtype(DType::F64)?, &w, None, d)).contains("dtype"));
-    Ok(())
-}
-
-#[test]
-fn layer_parameters_and_init() -> Result<()> {
-    let vm = candle_nn::VarMap::new();
-    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-    let conv = conv2d(
-        64,
-        64,
-        3,
-        cfg(1, 1, 1, 1),
-        true,
-        arfpn_nn::inits::KAIMING_FAN_OUT,
-        vb.pp("c"),
-    )?;
-    let data = vm.data().lock().expect("lock");
-    let w = data.get("c.weight").expect("c.weight");
-    assert_eq!(w.dims(), &[64, 64, 3, 3]);
-    assert_eq!(
-        data.get("c.bias").expect("c.bias").to_vec1::<f32>()?,
-        vec![0f32; 64]
-    );
-    // kaiming_normal_(fan_out, relu): std = sqrt(2 / (64*3*3)) = 0.0589.
-    let v = w.flatten_all()?.to_vec1::<f32>()?;
-    let mean = v.iter().sum::<f32>() / v.len() as f32;
-    let std = (v.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt();
-    assert!(mean.abs() < 0.002, "mean {mean}");
-    assert!((std - 0.0589).abs() < 0.002, "std {std}");
-    drop(data);
-    let y = conv.forward(&Tensor::ones((1, 64, 5, 4), DType::F32, &Device::Cpu)?)?;
-    assert_eq!(y.dims(), &[1, 64, 5, 4]);
-    assert_eq!(conv.config(), cfg(1, 1, 1, 1));
-    let json = serde_json::to_string(&conv.config()).expect("serialise");
-    assert_eq!(
-        serde_json::from_str::<Conv2dConfig>(&json).expect("parse"),
-        conv.config()
-    );
     Ok(())
 }
 
