@@ -4,7 +4,7 @@
 //! (`max(cbam(x) + shortcut, 0)`), forward and forward+backward. The backward's loss is a
 //! weighted sum, so its gradient is a full map like a real upstream gradient.
 //!
-//! cargo bench -j 2 -p arfpn-nn --bench cbam --no-run
+//! cargo bench -j 2 -p arfpn-kernels --bench cbam --no-run
 //! <binary> --bench --warm-up-time 1 --measurement-time 5 --sample-size 10
 
 use arfpn_kernels::{

@@ -3,7 +3,7 @@
 //! `arfpn-bf16`). Throughput is reported in FLOP ("elements"/s =
 //! FLOP/s): forward `2·N·O·Ho·Wo·C·kh·kw`, forward+backward three times that (dx and dw).
 //!
-//! cargo bench -j 2 -p arfpn-nn --bench conv --no-run
+//! cargo bench -j 2 -p arfpn-kernels --bench conv --no-run
 //! <binary> --bench --warm-up-time 1 --measurement-time 5 --sample-size 10
 
 use arfpn_kernels::{conv2d_op, with_matmul_precision, Conv2dConfig, MatmulPrecision};

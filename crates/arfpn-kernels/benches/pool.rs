@@ -2,7 +2,7 @@
 //! output at 480×640): forward, and forward + backward. The backward's loss is a weighted
 //! sum, so its gradient is a full map like a real upstream gradient.
 //!
-//! cargo bench -j 2 -p arfpn-nn --bench pool --no-run
+//! cargo bench -j 2 -p arfpn-kernels --bench pool --no-run
 //! <binary> --bench --warm-up-time 1 --measurement-time 3 --sample-size 10
 
 use arfpn_kernels::max_pool2d;

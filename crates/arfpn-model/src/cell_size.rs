@@ -420,6 +420,35 @@ mod tests {
         assert_eq!(rank(&mut [], 0.5), 0.0);
     }
 
+    /// The estimates of three synthetic smears, pinned: a change to the method's numerics
+    /// (or to the order of its sums) shows here before it shows in the accuracy tables.
+    #[test]
+    fn estimates_of_three_synthetic_smears_are_pinned() {
+        let cfg = arfpn_voc::synthetic::SyntheticConfig {
+            width: 320,
+            height: 240,
+            ..Default::default()
+        };
+        for (seed, (size, confidence)) in [
+            (0u64, (21.152721f32, 1.1425391f32)),
+            (1, (21.561102, 1.3496268)),
+            (2, (21.115156, 1.2896546)),
+        ] {
+            let image = arfpn_voc::synthetic::render_image(&cfg, seed)
+                .expect("render")
+                .image;
+            let e = estimate_cell_size_with_confidence(&image).expect("an estimate");
+            assert!(
+                (e.size_px - size).abs() <= 1e-5 * size,
+                "seed {seed}: {e:?}"
+            );
+            assert!(
+                (e.confidence - confidence).abs() <= 1e-5 * confidence,
+                "seed {seed}: {e:?}"
+            );
+        }
+    }
+
     #[test]
     fn flat_and_tiny_images_give_no_confident_estimate() {
         let flat = RgbImage::from_pixel(200, 160, image::Rgb([230, 220, 225]));

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 
 use crate::{Result, RpnError};
 
-/// The convolution layer the head uses: arfpn-nn's im2col + gemm convolution, whose
+/// The convolution layer the head uses: arfpn-kernels' im2col + gemm convolution, whose
 /// backward is faster than candle's and correct for every size.
 type Conv = arfpn_nn::Conv2d;
 

@@ -343,6 +343,6 @@ pub(crate) fn global_max_pool(x: &Tensor) -> Result<Tensor> {
 /// over-counts: ReLU zeros make exact ties common inside residual units (measured: up to
 /// 50% gradient error in a bottleneck with CBAM). The forward value is exactly the maximum.
 pub fn max_keepdim_split(x: &Tensor, dim: usize) -> Result<Tensor> {
-    // One parallel pass each way on the CPU (arfpn-nn's fused op), candle ops elsewhere.
+    // One parallel pass each way on the CPU (arfpn-kernels' fused op), candle ops elsewhere.
     arfpn_kernels::amax_keepdim(x, dim)
 }
