@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch timings of the convolutions in crates/arfpn-nn/benches/conv.rs, on the same shapes.
+"""PyTorch timings of the convolutions in crates/arfpn-kernels/benches/conv.rs, on the same shapes.
 
 Forward, and forward+backward as `conv(x, w, b).sum().backward()` with x, w, b requiring
 gradients (the same work as the Rust bench). Prints median wall ms, median process-CPU ms and GFLOP/s (from wall time) (forward

@@ -2,7 +2,7 @@
 //! reference; this prints median wall time and median process CPU time per call, which is
 //! robust when the machine is shared). Pair it with `scripts/bench_conv_torch.py`.
 //!
-//! RAYON_NUM_THREADS=1 cargo run --release -p arfpn-nn --example conv_timing -- arfpn|candle [reps]
+//! RAYON_NUM_THREADS=1 cargo run --release -p arfpn-kernels --example conv_timing -- arfpn|candle [reps]
 
 use arfpn_kernels::{conv2d_op, Conv2dConfig};
 use candle_core::{DType, Device, Result, Tensor, Var};
