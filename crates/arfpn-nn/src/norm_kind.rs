@@ -138,7 +138,7 @@ impl Norm {
     /// The end of a residual unit: `relu(self(x) + shortcut)` with `shortcut = b_norm(b)`
     /// (a projection shortcut) or `b` (identity). One fused op when the norms are frozen
     /// batch norms on the CPU ([`FrozenBatchNorm2d::forward_add_relu`]); otherwise the norms
-    /// then [`crate::add_relu`].
+    /// then [`arfpn_kernels::add_relu`].
     pub fn forward_add_relu_t(
         &self,
         x: &Tensor,
@@ -161,7 +161,7 @@ impl Norm {
 
     /// `relu(self.forward_t(x, train))`: one fused op for GroupNorm and frozen batch norm on
     /// the CPU ([`GroupNorm::forward_relu`], [`FrozenBatchNorm2d::forward_relu`]), the norm
-    /// then [`crate::relu`] otherwise.
+    /// then [`arfpn_kernels::relu`] otherwise.
     pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Norm::Group(n) => n.forward_relu(x),

@@ -26,7 +26,7 @@
 //! | `arfpn-lab` | [`lab`] | whole fields ([`lab::detect_field`]), detection at a rescaled magnification ([`lab::detect_at_scale`]), pictures ([`lab::draw_detections`]), COCO/VOC export, counts ([`lab::class_counts`]) and the differential-count report ([`lab::count_report_html`]) |
 //!
 //! Each has its own crate docs with a table of its files. The parts the model is composed of
-//! are here too ([`backbone`], [`fpn`], [`rpn`], [`roi_align`], [`head`], [`boxes`], [`nn`],
+//! are here too ([`backbone`], [`fpn`], [`rpn`], [`roi_align`], [`head`], [`boxes`], [`nn`], [`kernels`],
 //! [`voc`], [`metrics`] with `train`), with `candle_core`, `candle_nn` and `serde_json`, so
 //! that a dependent needs only `arfpn`; [`prelude`] imports what applications use.
 //!
