@@ -274,7 +274,7 @@ def self_test():
     xt.data[0, 0, 0, 0] = xt.data[0, 0, 1, 1] = 1.0
     xt.amax((2, 3)).sum().backward()
     assert xt.grad[0, 0, 0, 0] == xt.grad[0, 0, 1, 1] == 0.5
-    # crates/arfpn-nn/src/cbam.rs doc example: ones, zero weights -> both gates 0.5.
+    # crates/arfpn-kernels/src/cbam.rs doc example: ones, zero weights -> both gates 0.5.
     z = Cbam(4, reduction=2)
     with torch.no_grad():
         for p in z.parameters():
