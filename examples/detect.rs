@@ -331,17 +331,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::to_string_pretty(&ids)?,
     )?;
     // Differential counts.
-    let total: Vec<usize> = (0..classes.len())
-        .map(|c| rows.iter().map(|r| r.counts[c]).sum())
-        .collect();
+    let total = arfpn::lab::class_totals(classes.len(), &rows);
     let all: usize = total.iter().sum();
-    let pct = |n: usize, of: usize| {
-        if of == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / of as f64
-        }
-    };
+    let pct = arfpn::lab::percent;
     let mut csv = String::from("image,class,count,percent\n");
     for r in &rows {
         let n: usize = r.counts.iter().sum();

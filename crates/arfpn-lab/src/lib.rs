@@ -38,5 +38,5 @@ mod scale;
 pub use draw::{class_colour, draw_detections, CLASS_COLOURS};
 pub use export::{class_counts, coco_results, voc_annotation, CocoDetection};
 pub use field::{detect_field, detect_tiled, FieldTiling};
-pub use report::{count_report_html, ReportImage};
+pub use report::{class_totals, count_report_html, percent, ReportImage};
 pub use scale::detect_at_scale;

@@ -33,17 +33,8 @@ pub fn count_report_html(
     score_threshold: f32,
     model: &str,
 ) -> String {
-    let total: Vec<usize> = (0..classes.len())
-        .map(|c| images.iter().map(|r| r.counts[c]).sum())
-        .collect();
+    let total = class_totals(classes.len(), images);
     let all: usize = total.iter().sum();
-    let pct = |n: usize, of: usize| {
-        if of == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / of as f64
-        }
-    };
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>arfpn differential count</title><style>\
          body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}\
@@ -62,7 +53,7 @@ pub fn count_report_html(
     html += "<table><tr><th>class</th><th>cells</th><th>%</th><th></th></tr>";
     for (c, name) in classes.iter().enumerate() {
         let [r, g, b] = class_colour(c);
-        let p = pct(total[c], all);
+        let p = percent(total[c], all);
         html += &format!(
             "<tr><td class=\"n\"><span class=\"sw\" style=\"background:rgb({r},{g},{b})\"></span>{}</td><td>{}</td><td>{p:.1}</td><td style=\"width:12em\"><div class=\"bar\" style=\"width:{p:.1}%\"></div></td></tr>",
             escape(name),
@@ -109,6 +100,22 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Text as HTML (element content or a quoted attribute).
+/// Cells of each of `classes` classes over all `images` (the report's totals row).
+pub fn class_totals(classes: usize, images: &[ReportImage]) -> Vec<usize> {
+    (0..classes)
+        .map(|c| images.iter().map(|r| r.counts[c]).sum())
+        .collect()
+}
+
+/// `n` as a percentage of `of` (0 when `of` is 0), as the report prints shares.
+pub fn percent(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
