@@ -41,6 +41,21 @@ fn detector_is_send_and_sync() {
     check::<Detector>();
 }
 
+/// `backbone()`, `rpn()` and `roi_heads()` are the modules `detect` runs: built over detached
+/// views of the weights, so a forward pass through them records no backward graph (the
+/// training modules, over the variables themselves, would).
+#[test]
+fn stage_accessors_return_the_modules_detect_runs() -> Res {
+    let det = Detector::new(tiny(&["rbc"]), 0, &Device::Cpu)?;
+    let x = image(3, 64, 64)?.unsqueeze(0)?;
+    let features = det.backbone().forward_t(&x, false)?;
+    assert!(!features.is_empty());
+    for f in &features {
+        assert!(!f.tensor.track_op(), "level {} records a graph", f.name);
+    }
+    Ok(())
+}
+
 #[test]
 fn training_losses_are_finite_and_fall() -> Res {
     let det = Detector::new(tiny(&["a", "b"]), 1, &Device::Cpu)?;
