@@ -188,7 +188,7 @@ impl Default for Tiling {
         Self {
             tile_bytes: 1 << 21,
             min_tile: 64,
-            block_rows: 128,
+            block_rows: 576,
         }
     }
 }
@@ -202,9 +202,13 @@ impl Tiling {
         t.min(l).max(1)
     }
 
-    /// Channels per block so that a block has about `block_rows` column rows.
-    fn channel_block(&self, g: &Geom) -> usize {
-        (self.block_rows / (g.kh * g.kw)).clamp(1, g.cg())
+    /// Channels per block: about `block_rows` column rows, but few enough that the
+    /// `outer × blocks` work items (`outer` independent ones, such as images × groups) give
+    /// every rayon thread one.
+    pub(crate) fn channel_block(&self, g: &Geom, outer: usize) -> usize {
+        let cb = (self.block_rows / (g.kh * g.kw)).clamp(1, g.cg().max(1));
+        let blocks_wanted = rayon::current_num_threads().div_ceil(outer.max(1));
+        cb.min(g.cg().div_ceil(blocks_wanted)).max(1)
     }
 }
 
@@ -495,7 +499,7 @@ pub(crate) fn conv_bwd_input<T: Element>(dy: &[T], wt: &[T], g: &Geom, tiling: T
         return dx;
     }
     let khw = g.kh * g.kw;
-    let cb = tiling.channel_block(g);
+    let cb = tiling.channel_block(g, g.n * g.groups);
     let lt = tiling.tile_len::<T>(cb * khw, l);
     let items: Vec<(usize, usize, (usize, usize))> = (0..g.n)
         .flat_map(|b| (0..g.groups).flat_map(move |gr| chunks(cg, cb).map(move |c| (b, gr, c))))
@@ -567,7 +571,7 @@ pub(crate) fn conv_bwd_weight<T: Element>(x: &[T], dy: &[T], g: &Geom, tiling: T
         return dw;
     }
     let khw = g.kh * g.kw;
-    let cb = tiling.channel_block(g);
+    let cb = tiling.channel_block(g, g.groups);
     let lt = tiling.tile_len::<T>(cb * khw, l);
     let items: Vec<(usize, (usize, usize))> = (0..g.groups)
         .flat_map(|gr| chunks(cg, cb).map(move |c| (gr, c)))
@@ -779,6 +783,41 @@ mod tests {
                 close(&conv_bwd_weight(&x, &dy, &g, t), &dw, "dw");
             }
         }
+    }
+
+    #[test]
+    fn channel_blocks_leave_no_thread_idle() {
+        let g = Geom {
+            n: 1,
+            c: 64,
+            h: 8,
+            w: 8,
+            o: 8,
+            kh: 3,
+            kw: 3,
+            ho: 8,
+            wo: 8,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            groups: 1,
+        };
+        let t = Tiling::default();
+        let block = |threads: usize, outer: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| t.channel_block(&g, outer))
+        };
+        // 576 rows of 3×3 taps: all 64 channels in one block on one thread...
+        assert_eq!(block(1, 1), 64);
+        // ...but one block per thread when there is nothing else to run in parallel,
+        assert_eq!(block(2, 1), 32);
+        assert_eq!(block(3, 1), 22);
+        // and whole blocks again when images or groups already give every thread an item.
+        assert_eq!(block(2, 2), 64);
+        assert_eq!(block(64, 1), 1);
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
     y
 }
 
+/// Column rows per channel block in the AMX gradients: the value they were tuned with on
+/// the Intel machine (the f32 kernels' 576 was tuned later, on an AMD machine without AMX).
+const AMX_BLOCK_ROWS: usize = 128;
+
 /// [`conv_bwd_input`] with bf16 operands and f32 accumulation on AMX; the caller checks
 /// `amx::available()`.
 ///
@@ -116,6 +120,10 @@ pub(crate) fn conv_fwd_bf16(x: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> 
 /// are (block of input channels) per image, as in [`conv_bwd_input`], scattering through
 /// col2im into their own planes of `dx`.
 pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    let tiling = Tiling {
+        block_rows: AMX_BLOCK_ROWS,
+        ..tiling
+    };
     use crate::amx::{
         gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, panel_stride, up32, PackedA, RawGemm,
     };
@@ -187,7 +195,7 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
     }
     let mut dx = vec![0f32; total];
     let khw = g.kh * g.kw;
-    let cb = tiling.channel_block(g);
+    let cb = tiling.channel_block(g, g.groups);
     let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);
     let blocks: Vec<(usize, usize, usize)> = (0..g.groups)
         .flat_map(|gr| chunks(cg, cb).map(move |(c0, nc)| (gr, c0, nc)))
@@ -256,6 +264,10 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
 /// block of input channels, as in [`conv_bwd_weight`]) accumulates its block in f32 and
 /// writes its columns of `dW` once.
 pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    let tiling = Tiling {
+        block_rows: AMX_BLOCK_ROWS,
+        ..tiling
+    };
     use crate::amx::{gemm_raw, pack_b_transposed, panel_stride, up32, PackedA, RawGemm};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
@@ -274,7 +286,7 @@ pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tili
         let threads = rayon::current_num_threads().max(1);
         (1, up32(cg.div_ceil(2 * threads)).min(cg))
     } else {
-        (g.kh * g.kw, tiling.channel_block(g))
+        (g.kh * g.kw, tiling.channel_block(g, g.groups))
     };
     let lt = up32(tiling.tile_len::<f32>(cb * khw, l)).min(lp);
     let items: Vec<(usize, (usize, usize))> = (0..g.groups)
