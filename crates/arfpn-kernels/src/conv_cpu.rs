@@ -15,6 +15,7 @@ use std::ops::Range;
 use crate::element::{at_least, Element};
 
 mod bf16;
+mod winograd;
 pub(crate) use bf16::{conv_bwd_input_bf16, conv_bwd_weight_bf16, conv_fwd_bf16};
 
 /// Sizes of one convolution; all validated by the caller (`conv::Geometry::new`).
@@ -390,6 +391,15 @@ fn chunks(total: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
 /// Work items are (image, group, tile of output positions); each builds its column tile in
 /// a per-thread buffer and multiplies it single-threaded, items running in parallel.
 pub(crate) fn conv_fwd<T: Element>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
+    if winograd::applies(g) {
+        winograd::conv_fwd(x, wt, g)
+    } else {
+        conv_fwd_im2col(x, wt, g, tiling)
+    }
+}
+
+/// [`conv_fwd`] through column matrices (im2col), for every geometry.
+fn conv_fwd_im2col<T: Element>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let total = g.n * g.o * l;
     if k == 0 {
@@ -472,6 +482,15 @@ pub(crate) fn conv_fwd<T: Element>(x: &[T], wt: &[T], g: &Geom, tiling: Tiling) 
 /// Work items are (image, group, block of input channels): `dcols = W[:, block]ᵀ · dY`, tile by
 /// tile, scattered by col2im into that block's planes of `dx` (disjoint between items).
 pub(crate) fn conv_bwd_input<T: Element>(dy: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
+    if winograd::applies(g) {
+        winograd::conv_bwd_input(dy, wt, g)
+    } else {
+        conv_bwd_input_im2col(dy, wt, g, tiling)
+    }
+}
+
+/// [`conv_bwd_input`] through column matrices (im2col), for every geometry.
+fn conv_bwd_input_im2col<T: Element>(dy: &[T], wt: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let mut dx = vec![T::ZERO; g.n * g.c * g.h * g.w];
     if g.is_pointwise() {
@@ -544,6 +563,15 @@ pub(crate) fn conv_bwd_input<T: Element>(dy: &[T], wt: &[T], g: &Geom, tiling: T
 /// Work items are (group, block of input channels): `dW[:, block] = Σ_images Σ_tiles dY ·
 /// cols(block)ᵀ`, accumulated in place (columns of dW disjoint between items).
 pub(crate) fn conv_bwd_weight<T: Element>(x: &[T], dy: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
+    if winograd::applies(g) {
+        winograd::conv_bwd_weight(x, dy, g)
+    } else {
+        conv_bwd_weight_im2col(x, dy, g, tiling)
+    }
+}
+
+/// [`conv_bwd_weight`] through column matrices (im2col), for every geometry.
+fn conv_bwd_weight_im2col<T: Element>(x: &[T], dy: &[T], g: &Geom, tiling: Tiling) -> Vec<T> {
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let mut dw = vec![T::ZERO; g.o * k];
     if g.is_pointwise() {
@@ -706,6 +734,89 @@ mod tests {
             .collect()
     }
 
+    /// The Winograd F(2×2, 3×3) kernels against direct loops: odd and even sizes, padding
+    /// 0, 1 and 2, two groups, two images, in f64 (to rounding) and f32 (to f32 accuracy).
+    #[test]
+    fn winograd_kernels_equal_direct_loops() {
+        // (n, c, o, h, w, pad, groups)
+        for (n, c, o, h, w, pad, groups) in [
+            (1, 16, 16, 32, 32, 1, 1),
+            (2, 16, 24, 33, 37, 0, 1),
+            (1, 20, 16, 29, 30, 2, 1),
+            (2, 32, 32, 32, 33, 1, 2),
+        ] {
+            let (ho, wo) = (h + 2 * pad - 2, w + 2 * pad - 2);
+            let g = Geom {
+                n,
+                c,
+                h,
+                w,
+                o,
+                kh: 3,
+                kw: 3,
+                ho,
+                wo,
+                stride: 1,
+                pad,
+                dil: 1,
+                groups,
+            };
+            assert!(
+                winograd::applies(&g),
+                "{g:?} should run on the Winograd kernels"
+            );
+            let x = vals(n * c * h * w, 1);
+            let wt = vals(o * (c / groups) * 9, 2);
+            let dy = vals(n * o * ho * wo, 3);
+            let (y, dx, dw) = naive(&x, &wt, &dy, &g);
+            // Largest error relative to the largest reference value.
+            let err = |got: &[f64], want: &[f64]| {
+                assert_eq!(got.len(), want.len(), "{g:?}");
+                let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+                let e = got
+                    .iter()
+                    .zip(want)
+                    .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                e / scale
+            };
+            for (what, e) in [
+                ("y", err(&winograd::conv_fwd(&x, &wt, &g), &y)),
+                ("dx", err(&winograd::conv_bwd_input(&dy, &wt, &g), &dx)),
+                ("dw", err(&winograd::conv_bwd_weight(&x, &dy, &g), &dw)),
+            ] {
+                assert!(e < 1e-14, "{what}: f64 error {e:e}, {g:?}");
+            }
+            // In f32, within a few times the error of the im2col kernels.
+            let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let d = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+            let (x32, w32, dy32) = (f(&x), f(&wt), f(&dy));
+            let t = Tiling::default();
+            for (what, wino, direct) in [
+                (
+                    "y",
+                    err(&d(winograd::conv_fwd(&x32, &w32, &g)), &y),
+                    err(&d(conv_fwd_im2col(&x32, &w32, &g, t)), &y),
+                ),
+                (
+                    "dx",
+                    err(&d(winograd::conv_bwd_input(&dy32, &w32, &g)), &dx),
+                    err(&d(conv_bwd_input_im2col(&dy32, &w32, &g, t)), &dx),
+                ),
+                (
+                    "dw",
+                    err(&d(winograd::conv_bwd_weight(&x32, &dy32, &g)), &dw),
+                    err(&d(conv_bwd_weight_im2col(&x32, &dy32, &g, t)), &dw),
+                ),
+            ] {
+                println!("{what}: f32 error {wino:.2e} (im2col {direct:.2e}), {g:?}");
+                assert!(
+                    wino < 4.0 * direct.max(1e-7),
+                    "{what}: {wino:e} vs {direct:e}, {g:?}"
+                );
+            }
+        }
+    }
+
     /// The tiled kernels against direct loops, with tilings small enough that tiles split
     /// output rows and channel blocks split the input channels.
     #[test]
@@ -767,7 +878,7 @@ mod tests {
                         assert!((u - v).abs() < 1e-9, "case {ci} {t:?} {what}: {u} vs {v}");
                     }
                 };
-                close(&conv_fwd(&x, &wt, &g, t), &y, "forward");
+                close(&conv_fwd_im2col(&x, &wt, &g, t), &y, "forward");
                 // The forward's column tiles live in a per-thread scratch buffer that is
                 // never cleared: NaN left in it by an earlier user must not reach the output.
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -776,11 +887,11 @@ mod tests {
                     .expect("a one-thread pool");
                 let poisoned = pool.install(|| {
                     f64::with_scratch(1 << 16, |s| s.fill(f64::NAN));
-                    conv_fwd(&x, &wt, &g, t)
+                    conv_fwd_im2col(&x, &wt, &g, t)
                 });
                 close(&poisoned, &y, "forward after a NaN scratch");
-                close(&conv_bwd_input(&dy, &wt, &g, t), &dx, "dx");
-                close(&conv_bwd_weight(&x, &dy, &g, t), &dw, "dw");
+                close(&conv_bwd_input_im2col(&dy, &wt, &g, t), &dx, "dx");
+                close(&conv_bwd_weight_im2col(&x, &dy, &g, t), &dw, "dw");
             }
         }
     }
