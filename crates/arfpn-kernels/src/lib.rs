@@ -8,6 +8,7 @@
 //! | `conv.rs` | [`conv2d_op`], [`Conv2dConfig`]: the convolution's custom ops (forward, input, weight and bias gradients); candle's conv on other devices |
 //! | `conv_cpu.rs` | im2col / col2im tiles around the `gemm` crate's product (f32, f64) |
 //! | `conv_cpu/bf16.rs` | the same with bf16 operands on AMX |
+//! | `conv_cpu/winograd.rs` | Winograd F(2×2, 3×3): the 3×3 stride-1 convolutions on maps of ≥ 256 2×2 tiles, 2.25× fewer multiply-adds (f32, f64; `ARFPN_NO_WINOGRAD=1` turns it off) |
 //! | `matmul.rs` | [`matmul_transposed`]: a linear layer's product, bf16 on AMX in a bf16 scope |
 //! | `amx.rs` | bf16 rounding and packing into AMX tile layouts, the blocked product's driver |
 //! | `amx/x86.rs` | the `TDPBF16PS` kernel in inline assembly, CPUID and the kernel's permission |
