@@ -96,12 +96,14 @@ impl Plan {
     }
 }
 
-/// `U[ξ][o][c] = (G w[o, c] Gᵀ)[ξ]` for kernels `w: [cout, cin, 3, 3]` (`flip`: read
-/// `w[c, o, 2-i, 2-j]` from `w: [cin, cout, 3, 3]` instead, for the input gradient).
+/// `U[o][ξ][c] = (G w[o, c] Gᵀ)[ξ]` for kernels `w: [cout, cin, 3, 3]` (`flip`: read
+/// `w[c, o, 2-i, 2-j]` from `w: [cin, cout, 3, 3]` instead, for the input gradient), in
+/// parallel over output channels. Position ξ's matrix `U[·][ξ][·]` is `cout × cin` at row
+/// stride `16 · cin`.
 fn transform_weights<T: Element>(w: &[T], cout: usize, cin: usize, flip: bool) -> Vec<T> {
     let half = T::of(0.5);
     let mut u = vec![T::ZERO; 16 * cout * cin];
-    for o in 0..cout {
+    u.par_chunks_mut(16 * cin).enumerate().for_each(|(o, uo)| {
         for c in 0..cin {
             let g = |i: usize, j: usize| {
                 if flip {
@@ -121,12 +123,49 @@ fn transform_weights<T: Element>(w: &[T], cout: usize, cin: usize, flip: bool) -
                 let (a, b, e) = (row[0], row[1], row[2]);
                 let vals = [a, (a + b + e) * half, (a - b + e) * half, e];
                 for (j, v) in vals.into_iter().enumerate() {
-                    u[((i * 4 + j) * cout + o) * cin + c] = v;
+                    uo[(i * 4 + j) * cin + c] = v;
                 }
             }
         }
-    }
+    });
     u
+}
+
+/// `dst = a + b` element-wise (a loop the compiler vectorises).
+fn add<T: Element>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
+        *d = *a + *b;
+    }
+}
+
+/// `dst = a - b` element-wise.
+fn sub<T: Element>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
+        *d = *a - *b;
+    }
+}
+
+/// `dst = a + b + c` element-wise.
+fn add3<T: Element>(dst: &mut [T], a: &[T], b: &[T], c: &[T]) {
+    for (((d, a), b), c) in dst.iter_mut().zip(a).zip(b).zip(c) {
+        *d = *a + *b + *c;
+    }
+}
+
+/// `dst = a - b - c` element-wise.
+fn sub3<T: Element>(dst: &mut [T], a: &[T], b: &[T], c: &[T]) {
+    for (((d, a), b), c) in dst.iter_mut().zip(a).zip(b).zip(c) {
+        *d = *a - *b - *c;
+    }
+}
+
+/// Splits `src` into its even- and odd-indexed values (`even[k] = src[2k]`,
+/// `odd[k] = src[2k + 1]`), so that the tiles' columns are read at unit stride.
+fn deinterleave<T: Element>(src: &[T], even: &mut [T], odd: &mut [T]) {
+    for ((pair, e), o) in src.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+        *e = pair[0];
+        *o = pair[1];
+    }
 }
 
 /// `V[ξ][c][t] = (Bᵀ d B)[ξ]` for the tiles of tile rows `ty0..ty0 + rows` of the input
@@ -135,58 +174,43 @@ fn transform_input<T: Element>(x: &[T], p: &Plan, ty0: usize, rows: usize, v: &m
     let (_, tw) = p.tiles();
     let tb = rows * tw;
     let pw = 2 * tw + 2;
-    let mut prow = vec![T::ZERO; 4 * pw];
+    let mut prow = vec![T::ZERO; pw];
+    let (mut even, mut odd) = (vec![T::ZERO; tw + 1], vec![T::ZERO; tw + 1]);
+    // hx[k][j]: row k of the patch after Bᵀ across (column combination j), per tile.
     let mut hx = vec![T::ZERO; 16 * tw];
     for c in 0..p.cin {
         let plane = &x[c * p.hin * p.win..(c + 1) * p.hin * p.win];
         for r in 0..rows {
             let ty = ty0 + r;
-            // The four input rows of this tile row, zero-padded to 2·tw + 2 columns.
-            for (k, pr) in prow.chunks_mut(pw).enumerate() {
+            for (k, hk) in hx.chunks_mut(4 * tw).enumerate() {
+                // Input row 2·ty + k - pad, zero-padded to 2·tw + 2 columns.
                 let iy = (2 * ty + k) as isize - p.pad as isize;
-                pr.fill(T::ZERO);
+                prow.fill(T::ZERO);
                 if iy >= 0 && (iy as usize) < p.hin {
                     let src = &plane[iy as usize * p.win..(iy as usize + 1) * p.win];
                     let n = p.win.min(pw - p.pad);
-                    pr[p.pad..p.pad + n].copy_from_slice(&src[..n]);
+                    prow[p.pad..p.pad + n].copy_from_slice(&src[..n]);
                 }
-            }
-            // Across each row: (d0 - d2, d1 + d2, d2 - d1, d1 - d3) per tile.
-            for (k, pr) in prow.chunks(pw).enumerate() {
-                let (h0, rest) = hx[k * 4 * tw..(k + 1) * 4 * tw].split_at_mut(tw);
+                // Tile tx reads d0..d3 = even[tx], odd[tx], even[tx+1], odd[tx+1]:
+                // (d0 - d2, d1 + d2, d2 - d1, d1 - d3).
+                deinterleave(&prow, &mut even, &mut odd);
+                let (h0, rest) = hk.split_at_mut(tw);
                 let (h1, rest) = rest.split_at_mut(tw);
                 let (h2, h3) = rest.split_at_mut(tw);
-                for tx in 0..tw {
-                    let d = &pr[2 * tx..2 * tx + 4];
-                    h0[tx] = d[0] - d[2];
-                    h1[tx] = d[1] + d[2];
-                    h2[tx] = d[2] - d[1];
-                    h3[tx] = d[1] - d[3];
-                }
+                sub(h0, &even[..tw], &even[1..]);
+                add(h1, &odd[..tw], &even[1..]);
+                sub(h2, &even[1..], &odd[..tw]);
+                sub(h3, &odd[..tw], &odd[1..]);
             }
             // Down each column, the same combination of the four rows.
             for j in 0..4 {
                 let row = |k: usize| &hx[(k * 4 + j) * tw..(k * 4 + j + 1) * tw];
                 let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
                 let at = |i: usize| ((i * 4 + j) * p.cin + c) * tb + r * tw;
-                let combos: [(&[T], &[T], bool); 4] = [
-                    (r0, r2, false),
-                    (r1, r2, true),
-                    (r2, r1, false),
-                    (r1, r3, false),
-                ];
-                for (i, (a, b, add)) in combos.into_iter().enumerate() {
-                    let dst = &mut v[at(i)..at(i) + tw];
-                    if add {
-                        for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
-                            *d = *a + *b;
-                        }
-                    } else {
-                        for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
-                            *d = *a - *b;
-                        }
-                    }
-                }
+                sub(&mut v[at(0)..at(0) + tw], r0, r2);
+                add(&mut v[at(1)..at(1) + tw], r1, r2);
+                sub(&mut v[at(2)..at(2) + tw], r2, r1);
+                sub(&mut v[at(3)..at(3) + tw], r1, r3);
             }
         }
     }
@@ -201,38 +225,41 @@ fn transform_input<T: Element>(x: &[T], p: &Plan, ty0: usize, rows: usize, v: &m
 unsafe fn transform_output<T: Element>(m: &[T], p: &Plan, ty0: usize, rows: usize, y: *mut T) {
     let (_, tw) = p.tiles();
     let tb = rows * tw;
-    let mut out = vec![T::ZERO; 2 * 2 * tw];
+    // s[a][j]: row a of Aᵀ M (column j), per tile; then the two output columns per tile.
+    let mut s = vec![T::ZERO; 8 * tw];
+    let (mut even, mut odd) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
+    let mut out = vec![T::ZERO; 2 * tw];
     for o in 0..p.cout {
         for r in 0..rows {
-            let ms: [&[T]; 16] =
-                std::array::from_fn(|xi| &m[(xi * p.cout + o) * tb + r * tw..][..tw]);
-            let (top, bottom) = out.split_at_mut(2 * tw);
-            for (tx, (t, b)) in top
-                .chunks_exact_mut(2)
-                .zip(bottom.chunks_exact_mut(2))
-                .enumerate()
-            {
-                let mm = |i: usize, j: usize| ms[i * 4 + j][tx];
-                // S = Aᵀ M: rows (M0 + M1 + M2, M1 - M2 - M3); then Y = S A likewise.
-                let s0 = |j: usize| mm(0, j) + mm(1, j) + mm(2, j);
-                let s1 = |j: usize| mm(1, j) - mm(2, j) - mm(3, j);
-                let (a0, a1, a2, a3) = (s0(0), s0(1), s0(2), s0(3));
-                t[0] = a0 + a1 + a2;
-                t[1] = a1 - a2 - a3;
-                let (b0, b1, b2, b3) = (s1(0), s1(1), s1(2), s1(3));
-                b[0] = b0 + b1 + b2;
-                b[1] = b1 - b2 - b3;
+            let ms = |xi: usize| &m[(xi * p.cout + o) * tb + r * tw..][..tw];
+            let (s0, s1) = s.split_at_mut(4 * tw);
+            for j in 0..4 {
+                // Aᵀ rows: (M0 + M1 + M2, M1 - M2 - M3).
+                add3(&mut s0[j * tw..(j + 1) * tw], ms(j), ms(4 + j), ms(8 + j));
+                sub3(
+                    &mut s1[j * tw..(j + 1) * tw],
+                    ms(4 + j),
+                    ms(8 + j),
+                    ms(12 + j),
+                );
             }
-            let ty = ty0 + r;
-            for (a, src) in out.chunks(2 * tw).enumerate() {
-                let oy = 2 * ty + a;
-                if oy < p.hout {
-                    let off = (o * p.hout + oy) * p.wout;
-                    // SAFETY: row oy of plane o lies inside `y` and belongs to this caller
-                    // (see the function's contract).
-                    let dst = unsafe { std::slice::from_raw_parts_mut(y.add(off), p.wout) };
-                    dst.copy_from_slice(&src[..p.wout]);
+            for (a, sa) in s.chunks(4 * tw).enumerate() {
+                let oy = 2 * (ty0 + r) + a;
+                if oy >= p.hout {
+                    continue;
                 }
+                let col = |j: usize| &sa[j * tw..(j + 1) * tw];
+                add3(&mut even, col(0), col(1), col(2));
+                sub3(&mut odd, col(1), col(2), col(3));
+                for ((pair, e), od) in out.chunks_exact_mut(2).zip(&even).zip(&odd) {
+                    pair[0] = *e;
+                    pair[1] = *od;
+                }
+                let off = (o * p.hout + oy) * p.wout;
+                // SAFETY: row oy of plane o lies inside `y` and belongs to this caller (see
+                // the function's contract).
+                let dst = unsafe { std::slice::from_raw_parts_mut(y.add(off), p.wout) };
+                dst.copy_from_slice(&out[..p.wout]);
             }
         }
     }
@@ -243,36 +270,42 @@ unsafe fn transform_output<T: Element>(m: &[T], p: &Plan, ty0: usize, rows: usiz
 fn transform_grad<T: Element>(dy: &[T], p: &Plan, ty0: usize, rows: usize, ut: &mut [T]) {
     let (_, tw) = p.tiles();
     let tb = rows * tw;
-    let mut rowbuf = vec![T::ZERO; 2 * 2 * tw];
+    let mut rowbuf = vec![T::ZERO; 2 * tw];
+    // h[a][j]: output row a of the tile after A across (combination j), per tile.
+    let mut h = vec![T::ZERO; 8 * tw];
+    let (mut even, mut odd) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
     for o in 0..p.cout {
         let plane = &dy[o * p.hout * p.wout..(o + 1) * p.hout * p.wout];
         for r in 0..rows {
             let ty = ty0 + r;
-            for (a, buf) in rowbuf.chunks_mut(2 * tw).enumerate() {
+            for (a, ha) in h.chunks_mut(4 * tw).enumerate() {
                 let oy = 2 * ty + a;
-                buf.fill(T::ZERO);
+                rowbuf.fill(T::ZERO);
                 if oy < p.hout {
-                    buf[..p.wout].copy_from_slice(&plane[oy * p.wout..(oy + 1) * p.wout]);
+                    rowbuf[..p.wout].copy_from_slice(&plane[oy * p.wout..(oy + 1) * p.wout]);
+                }
+                // Across: (d0, d0 + d1, d0 - d1, -d1) with d0, d1 = even, odd.
+                deinterleave(&rowbuf, &mut even, &mut odd);
+                let (h0, rest) = ha.split_at_mut(tw);
+                let (h1, rest) = rest.split_at_mut(tw);
+                let (h2, h3) = rest.split_at_mut(tw);
+                h0.copy_from_slice(&even);
+                add(h1, &even, &odd);
+                sub(h2, &even, &odd);
+                for (d, v) in h3.iter_mut().zip(&odd) {
+                    *d = T::ZERO - *v;
                 }
             }
-            let (top, bottom) = rowbuf.split_at(2 * tw);
-            // Across: (d0, d0 + d1, d0 - d1, -d1); down: the same on the two rows.
-            for tx in 0..tw {
-                let h = |row: &[T], j: usize| {
-                    let (d0, d1) = (row[2 * tx], row[2 * tx + 1]);
-                    match j {
-                        0 => d0,
-                        1 => d0 + d1,
-                        2 => d0 - d1,
-                        _ => T::ZERO - d1,
-                    }
-                };
-                for j in 0..4 {
-                    let (t, b) = (h(top, j), h(bottom, j));
-                    let vals = [t, t + b, t - b, T::ZERO - b];
-                    for (i, val) in vals.into_iter().enumerate() {
-                        ut[((i * 4 + j) * p.cout + o) * tb + r * tw + tx] = val;
-                    }
+            // Down: (t, t + b, t - b, -b) from the top and bottom rows.
+            let (top, bottom) = h.split_at(4 * tw);
+            for j in 0..4 {
+                let (t, b) = (&top[j * tw..(j + 1) * tw], &bottom[j * tw..(j + 1) * tw]);
+                let at = |i: usize| ((i * 4 + j) * p.cout + o) * tb + r * tw;
+                ut[at(0)..at(0) + tw].copy_from_slice(t);
+                add(&mut ut[at(1)..at(1) + tw], t, b);
+                sub(&mut ut[at(2)..at(2) + tw], t, b);
+                for (d, v) in ut[at(3)..at(3) + tw].iter_mut().zip(b) {
+                    *d = T::ZERO - *v;
                 }
             }
         }
@@ -314,8 +347,8 @@ fn run_forward<'a, T: Element>(
                     &mut m[xi * p.cout * tb..(xi + 1) * p.cout * tb],
                     tb,
                     false,
-                    &u[xi * p.cout * p.cin..(xi + 1) * p.cout * p.cin],
-                    (p.cin, 1),
+                    &u[xi * p.cin..],
+                    (16 * p.cin, 1),
                     &v[xi * p.cin * tb..(xi + 1) * p.cin * tb],
                     (tb, 1),
                     gemm::Parallelism::None,
@@ -454,8 +487,8 @@ pub(crate) fn conv_bwd_weight<T: Element>(x: &[T], dy: &[T], g: &Geom) -> Vec<T>
                         og,
                         cg,
                         tb,
-                        &mut dug[xi * og * cg..(xi + 1) * og * cg],
-                        cg,
+                        &mut dug[xi * cg..],
+                        16 * cg,
                         true,
                         &ut[xi * og * tb..(xi + 1) * og * tb],
                         (tb, 1),
@@ -468,27 +501,29 @@ pub(crate) fn conv_bwd_weight<T: Element>(x: &[T], dy: &[T], g: &Geom) -> Vec<T>
             du
         })
         .collect();
+    // Σ over the runs, then dw = Gᵀ dU G per (output channel, input channel), in parallel
+    // over output channels (`du: [O][16][cg]` and `dw: [O][cg][9]`, groups in turn).
     let mut du = vec![T::ZERO; g.groups * per_group];
-    for s in &sums {
-        for (a, b) in du.iter_mut().zip(s) {
-            *a += *b;
+    du.par_chunks_mut(16 * cg).enumerate().for_each(|(o, d)| {
+        for s in &sums {
+            for (a, b) in d.iter_mut().zip(&s[o * 16 * cg..(o + 1) * 16 * cg]) {
+                *a += *b;
+            }
         }
-    }
-    // dw = Gᵀ dU G per (group, o, c).
+    });
     let half = T::of(0.5);
     let mut dw = vec![T::ZERO; g.o * cg * 9];
-    for gr in 0..g.groups {
-        let dug = &du[gr * per_group..(gr + 1) * per_group];
-        for o in 0..og {
-            for c in 0..cg {
-                let d = |i: usize, j: usize| dug[((i * 4 + j) * og + o) * cg + c];
+    dw.par_chunks_mut(cg * 9)
+        .zip(du.par_chunks(16 * cg))
+        .for_each(|(dwo, duo)| {
+            for (c, out) in dwo.chunks_exact_mut(9).enumerate() {
+                let d = |i: usize, j: usize| duo[(i * 4 + j) * cg + c];
                 // Gᵀ (3×4) rows: (1, ½, ½, 0), (0, ½, -½, 0), (0, ½, ½, 1).
                 let t: [[T; 4]; 3] = [
                     std::array::from_fn(|j| d(0, j) + (d(1, j) + d(2, j)) * half),
                     std::array::from_fn(|j| (d(1, j) - d(2, j)) * half),
                     std::array::from_fn(|j| (d(1, j) + d(2, j)) * half + d(3, j)),
                 ];
-                let out = &mut dw[((gr * og + o) * cg + c) * 9..][..9];
                 for (i, row) in t.iter().enumerate() {
                     let (a, b, e, f) = (row[0], row[1], row[2], row[3]);
                     out[i * 3] = a + (b + e) * half;
@@ -496,7 +531,6 @@ pub(crate) fn conv_bwd_weight<T: Element>(x: &[T], dy: &[T], g: &Geom) -> Vec<T>
                     out[i * 3 + 2] = (b + e) * half + f;
                 }
             }
-        }
-    }
+        });
     dw
 }
