@@ -779,6 +779,16 @@ mod tests {
                     .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
                 e / scale
             };
+            // The dispatching kernels (what the ops call) take the Winograd path here.
+            assert!(winograd::applies(&g), "{g:?}");
+            let t = Tiling::default();
+            for (what, e) in [
+                ("y", err(&conv_fwd(&x, &wt, &g, t), &y)),
+                ("dx", err(&conv_bwd_input(&dy, &wt, &g, t), &dx)),
+                ("dw", err(&conv_bwd_weight(&x, &dy, &g, t), &dw)),
+            ] {
+                assert!(e < 1e-14, "dispatched {what}: f64 error {e:e}, {g:?}");
+            }
             for (what, e) in [
                 ("y", err(&winograd::conv_fwd(&x, &wt, &g), &y)),
                 ("dx", err(&winograd::conv_bwd_input(&dy, &wt, &g), &dx)),
