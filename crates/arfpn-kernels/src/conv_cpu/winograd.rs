@@ -38,7 +38,7 @@ const MIN_CHANNELS: usize = 16;
 /// Fewest 2×2 output tiles per image (a 32×32 output). On smaller maps the 16 transformed
 /// weight matrices, repacked for every block of tiles, cost more than the multiplications
 /// saved (a 256-channel 15×20 map ran at 0.8× the im2col kernels' speed). The choice
-/// depends on the geometry only, never on the thread count, so that results do not either.
+/// depends on the geometry only, never on the thread count.
 const MIN_TILES: usize = 256;
 /// Target tiles per work item (whole rows of tiles): the transformed tiles of one item,
 /// `16 × C × tiles` values, stay in the last-level cache.
