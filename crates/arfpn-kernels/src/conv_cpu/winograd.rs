@@ -30,7 +30,7 @@
 
 use rayon::prelude::*;
 
-use super::{chunks, matmul, Geom, SharedMut};
+use super::{chunks, gather, matmul, Geom, SharedMut};
 use crate::element::Element;
 
 /// Fewest channels (input and output, per group) for which the transforms pay off.
@@ -160,12 +160,11 @@ fn sub3<T: Element>(dst: &mut [T], a: &[T], b: &[T], c: &[T]) {
 }
 
 /// Splits `src` into its even- and odd-indexed values (`even[k] = src[2k]`,
-/// `odd[k] = src[2k + 1]`), so that the tiles' columns are read at unit stride.
+/// `odd[k] = src[2k + 1]`) with im2col's strided [`gather`], so that the tiles' columns are
+/// read at unit stride.
 fn deinterleave<T: Element>(src: &[T], even: &mut [T], odd: &mut [T]) {
-    for ((pair, e), o) in src.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
-        *e = pair[0];
-        *o = pair[1];
-    }
+    gather(even, src, 2);
+    gather(odd, &src[1..], 2);
 }
 
 /// `V[ξ][c][t] = (Bᵀ d B)[ξ]` for the tiles of tile rows `ty0..ty0 + rows` of the input
@@ -312,16 +311,29 @@ fn transform_grad<T: Element>(dy: &[T], p: &Plan, ty0: usize, rows: usize, ut: &
     }
 }
 
-/// `y = conv(x, w)` for one plan over `n` (image, group) pairs: `x_of(i)`, `u_of(i)` and the
-/// output offset `y_off(i)` of pair `i`; work items are (pair, block of tile rows).
-fn run_forward<'a, T: Element>(
+/// `y = conv(input, w)` for one plan over `n` images of `groups` groups:
+/// `input: [n, groups · cin, hin, win]` → `[n, groups · cout, hout, wout]`, with the kernels
+/// `wt` transformed per group (`flip`: as for the input gradient, see [`transform_weights`]).
+/// Work items are ((image, group) pair, block of tile rows).
+fn forward_pass<T: Element>(
     p: &Plan,
-    pairs: usize,
-    x_of: impl Fn(usize) -> (&'a [T], &'a [T]) + Sync,
-    y: &mut [T],
-    y_off: impl Fn(usize) -> usize + Sync,
-) {
+    n: usize,
+    groups: usize,
+    input: &[T],
+    wt: &[T],
+    flip: bool,
+) -> Vec<T> {
+    let (plane_in, plane_out) = (p.hin * p.win, p.hout * p.wout);
+    let per_group = p.cout * p.cin * 9;
+    let us: Vec<Vec<T>> = (0..groups)
+        .map(|gr| {
+            let w = &wt[gr * per_group..(gr + 1) * per_group];
+            transform_weights(w, p.cout, p.cin, flip)
+        })
+        .collect();
+    let mut y = vec![T::ZERO; n * groups * p.cout * plane_out];
     let (th, tw) = p.tiles();
+    let pairs = n * groups;
     let rb = p.rows_per_block(pairs);
     let items: Vec<(usize, (usize, usize))> = (0..pairs)
         .flat_map(|i| chunks(th, rb).map(move |b| (i, b)))
@@ -336,7 +348,9 @@ fn run_forward<'a, T: Element>(
             )
         },
         |(v, m), (i, (ty0, rows))| {
-            let (x, u) = x_of(i);
+            // Pair i = image · groups + group: its planes follow each other in `input`/`y`.
+            let x = &input[i * p.cin * plane_in..][..p.cin * plane_in];
+            let u = &us[i % groups];
             let tb = rows * tw;
             transform_input(x, p, ty0, rows, v);
             for xi in 0..16 {
@@ -354,83 +368,43 @@ fn run_forward<'a, T: Element>(
                     gemm::Parallelism::None,
                 );
             }
-            let off = y_off(i);
-            assert!(off + p.cout * p.hout * p.wout <= ylen);
+            let off = i * p.cout * plane_out;
+            assert!(off + p.cout * plane_out <= ylen);
             // SAFETY: item (i, rows) alone writes output rows 2·ty0..2·(ty0+rows) of pair
             // i's planes, which lie inside `y` (asserted).
             unsafe { transform_output(m, p, ty0, rows, yp.ptr().add(off)) };
         },
     );
+    y
 }
 
 /// Forward: `x [N, C, H, W]`, `wt [O, C/groups, 3, 3]` → `[N, O, Ho, Wo]` (see [`applies`]).
 pub(crate) fn conv_fwd<T: Element>(x: &[T], wt: &[T], g: &Geom) -> Vec<T> {
-    let (cg, og) = (g.cg(), g.og());
     let p = Plan {
-        cin: cg,
+        cin: g.cg(),
         hin: g.h,
         win: g.w,
-        cout: og,
+        cout: g.og(),
         hout: g.ho,
         wout: g.wo,
         pad: g.pad,
     };
-    let us: Vec<Vec<T>> = (0..g.groups)
-        .map(|gr| transform_weights(&wt[gr * og * cg * 9..(gr + 1) * og * cg * 9], og, cg, false))
-        .collect();
-    let mut y = vec![T::ZERO; g.n * g.o * g.ho * g.wo];
-    let plane_in = g.h * g.w;
-    run_forward(
-        &p,
-        g.n * g.groups,
-        |i| {
-            let (b, gr) = (i / g.groups, i % g.groups);
-            (
-                &x[(b * g.c + gr * cg) * plane_in..][..cg * plane_in],
-                &us[gr][..],
-            )
-        },
-        &mut y,
-        |i| {
-            let (b, gr) = (i / g.groups, i % g.groups);
-            (b * g.o + gr * og) * g.ho * g.wo
-        },
-    );
-    y
+    forward_pass(&p, g.n, g.groups, x, wt, false)
 }
 
 /// Input gradient: `dy [N, O, Ho, Wo]`, `wt` → `dx [N, C, H, W]`, as the forward of `dy`
 /// with the flipped, transposed kernel and padding `2 - pad`.
 pub(crate) fn conv_bwd_input<T: Element>(dy: &[T], wt: &[T], g: &Geom) -> Vec<T> {
-    let (cg, og) = (g.cg(), g.og());
     let p = Plan {
-        cin: og,
+        cin: g.og(),
         hin: g.ho,
         win: g.wo,
-        cout: cg,
+        cout: g.cg(),
         hout: g.h,
         wout: g.w,
         pad: 2 - g.pad,
     };
-    let us: Vec<Vec<T>> = (0..g.groups)
-        .map(|gr| transform_weights(&wt[gr * og * cg * 9..(gr + 1) * og * cg * 9], cg, og, true))
-        .collect();
-    let mut dx = vec![T::ZERO; g.n * g.c * g.h * g.w];
-    let l = g.ho * g.wo;
-    run_forward(
-        &p,
-        g.n * g.groups,
-        |i| {
-            let (b, gr) = (i / g.groups, i % g.groups);
-            (&dy[(b * g.o + gr * og) * l..][..og * l], &us[gr][..])
-        },
-        &mut dx,
-        |i| {
-            let (b, gr) = (i / g.groups, i % g.groups);
-            (b * g.c + gr * cg) * g.h * g.w
-        },
-    );
-    dx
+    forward_pass(&p, g.n, g.groups, dy, wt, true)
 }
 
 /// Weight gradient: `x`, `dy` → `dw [O, C/groups, 3, 3]`.
