@@ -98,13 +98,13 @@ def compare(args):
         n = len(ious)
         iou = torch.tensor(ious)
         ds = torch.tensor(dss)
-        labels = len(tb) - n  # torchvision's detections with no partner of the same label
-        ok = len(tb) == len(ob) and labels == 0 and (n == 0 or (iou.min() >= 0.999 and ds.max() <= 1e-4))
+        unpaired = len(tb) - n  # torchvision's detections with no partner of the same label
+        ok = len(tb) == len(ob) and unpaired == 0 and (n == 0 or (iou.min() >= 0.999 and ds.max() <= 1e-4))
         all_ok &= bool(ok)
         if n:
             worst_iou, worst_score = min(worst_iou, iou.min().item()), max(worst_score, ds.max().item())
         print(f"{name}: torchvision {len(tb)}, arfpn {len(ob)}, min IoU {iou.min().item() if n else 1:.6f}, "
-              f"max |dscore| {ds.max().item() if n else 0:.2e}, unpaired {labels}{'' if ok else '  <-- differs'}")
+              f"max |dscore| {ds.max().item() if n else 0:.2e}, unpaired {unpaired}{'' if ok else '  <-- differs'}")
     print(f"all images: min IoU {worst_iou:.6f}, max |dscore| {worst_score:.2e}: {'SAME' if all_ok else 'DIFFERENT'}")
     sys.exit(0 if all_ok else 1)
 

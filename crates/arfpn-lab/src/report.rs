@@ -99,7 +99,6 @@ fn base64(bytes: &[u8]) -> String {
     s
 }
 
-/// Text as HTML (element content or a quoted attribute).
 /// Cells of each of `classes` classes over all `images` (the report's totals row).
 pub fn class_totals(classes: usize, images: &[ReportImage]) -> Vec<usize> {
     (0..classes)
@@ -116,6 +115,7 @@ pub fn percent(n: usize, of: usize) -> f64 {
     }
 }
 
+/// Text as HTML (element content or a quoted attribute).
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

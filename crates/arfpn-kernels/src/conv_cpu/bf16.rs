@@ -120,12 +120,12 @@ const AMX_BLOCK_ROWS: usize = 128;
 /// are (block of input channels) per image, as in [`conv_bwd_input`], scattering through
 /// col2im into their own planes of `dx`.
 pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    use crate::amx::{
+        gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, panel_stride, up32, PackedA, RawGemm,
+    };
     let tiling = Tiling {
         block_rows: AMX_BLOCK_ROWS,
         ..tiling
-    };
-    use crate::amx::{
-        gemm_raw, gemm_raw_parallel, pack_b_rows_parallel, panel_stride, up32, PackedA, RawGemm,
     };
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
@@ -264,11 +264,11 @@ pub(crate) fn conv_bwd_input_bf16(dy: &[f32], wt: &[f32], g: &Geom, tiling: Tili
 /// block of input channels, as in [`conv_bwd_weight`]) accumulates its block in f32 and
 /// writes its columns of `dW` once.
 pub(crate) fn conv_bwd_weight_bf16(x: &[f32], dy: &[f32], g: &Geom, tiling: Tiling) -> Vec<f32> {
+    use crate::amx::{gemm_raw, pack_b_transposed, panel_stride, up32, PackedA, RawGemm};
     let tiling = Tiling {
         block_rows: AMX_BLOCK_ROWS,
         ..tiling
     };
-    use crate::amx::{gemm_raw, pack_b_transposed, panel_stride, up32, PackedA, RawGemm};
     let (cg, og, k, l) = (g.cg(), g.og(), g.k(), g.l());
     let (lp, ogp) = (up32(l), up32(og));
     let mut dw = vec![0f32; g.o * k];
