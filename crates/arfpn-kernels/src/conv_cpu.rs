@@ -825,6 +825,38 @@ mod tests {
         }
     }
 
+    /// Winograd runs the 3×3 stride-1 convolutions on outputs of 256 2×2 tiles and more
+    /// with ≥ 16 channels per group; im2col everything else (smaller maps, strided, dilated,
+    /// thin, other kernel sizes).
+    #[test]
+    fn winograd_applies_to_the_shapes_it_pays_on() {
+        let geom = |c: usize, ho: usize, wo: usize, k: usize, stride: usize, dil: usize| Geom {
+            n: 1,
+            c,
+            h: ho * stride,
+            w: wo * stride,
+            o: c,
+            kh: k,
+            kw: k,
+            ho,
+            wo,
+            stride,
+            pad: dil * (k / 2),
+            dil,
+            groups: 1,
+        };
+        assert!(winograd::applies(&geom(256, 120, 160, 3, 1, 1)));
+        assert!(winograd::applies(&geom(256, 30, 40, 3, 1, 1)));
+        assert!(winograd::applies(&geom(16, 32, 32, 3, 1, 1)));
+        // 80 tiles: too few.
+        assert!(!winograd::applies(&geom(512, 15, 20, 3, 1, 1)));
+        assert!(!winograd::applies(&geom(128, 60, 80, 3, 2, 1)));
+        assert!(!winograd::applies(&geom(128, 60, 80, 3, 1, 2)));
+        assert!(!winograd::applies(&geom(8, 120, 160, 3, 1, 1)));
+        assert!(!winograd::applies(&geom(256, 120, 160, 1, 1, 1)));
+        assert!(!winograd::applies(&geom(64, 120, 160, 5, 1, 1)));
+    }
+
     /// The tiled kernels against direct loops, with tilings small enough that tiles split
     /// output rows and channel blocks split the input channels.
     #[test]
